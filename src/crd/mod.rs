@@ -5,8 +5,13 @@
 //! and `crds/` holds the committed output, which a test keeps in sync.
 
 pub mod common;
+// Clippy reads the repeated `type_ = "string"` of several `printcolumn(...)` derive arguments
+// as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 pub mod pingone_integration;
+#[allow(clippy::duplicated_attributes)]
 pub mod promotion;
+#[allow(clippy::duplicated_attributes)]
 pub mod tenant_environment;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -12,4 +12,5 @@
 pub mod admission;
 pub mod crd;
 pub mod http;
+pub mod manifests;
 pub mod secret;

@@ -10,7 +10,10 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod aic;
 pub mod crd;
 pub mod http;
 pub mod manifests;
 pub mod secret;
+#[cfg(feature = "dev-tools")]
+pub mod sim;

@@ -76,15 +76,19 @@ impl Worker {
         self
     }
 
-    /// Whether the writable attributes equal `other`'s (ignores id and revision).
-    pub fn same_config(&self, other: &Worker) -> bool {
-        self.client_id == other.client_id
-            && self.client_secret_purpose == other.client_secret_purpose
-            && self.environment_id == other.environment_id
-            && self.api_url == other.api_url
-            && self.auth_url == other.auth_url
-            && self.use_credential == other.use_credential
-            && self.other == other.other
+    /// Whether this (read) worker already has everything `desired` sets. Attributes `desired`
+    /// leaves out are ignored: AM fills defaults for them.
+    pub fn satisfies(&self, desired: &Worker) -> bool {
+        self.client_id == desired.client_id
+            && self.client_secret_purpose == desired.client_secret_purpose
+            && self.environment_id == desired.environment_id
+            && self.api_url == desired.api_url
+            && self.auth_url == desired.auth_url
+            && self.use_credential == desired.use_credential
+            && desired
+                .other
+                .iter()
+                .all(|(name, value)| self.other.get(name) == Some(value))
     }
 }
 
@@ -140,7 +144,7 @@ pub async fn upsert_worker<A: AicApi>(
     desired: &Worker,
 ) -> Result<WorkerOutcome, AicError> {
     if let Some(current) = api.get_worker(id).await?
-        && current.same_config(desired)
+        && current.satisfies(desired)
     {
         return Ok(WorkerOutcome::Unchanged(current));
     }

@@ -18,7 +18,6 @@
 //! Control API, on every tenant origin under `/_sim/`: `GET state`, `GET|DELETE calls`,
 //! `POST|DELETE faults`, `GET|POST clock` (`{"advanceMs":n}`), `GET|PUT timings`.
 
-
 // Handlers return early with a ready `Response` as the error; boxing it would only add noise
 // to a test double whose speed does not matter.
 #![allow(clippy::result_large_err)]
@@ -327,6 +326,7 @@ impl AicSimulator {
                     faults: Vec::new(),
                     clock_offset_ms: 0,
                     timings: config.timings,
+                    writes_in_flight: HashMap::new(),
                 }),
                 http,
             }),
@@ -470,6 +470,16 @@ impl AicSimulator {
     /// Empties the call log.
     pub fn clear_calls(&self) {
         self.shared.lock().calls.clear();
+    }
+
+    /// The most write calls (anything but GET, token requests excluded) a tenant has served at
+    /// the same time.
+    pub fn max_concurrent_writes(&self, tenant: &str) -> u32 {
+        self.shared
+            .lock()
+            .writes_in_flight
+            .get(tenant)
+            .map_or(0, |e| e.1)
     }
 
     /// Adds a fault.
@@ -783,6 +793,16 @@ async fn observe(State(ctx): State<Ctx>, request: Request, next: Next) -> Respon
     let path = request.uri().path().to_owned();
     let query = request.uri().query().map(str::to_owned);
     let control = path.starts_with("/_sim");
+    let write = !control && method != "GET" && path != "/am/oauth2/access_token";
+    if write {
+        let mut state = ctx.state();
+        let entry = state
+            .writes_in_flight
+            .entry(ctx.tenant.to_string())
+            .or_default();
+        entry.0 += 1;
+        entry.1 = entry.1.max(entry.0);
+    }
     let fault = if control {
         None
     } else {
@@ -823,6 +843,9 @@ async fn observe(State(ctx): State<Ctx>, request: Request, next: Next) -> Respon
         }
         None => next.run(request).await,
     };
+    if write && let Some(entry) = ctx.state().writes_in_flight.get_mut(&*ctx.tenant) {
+        entry.0 -= 1;
+    }
     if !control {
         ctx.state().calls.push(CallRecord {
             tenant: ctx.tenant.to_string(),

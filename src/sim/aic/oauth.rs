@@ -135,8 +135,11 @@ pub(super) async fn token(
     if !aud_ok {
         return invalid_grant("JWT audience is not this token endpoint");
     }
+    // The assertion was signed with the caller's wall clock, so `exp` is checked against the
+    // wall clock; the simulator's (advanceable) clock governs only what it issues.
+    let wall_ms = jiff::Timestamp::now().as_millisecond();
     match claims.get("exp").and_then(Value::as_i64) {
-        Some(exp) if exp * 1000 > now_ms => {}
+        Some(exp) if exp * 1000 > wall_ms => {}
         Some(_) => return invalid_grant("JWT has expired"),
         None => return invalid_grant("JWT has no exp claim"),
     }

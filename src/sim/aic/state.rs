@@ -362,6 +362,8 @@ pub(crate) struct State {
     pub faults: Vec<Fault>,
     pub clock_offset_ms: i64,
     pub timings: Timings,
+    /// Writes being served per tenant, and the most seen at once.
+    pub writes_in_flight: HashMap<String, (u32, u32)>,
 }
 
 impl State {

@@ -982,3 +982,162 @@ async fn control_api_serves_state_calls_faults_and_clock() {
     assert_eq!(state["tenants"]["prod"]["tier"], "production");
     running.stop().await;
 }
+
+#[tokio::test]
+async fn promotions_run_for_a_while_and_sandboxes_cannot_be_promoted() {
+    let mut timings = instant();
+    timings.promotion_ms = 3_600_000;
+    let (sim, running) = start(timings).await;
+    let uat = client(&running, "uat");
+    let id = promotion::ensure_locked(&uat, poll(), |_| {})
+        .await
+        .unwrap();
+    uat.promote(&PromotionRequest {
+        dry_run: true,
+        ..request()
+    })
+    .await
+    .unwrap();
+    let progress = uat.promotion_progress().await.unwrap();
+    assert!(progress.is_running(), "{progress:?}");
+    // Unlocking during a promotion conflicts.
+    assert_eq!(
+        uat.unlock(&id).await.unwrap_err().status(),
+        Some(http::StatusCode::CONFLICT)
+    );
+    sim.advance_clock(Duration::from_secs(7200));
+    let done = promotion::wait_for_promotion(&uat, poll()).await.unwrap();
+    assert_eq!(done.status, "READY");
+    assert_eq!(done.promotion_id.as_deref(), Some(id.as_str()));
+    promotion::ensure_unlocked(&uat, &id, poll()).await.unwrap();
+    assert_eq!(uat.promotion_progress().await.unwrap().status, "UNLOCKED");
+
+    for tenant in ["sandbox", "dev"] {
+        let err = client(&running, tenant).lock().await.unwrap_err();
+        assert_eq!(
+            err.status(),
+            Some(http::StatusCode::BAD_REQUEST),
+            "{tenant}"
+        );
+    }
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn mapping_rules_follow_aic() {
+    let pingone = fake_pingone().await;
+    let (_sim, running) = start(instant()).await;
+    let dev = client(&running, "dev");
+    configure(&dev, &pingone.url, true).await;
+    let label = client_secret_label(IDENTIFIER);
+    let base = "/am/json/realms/root/realms/alpha/realm-config/secrets/stores/GoogleSecretManagerSecretStoreProvider/ESV/mappings";
+    let (status, body) = raw(
+        &running,
+        "dev",
+        reqwest::Method::PUT,
+        &format!("{base}/{label}"),
+        Some(json!({"secretId": label, "aliases": [SECRET, "esv-other"]})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("Only a single alias"));
+    let (status, body) = raw(
+        &running,
+        "dev",
+        reqwest::Method::PUT,
+        &format!("{base}/{label}"),
+        Some(json!({"aliases": [SECRET]})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("Secret value is missing"));
+    let (status, _) = raw(
+        &running,
+        "dev",
+        reqwest::Method::POST,
+        &format!("{base}?_action=create"),
+        Some(json!({"_id": label, "secretId": label, "aliases": [SECRET]})),
+    )
+    .await;
+    assert_eq!(status, 409);
+    let (status, body) = raw(
+        &running,
+        "dev",
+        reqwest::Method::POST,
+        &format!("{base}?_action=schema"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(body.contains(&label));
+    let (status, body) = raw(&running, "dev", reqwest::Method::GET, "/am/json/realms/root/realm-config/secrets/stores/GoogleSecretManagerSecretStoreProvider/ESV/mappings?_queryFilter=true", None).await;
+    assert_eq!(status, 403);
+    assert!(body.contains("not available in PingOne Advanced Identity Cloud"));
+    let mapping = dev.get_mapping(&label).await.unwrap().unwrap();
+    assert_eq!(mapping.aliases, [SECRET]);
+    assert!(mapping.rev.is_some());
+    assert!(dev.delete_mapping(&label).await.unwrap());
+    assert!(!dev.delete_mapping(&label).await.unwrap());
+    // Mappings on upper tiers are static configuration too.
+    let uat = client(&running, "uat");
+    assert!(matches!(
+        am::upsert_mapping(&uat, &label, SECRET).await.unwrap_err(),
+        AicError::Immutable { .. }
+    ));
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn one_router_serves_all_tenants_by_host() {
+    use tower::ServiceExt;
+    let sim = pingone_aic_operator::sim::aic::AicSimulator::new(config(instant())).unwrap();
+    let router = sim.router();
+    for (host, tenant) in [("uat.localhost:9000", "uat"), ("prod.aic.test", "prod")] {
+        let request = axum::http::Request::builder()
+            .uri("/environment/startup")
+            .header("host", host)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 401);
+        assert_eq!(sim.calls().last().unwrap().tenant, tenant);
+    }
+}
+
+#[test]
+fn the_simulator_configuration_reads_from_yaml() {
+    let jwk: Value = serde_json::from_str(JWK).unwrap();
+    let yaml = format!(
+        r#"
+tenants:
+  - name: dev
+    tier: development
+    port: 0
+    serviceAccounts:
+      - id: {SA}
+        scopes: ["fr:am:*", "fr:idc:esv:*"]
+        jwk: {{ kty: RSA, n: "{n}", e: "{e}" }}
+  - name: uat
+    tier: uat
+    url: https://uat.tenant.example.com
+promotionGroups: [[dev, uat]]
+timings:
+  restartMs: 500
+  restartPollFailures: 2
+"#,
+        n = jwk["n"].as_str().unwrap(),
+        e = jwk["e"].as_str().unwrap(),
+    );
+    let config: pingone_aic_operator::sim::aic::AicSimConfig =
+        serde_saphyr::from_str(&yaml).unwrap();
+    assert_eq!(config.timings.restart_poll_failures, 2);
+    assert_eq!(config.timings.token_lifetime_s, 899);
+    assert_eq!(config.tenants[0].realms, ["alpha", "bravo"]);
+    let sim = pingone_aic_operator::sim::aic::AicSimulator::new(config).unwrap();
+    assert_eq!(sim.tenant_names(), ["dev", "uat"]);
+    assert!(sim.tenant_router("dev").is_some() && sim.tenant_router("nope").is_none());
+
+    let mut bad = aic_common::config(instant());
+    bad.promotion_groups = vec![vec!["dev".into(), "qa".into()]];
+    assert!(pingone_aic_operator::sim::aic::AicSimulator::new(bad).is_err());
+}

@@ -197,6 +197,11 @@ pub fn credential_field(schema: &serde_json::Value) -> Option<String> {
     candidates.first().map(|name| (*name).clone())
 }
 
+/// Asks the tenant for the name of the JWT credential label field (see [`credential_field`]).
+pub async fn discover_credential_field<A: AicApi>(api: &A) -> Result<Option<String>, AicError> {
+    Ok(credential_field(&api.worker_schema().await?))
+}
+
 fn service_path(client: &AicClient) -> String {
     format!("{}/realm-config/services/{SERVICE}", client.realm_path())
 }

@@ -376,7 +376,7 @@ impl AicClient {
             };
             if err.status() == Some(StatusCode::UNAUTHORIZED) && !reauthenticated {
                 // A cached token can be revoked early; mint a new one once.
-                self.tokens.clear();
+                self.tokens.forget(&self.origin, &self.key);
                 reauthenticated = true;
                 continue;
             }

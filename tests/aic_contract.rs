@@ -17,7 +17,7 @@ use pingone_aic_operator::aic::am::{self, client_secret_label};
 use pingone_aic_operator::aic::esv::{self, placeholder};
 use pingone_aic_operator::aic::promotion::{self, PromotionRequest};
 use pingone_aic_operator::aic::startup;
-use pingone_aic_operator::aic::{AicApi, VersionStatus, Worker};
+use pingone_aic_operator::aic::{EsvApi, PromotionApi, RestartApi, VersionStatus, Worker};
 use pingone_aic_operator::secret::SecretString;
 use pingone_aic_operator::sim::aic::AicSimulator;
 use serde_json::{Value, json};

@@ -14,7 +14,8 @@ use pingone_aic_operator::aic::esv::{self, VariableOutcome, placeholder};
 use pingone_aic_operator::aic::promotion::{self, PromotionRequest};
 use pingone_aic_operator::aic::startup::{self, Poll, RestartOutcome};
 use pingone_aic_operator::aic::{
-    AicApi, AicClient, AicError, ConnectionTest, LockResult, RestartStatus, VersionStatus, Worker,
+    AicClient, AicError, AmApi, ConnectionTest, EsvApi, LockResult, PromotionApi, RestartApi,
+    RestartStatus, VersionStatus, Worker,
 };
 use pingone_aic_operator::secret::SecretString;
 use pingone_aic_operator::sim::aic::{Fault, RunningAicSim};

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::{AicApi, AicClient, AicError, ApiFamily, Call, api_version, encode_segment};
+use super::{AicClient, AicError, AmApi, ApiFamily, Call, api_version, encode_segment};
 
 /// Service type id of the PingOne Worker Service.
 pub const SERVICE: &str = "pingOneWorkerService";
@@ -120,7 +120,7 @@ pub enum ConnectionTest {
 }
 
 /// Ensures the realm has the PingOne Worker Service; true when it had to be created.
-pub async fn ensure_worker_service<A: AicApi>(api: &A) -> Result<bool, AicError> {
+pub async fn ensure_worker_service<A: AmApi>(api: &A) -> Result<bool, AicError> {
     if api.get_worker_service().await?.is_some() {
         return Ok(false);
     }
@@ -138,7 +138,7 @@ pub enum WorkerOutcome {
 }
 
 /// Writes the worker only when its configuration differs (steady state costs no write).
-pub async fn upsert_worker<A: AicApi>(
+pub async fn upsert_worker<A: AmApi>(
     api: &A,
     id: &str,
     desired: &Worker,
@@ -152,11 +152,7 @@ pub async fn upsert_worker<A: AicApi>(
 }
 
 /// Writes the mapping only when it differs.
-pub async fn upsert_mapping<A: AicApi>(
-    api: &A,
-    label: &str,
-    alias: &str,
-) -> Result<bool, AicError> {
+pub async fn upsert_mapping<A: AmApi>(api: &A, label: &str, alias: &str) -> Result<bool, AicError> {
     if let Some(current) = api.get_mapping(label).await?
         && current.aliases == [alias]
     {
@@ -198,7 +194,7 @@ pub fn credential_field(schema: &serde_json::Value) -> Option<String> {
 }
 
 /// Asks the tenant for the name of the JWT credential label field (see [`credential_field`]).
-pub async fn discover_credential_field<A: AicApi>(api: &A) -> Result<Option<String>, AicError> {
+pub async fn discover_credential_field<A: AmApi>(api: &A) -> Result<Option<String>, AicError> {
     Ok(credential_field(&api.worker_schema().await?))
 }
 

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use http::Method;
 use serde::{Deserialize, Serialize};
 
-use super::{AicApi, AicClient, AicError, ApiFamily, Call, api_version, encode_segment};
+use super::{AicClient, AicError, ApiFamily, Call, EsvApi, api_version, encode_segment};
 use crate::secret::SecretString;
 
 /// An ESV variable as AIC returns it.
@@ -198,7 +198,7 @@ impl VariableOutcome {
 /// Makes a variable hold `value`, writing only when it differs. `expression_type` is set at
 /// creation; an existing variable of another type is an error rather than a silent recreate,
 /// because deleting it would break placeholders until a restart.
-pub async fn upsert_variable<A: AicApi>(
+pub async fn upsert_variable<A: EsvApi>(
     api: &A,
     id: &str,
     value: &str,
@@ -252,7 +252,7 @@ pub struct SecretPush {
 /// Stores `value` in a secret: creates it if absent (PUT is create-only), otherwise adds a
 /// version. AIC answers an identical value with the existing latest version, so "unchanged" is
 /// read from the returned version number, not from `loaded`.
-pub async fn push_secret<A: AicApi>(
+pub async fn push_secret<A: EsvApi>(
     api: &A,
     id: &str,
     value: &SecretString,
@@ -292,7 +292,7 @@ pub async fn push_secret<A: AicApi>(
 
 /// Disables every enabled version other than `keep`: AM hands all enabled versions of a mapped
 /// secret to the worker, so superseded client secrets must not stay enabled.
-pub async fn disable_other_versions<A: AicApi>(
+pub async fn disable_other_versions<A: EsvApi>(
     api: &A,
     id: &str,
     keep: &str,

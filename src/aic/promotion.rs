@@ -7,7 +7,7 @@ use http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::startup::Poll;
-use super::{AicApi, AicClient, AicError, ApiFamily, Call, api_version, encode_segment};
+use super::{AicClient, AicError, ApiFamily, Call, PromotionApi, api_version, encode_segment};
 
 /// `result` of a lock state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -194,7 +194,7 @@ pub struct ReportMeta {
 /// Takes the lock (or finds it already held) and waits until the state reads `locked`; returns
 /// the promotion id. `on_id` is called with the id as soon as it is known, so the caller can
 /// persist it before waiting (a restarted operator must always be able to unlock).
-pub async fn ensure_locked<A: AicApi>(
+pub async fn ensure_locked<A: PromotionApi>(
     api: &A,
     poll: Poll,
     mut on_id: impl FnMut(&str),
@@ -247,7 +247,7 @@ pub async fn ensure_locked<A: AicApi>(
 }
 
 /// Releases the lock held by `promotion_id` and waits until the state reads `unlocked`.
-pub async fn ensure_unlocked<A: AicApi>(
+pub async fn ensure_unlocked<A: PromotionApi>(
     api: &A,
     promotion_id: &str,
     poll: Poll,
@@ -277,7 +277,7 @@ pub async fn ensure_unlocked<A: AicApi>(
 
 /// Polls promotion progress until it no longer runs. A blocked promotion (integrity check) is
 /// returned as [`AicError::PromotionBlocked`].
-pub async fn wait_for_promotion<A: AicApi>(
+pub async fn wait_for_promotion<A: PromotionApi>(
     api: &A,
     poll: Poll,
 ) -> Result<PromotionProgress, AicError> {
@@ -324,7 +324,7 @@ pub struct PromotionRun {
 /// Lock → dry run → (promote) → unlock, always unlocking once locked, even on failure. For a
 /// controller that persists each step, the building blocks above are the better fit; this is
 /// the whole sequence for tools and tests.
-pub async fn promote<A: AicApi>(
+pub async fn promote<A: PromotionApi>(
     api: &A,
     request: &PromotionRequest,
     poll: Poll,
@@ -338,7 +338,7 @@ pub async fn promote<A: AicApi>(
     Ok(run)
 }
 
-async fn promote_locked<A: AicApi>(
+async fn promote_locked<A: PromotionApi>(
     api: &A,
     request: &PromotionRequest,
     poll: Poll,

@@ -1142,3 +1142,52 @@ timings:
     bad.promotion_groups = vec![vec!["dev".into(), "qa".into()]];
     assert!(pingone_aic_operator::sim::aic::AicSimulator::new(bad).is_err());
 }
+
+#[tokio::test]
+async fn product_connection_credential_mode_tests_with_the_mapped_jwt() {
+    let pingone = fake_pingone().await;
+    let (_sim, running) = start(instant()).await;
+    let dev = client(&running, "dev");
+    esv::push_secret(
+        &dev,
+        "esv-pingone-connection-jwt",
+        &SecretString::new(credential_jwt()),
+        "JWT",
+        false,
+    )
+    .await
+    .unwrap();
+    let field = am::discover_credential_field(&dev).await.unwrap().unwrap();
+    let mut worker = Worker {
+        environment_id: ENV_ID.into(),
+        api_url: pingone.url.clone(),
+        auth_url: pingone.url.clone(),
+        use_credential: true,
+        ..Worker::default()
+    };
+    worker.other.insert(field, json!("pingoneconnaic"));
+    am::upsert_worker(&dev, "pingone-connection", &worker)
+        .await
+        .unwrap();
+    am::upsert_mapping(
+        &dev,
+        &am::credential_label("pingoneconnaic"),
+        "esv-pingone-connection-jwt",
+    )
+    .await
+    .unwrap();
+    // A secret used only through a mapping needs no restart.
+    match dev.test_connection("pingone-connection").await.unwrap() {
+        ConnectionTest::Succeeded(body) => {
+            assert_eq!(body["credentialId"], "c0fd-credential");
+            assert!(
+                body["createdAt"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("2026-04-21")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    running.stop().await;
+}

@@ -141,11 +141,33 @@ pub const ENV_ID: &str = "219b7c4d-0000-4000-8000-000000000e43";
 pub const CLIENT_ID: &str = "faa1230c-0000-4000-8000-0000000003c0";
 pub const CLIENT_SECRET: &str = "worker-secret-value-Zq81";
 
+/// A stand-in for a PingOne product-connection credential (a signed JWT; the signature is not
+/// checked by anything here).
+pub fn credential_jwt() -> String {
+    let part = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    format!(
+        "{}.{}.c2ln",
+        part(serde_json::json!({"alg": "RS256"})),
+        part(serde_json::json!({"jti": "c0fd-credential", "iat": 1_776_793_320, "env": ENV_ID}))
+    )
+}
+
 pub async fn fake_pingone() -> FakePingOne {
     let router = Router::new()
         .route(
             "/{env}/as/token",
-            post(|Path(env): Path<String>, headers: HeaderMap| async move {
+            post(|Path(env): Path<String>, headers: HeaderMap, body: String| async move {
+                let form: std::collections::HashMap<String, String> =
+                    url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+                if let Some(assertion) = form.get("client_assertion") {
+                    return if env == ENV_ID && *assertion == credential_jwt() {
+                        (StatusCode::OK, axum::Json(serde_json::json!({"access_token": "p1-token", "token_type": "Bearer", "expires_in": 3600}))).into_response()
+                    } else {
+                        (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({"error": "invalid_client"}))).into_response()
+                    };
+                }
                 let expected = format!(
                     "Basic {}",
                     base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))

@@ -136,6 +136,31 @@ fn resolve<'a>(spec: &'a Value, schema: &'a Value) -> &'a Value {
 
 fn validate(spec: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
     let schema = resolve(spec, schema);
+    // `oneOf` is read as "matches at least one": the spec's v1 and v2 variable lists overlap
+    // (a v1 list is also a valid v2 list), so exactly-one would reject every v1 answer.
+    for keyword in ["oneOf", "anyOf"] {
+        if let Some(alternatives) = schema.get(keyword).and_then(Value::as_array) {
+            let results: Vec<Vec<String>> = alternatives
+                .iter()
+                .map(|alternative| {
+                    let mut errs = Vec::new();
+                    validate(spec, alternative, value, at, &mut errs);
+                    errs
+                })
+                .collect();
+            if results.iter().all(|errs| !errs.is_empty()) {
+                errors.push(format!("{at}: matches none of {keyword}: {results:?}"));
+            }
+        }
+    }
+    for alternative in schema
+        .get("allOf")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        validate(spec, alternative, value, at, errors);
+    }
     if value.is_null() {
         if schema.get("nullable") != Some(&json!(true)) && schema.get("type").is_some() {
             errors.push(format!("{at}: null is not allowed"));
@@ -395,6 +420,18 @@ fn the_validator_rejects_what_the_spec_forbids() {
         &mut errors,
     );
     assert_eq!(errors.len(), 2, "{errors:?}");
+    let mut errors = Vec::new();
+    validate(
+        &spec,
+        &json!({"$ref": "#/components/schemas/getAllVariables_200_response"}),
+        &json!({"result": []}),
+        "t",
+        &mut errors,
+    );
+    assert!(
+        errors.iter().any(|e| e.contains("matches none of oneOf")),
+        "{errors:?}"
+    );
     assert_eq!(
         template_for(&spec, "/environment/promotion/lock/state")
             .unwrap()

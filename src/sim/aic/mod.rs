@@ -16,7 +16,36 @@
 //! so each is one place to change.
 //!
 //! Control API, on every tenant origin under `/_sim/`: `GET state`, `GET|DELETE calls`,
-//! `POST|DELETE faults`, `GET|POST clock` (`{"advanceMs":n}`), `GET|PUT timings`.
+//! `GET|POST|DELETE faults` (a [`Fault`] as JSON), `GET|POST clock` (`{"advanceMs":n}`),
+//! `GET|PUT timings` ([`Timings`]). The same operations exist as methods for in-process use.
+//!
+//! Configuration (the `aic:` section; camelCase):
+//!
+//! ```yaml
+//! tenants:
+//!   - name: dev
+//!     tier: development          # development | uat | staging | production | sandbox
+//!     port: 8081                 # 0 or absent: any free port
+//!     realms: [alpha, bravo]     # default
+//!     serviceAccounts:
+//!       - id: 3f2a6c1e-…
+//!         scopes: ["fr:am:*", "fr:idc:esv:*", "fr:idc:promotion:*"]
+//!         jwk: { kty: RSA, n: "…", e: "AQAB" }   # the public key
+//!   - name: uat
+//!     tier: uat
+//!     port: 8082
+//!     serviceAccounts: [ … ]
+//! promotionGroups: [[dev, uat]]
+//! timings: { restartMs: 3000, restartPollFailures: 2, lockMs: 500, promotionMs: 1000 }
+//! ```
+//!
+//! `testConnection` calls the worker's `authUrl` for real (`POST {authUrl}/{environmentId}/as/token`,
+//! client credentials with Basic auth, or the credential as a client assertion in JWT mode) and
+//! then `GET {apiUrl}/environments/{environmentId}` for the environment's name and region, so
+//! pointing the worker at the PingOne simulator exercises both simulators together.
+//!
+//! The JWT's `exp` is checked against the wall clock (the caller signed with it); issued tokens
+//! expire on the simulator's clock, so advancing it expires them.
 
 // Handlers return early with a ready `Response` as the error; boxing it would only add noise
 // to a test double whose speed does not matter.

@@ -252,6 +252,23 @@ async fn variables_read_loaded_false_until_a_restart_completes() {
         .unwrap();
     assert!(matches!(again, VariableOutcome::Unchanged(_)));
     assert!(sim.calls().iter().all(|c| c.method == "GET"));
+    // A new description alone goes through setDescription, not a PUT of the value.
+    sim.clear_calls();
+    let described =
+        esv::upsert_variable(&client, VAR_CLIENT, CLIENT_ID, "new description", "string")
+            .await
+            .unwrap();
+    assert!(matches!(described, VariableOutcome::Updated(_)));
+    assert!(sim.calls().iter().all(|c| c.method != "PUT"));
+    assert_eq!(
+        client
+            .get_variable(VAR_CLIENT)
+            .await
+            .unwrap()
+            .unwrap()
+            .description,
+        "new description"
+    );
 
     assert_eq!(
         startup::restart_if_pending(&client, None).await.unwrap(),

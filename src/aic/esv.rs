@@ -215,10 +215,17 @@ pub async fn upsert_variable<A: EsvApi>(
                 wanted: expression_type.to_owned(),
             });
         }
-        if existing.value_base64.as_deref() == Some(value_base64.as_str())
-            && existing.description == description
-        {
-            return Ok(VariableOutcome::Unchanged(existing.clone()));
+        if existing.value_base64.as_deref() == Some(value_base64.as_str()) {
+            if existing.description == description {
+                return Ok(VariableOutcome::Unchanged(existing.clone()));
+            }
+            // A PUT would count as an update of the value ("loaded: false after any update"),
+            // costing a restart for a description.
+            api.set_variable_description(id, description).await?;
+            return Ok(VariableOutcome::Updated(Variable {
+                description: description.to_owned(),
+                ..existing.clone()
+            }));
         }
     }
     let written = api
@@ -333,6 +340,17 @@ impl AicClient {
         let body = serde_json::to_value(write).map_err(|err| AicError::Config(err.to_string()))?;
         self.json(esv(Method::PUT, variable_path(id)).body(body))
             .await
+    }
+
+    pub(crate) async fn esv_set_variable_description(
+        &self,
+        id: &str,
+        description: &str,
+    ) -> Result<(), AicError> {
+        let call = esv(Method::POST, variable_path(id))
+            .query("_action", "setDescription")
+            .body(serde_json::json!({ "description": description }));
+        self.send(&call).await.map(|_| ())
     }
 
     pub(crate) async fn esv_delete_variable(&self, id: &str) -> Result<bool, AicError> {

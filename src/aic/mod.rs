@@ -108,6 +108,13 @@ pub trait EsvApi: Send + Sync {
         id: &str,
         write: &VariableWrite,
     ) -> impl Future<Output = Result<Variable, AicError>> + Send;
+    /// `POST /environment/variables/{id}?_action=setDescription`: changes the description
+    /// without touching the value (so nothing becomes pending).
+    fn set_variable_description(
+        &self,
+        id: &str,
+        description: &str,
+    ) -> impl Future<Output = Result<(), AicError>> + Send;
     /// `DELETE /environment/variables/{id}`.
     fn delete_variable(&self, id: &str) -> impl Future<Output = Result<bool, AicError>> + Send;
     /// `GET /environment/secrets/{id}` (metadata; values are never readable).
@@ -485,6 +492,9 @@ impl EsvApi for AicClient {
     }
     async fn put_variable(&self, id: &str, write: &VariableWrite) -> Result<Variable, AicError> {
         self.esv_put_variable(id, write).await
+    }
+    async fn set_variable_description(&self, id: &str, description: &str) -> Result<(), AicError> {
+        self.esv_set_variable_description(id, description).await
     }
     async fn delete_variable(&self, id: &str) -> Result<bool, AicError> {
         self.esv_delete_variable(id).await

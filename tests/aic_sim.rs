@@ -169,6 +169,14 @@ async fn jwt_with_wrong_aud_expired_exp_or_wrong_key_gets_invalid_grant() {
         (400, Some("invalid_grant"))
     );
 
+    // Clients that know only the host name send https and :443.
+    let host_only = format!(
+        "https://{}:443/am/oauth2/access_token",
+        base.host_str().unwrap()
+    );
+    let (status, body) = raw_token(&base, &host_only, 0, JWK, scope).await;
+    assert_eq!(status, 200, "{body}");
+
     // A tenant known by a public https origin accepts aud with and without :443.
     sim.set_origin(
         "dev",

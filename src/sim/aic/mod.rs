@@ -373,6 +373,7 @@ impl AicSimulator {
         };
         let router = Router::new()
             .route("/am/oauth2/access_token", post(oauth::token))
+            .route("/am/oauth2/realms/root/access_token", post(oauth::token))
             .merge(esv::routes())
             .merge(am::routes())
             .merge(promotion::routes())

@@ -49,6 +49,10 @@ fn accepted_audiences(origin: Option<&url::Url>, host: Option<&str>) -> Vec<Stri
                 auds.push(format!("{scheme}://{host}:{port}{TOKEN_PATH}"));
             }
         }
+        // Clients that know only the host name build the documented `https://<host>:443/…`
+        // even when the simulator listens elsewhere.
+        let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+        auds.push(format!("https://{name}:443{TOKEN_PATH}"));
     }
     auds
 }

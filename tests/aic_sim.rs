@@ -1,6 +1,8 @@
 //! The AIC client against the AIC simulator over loopback HTTP: authentication, ESVs,
 //! restarts, the worker service and mappings, testConnection against a stand-in PingOne, tier
 //! immutability and promotions.
+// The simulator is a development tool, absent from `--no-default-features` builds.
+#![cfg(feature = "dev-tools")]
 
 mod aic_common;
 

@@ -1218,3 +1218,32 @@ async fn product_connection_credential_mode_tests_with_the_mapped_jwt() {
     }
     running.stop().await;
 }
+
+#[tokio::test]
+async fn a_configured_public_origin_is_kept_when_served_on_loopback() {
+    let mut config = aic_common::config(instant());
+    config.tenants[1].url = Some("https://uat.tenant.example.com".into());
+    let sim = pingone_aic_operator::sim::aic::AicSimulator::new(config).unwrap();
+    let running = sim.serve().await.unwrap();
+    assert_eq!(running.url("uat").unwrap().host_str(), Some("127.0.0.1"));
+    assert_eq!(
+        sim.snapshot()["tenants"]["uat"]["origin"],
+        "https://uat.tenant.example.com/"
+    );
+    assert_eq!(
+        sim.snapshot()["tenants"]["dev"]["origin"].as_str(),
+        Some(running.url("dev").unwrap().as_str())
+    );
+    // The documented audience of the public origin is accepted on the loopback port.
+    let base = running.url("uat").unwrap().clone();
+    let (status, body) = raw_token(
+        &base,
+        "https://uat.tenant.example.com:443/am/oauth2/access_token",
+        0,
+        JWK,
+        "fr:am:*",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    running.stop().await;
+}

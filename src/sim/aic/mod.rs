@@ -324,6 +324,7 @@ impl AicSimulator {
                 .collect();
             let state = Tenant {
                 tier: tenant.tier,
+                port: tenant.port,
                 origin,
                 accounts,
                 variables: BTreeMap::new(),
@@ -457,13 +458,13 @@ impl AicSimulator {
                 .tenants
                 .iter()
                 .map(|(name, t)| {
-                    let port = t
+                    // A configured public origin stays the tenant's name; otherwise the bound
+                    // loopback address becomes its origin.
+                    let keep_origin = t
                         .origin
                         .as_ref()
-                        .filter(|o| o.host_str() == Some("127.0.0.1"))
-                        .and_then(|o| o.port())
-                        .unwrap_or(0);
-                    (name.clone(), port, t.origin.is_some() && port == 0)
+                        .is_some_and(|o| o.host_str().is_none_or(|h| h != "127.0.0.1"));
+                    (name.clone(), t.port, keep_origin)
                 })
                 .collect()
         };

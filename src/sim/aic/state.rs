@@ -195,6 +195,9 @@ pub(crate) struct RunningPromotion {
 
 pub(crate) struct Tenant {
     pub tier: Tier,
+    /// Port to bind on loopback (0: any).
+    pub port: u16,
+    /// Origin the tenant is known by (configured, or the loopback address it was bound to).
     pub origin: Option<url::Url>,
     pub accounts: Vec<Account>,
     pub variables: BTreeMap<String, Variable>,

@@ -527,6 +527,17 @@ async fn test_connection_fails_before_the_restart_and_succeeds_after() {
         other => panic!("{other:?}"),
     }
 
+    // ESVs the worker and mapping use cannot be deleted before them.
+    assert_eq!(
+        client
+            .delete_variable(VAR_CLIENT)
+            .await
+            .unwrap_err()
+            .status(),
+        Some(http::StatusCode::BAD_REQUEST)
+    );
+    assert!(client.delete_secret(SECRET).await.is_err());
+
     // Steady state: re-applying the same configuration writes nothing.
     sim.clear_calls();
     assert!(matches!(

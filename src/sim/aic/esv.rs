@@ -279,13 +279,11 @@ async fn delete_variable(
         return r;
     }
     let mut state = ctx.state();
-    match state
-        .tenants
-        .get_mut(&*ctx.tenant)
-        .expect("tenant")
-        .variables
-        .remove(&id)
-    {
+    let tenant = state.tenants.get_mut(&*ctx.tenant).expect("tenant");
+    if tenant.variables.contains_key(&id) && tenant.esv_in_use(&id) {
+        return bad(unconfirmed::ESV_IN_USE_MESSAGE);
+    }
+    match tenant.variables.remove(&id) {
         Some(v) => json_response(StatusCode::OK, v.to_json(&id, true)),
         None => esv_error(StatusCode::NOT_FOUND, "The variable does not exist"),
     }
@@ -455,13 +453,11 @@ async fn delete_secret(
         return r;
     }
     let mut state = ctx.state();
-    match state
-        .tenants
-        .get_mut(&*ctx.tenant)
-        .expect("tenant")
-        .secrets
-        .remove(&id)
-    {
+    let tenant = state.tenants.get_mut(&*ctx.tenant).expect("tenant");
+    if tenant.secrets.contains_key(&id) && tenant.esv_in_use(&id) {
+        return bad(unconfirmed::ESV_IN_USE_MESSAGE);
+    }
+    match tenant.secrets.remove(&id) {
         Some(s) => json_response(StatusCode::OK, s.to_json(&id)),
         None => esv_error(
             StatusCode::NOT_FOUND,

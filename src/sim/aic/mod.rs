@@ -89,6 +89,10 @@ pub mod unconfirmed {
     /// Message of the ESV-write-while-locked refusal.
     pub const ESV_LOCKED_MESSAGE: &str =
         "ESV changes are not allowed while the environment is locked for promotion";
+    /// Deleting an ESV that AM configuration still references (a placeholder in a worker, or a
+    /// mapping alias) is refused (documented; status and message are not): 400 with this message.
+    pub const ESV_IN_USE_MESSAGE: &str =
+        "The ESV is referenced by configuration and cannot be deleted";
     /// Destroying the latest secret version: 403 (reported in fr-config-manager#146).
     pub const DESTROY_LATEST_STATUS: u16 = 403;
     /// A mapping for a label AM does not know: 400 with this message.

@@ -246,6 +246,23 @@ impl Tenant {
         decode_b64(version.value.expose())
     }
 
+    /// Whether AM configuration still uses the ESV: a placeholder in a worker, or a mapping
+    /// alias.
+    pub fn esv_in_use(&self, id: &str) -> bool {
+        self.realms.values().any(|realm| {
+            realm.mappings.values().flatten().any(|alias| alias == id)
+                || realm.workers.values().any(|worker| {
+                    let mut strings = Vec::new();
+                    collect_strings(&Value::Object(worker.clone()), &mut strings);
+                    strings.iter().any(|text| {
+                        placeholders(text)
+                            .iter()
+                            .any(|(name, _)| esv_id_for_placeholder(name) == id)
+                    })
+                })
+        })
+    }
+
     pub fn has_esv(&self, id: &str) -> bool {
         self.variables.contains_key(id) || self.secrets.contains_key(id)
     }

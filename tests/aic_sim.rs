@@ -1258,3 +1258,42 @@ async fn a_configured_public_origin_is_kept_when_served_on_loopback() {
     assert_eq!(status, 200, "{body}");
     running.stop().await;
 }
+
+#[tokio::test]
+async fn each_endpoint_family_gets_its_accept_api_version() {
+    let pingone = fake_pingone().await;
+    let (sim, running) = start(instant()).await;
+    let dev = client(&running, "dev");
+    configure(&dev, &pingone.url, true).await;
+    dev.pending_count().await.unwrap();
+    dev.test_connection("pingone-worker-aic").await.unwrap();
+    client(&running, "uat").lock_state().await.unwrap();
+    let expected = |path: &str, query: Option<&str>| -> Option<&'static str> {
+        if path == "/environment/count" {
+            Some("resource=2.0")
+        } else if path.starts_with("/environment/") {
+            // ESV, startup and promotion families share the value.
+            Some("protocol=1.0,resource=1.0")
+        } else if path.contains("/secrets/stores/") {
+            Some("protocol=2.1,resource=2.0")
+        } else if query.is_some_and(|q| q.contains("testConnection")) {
+            Some("resource=1.0")
+        } else if path.contains("/realm-config/services/") {
+            Some("protocol=2.0,resource=1.0")
+        } else {
+            None
+        }
+    };
+    let calls = sim.calls();
+    assert!(calls.len() > 10);
+    for call in calls.iter().filter(|c| c.path != "/am/oauth2/access_token") {
+        assert_eq!(
+            call.accept_api_version.as_deref(),
+            expected(&call.path, call.query.as_deref()),
+            "{} {}",
+            call.method,
+            call.path
+        );
+    }
+    running.stop().await;
+}

@@ -827,6 +827,11 @@ async fn observe(State(ctx): State<Ctx>, request: Request, next: Next) -> Respon
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
     let query = request.uri().query().map(str::to_owned);
+    let accept_api_version = request
+        .headers()
+        .get("accept-api-version")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let control = path.starts_with("/_sim");
     let write = !control && method != "GET" && path != "/am/oauth2/access_token";
     if write {
@@ -887,6 +892,7 @@ async fn observe(State(ctx): State<Ctx>, request: Request, next: Next) -> Respon
             method,
             path,
             query,
+            accept_api_version,
             status: response.status().as_u16(),
         });
     }

@@ -362,6 +362,8 @@ pub struct CallRecord {
     pub path: String,
     /// Query string, if any.
     pub query: Option<String>,
+    /// The `Accept-API-Version` header sent, if any.
+    pub accept_api_version: Option<String>,
     /// Response status.
     pub status: u16,
 }

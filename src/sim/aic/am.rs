@@ -137,13 +137,14 @@ async fn get_service(
 }
 
 fn service_enabled(body: &Map<String, Value>) -> Result<bool, Response> {
-    if let Some(name) = body.keys().find(|k| !k.starts_with('_') && *k != "enabled") {
-        return Err(invalid_attribute(name, &["enabled"]));
+    if body.keys().any(|k| !k.starts_with('_') && k != "enabled") {
+        return Err(invalid_attribute(&["enabled"]));
     }
     Ok(body.get("enabled").and_then(Value::as_bool).unwrap_or(true))
 }
 
-fn invalid_attribute(_name: &str, valid: &[&str]) -> Response {
+/// AM's answer to an unknown attribute, which names the valid ones.
+fn invalid_attribute(valid: &[&str]) -> Response {
     am_json(
         StatusCode::BAD_REQUEST,
         json!({"code": 400, "reason": "Bad Request", "message": "Invalid attribute specified.",
@@ -285,7 +286,7 @@ fn worker_from_body(body: &Map<String, Value>) -> Result<Map<String, Value>, Res
         .keys()
         .any(|k| !k.starts_with('_') && !valid.contains(&k.as_str()))
     {
-        return Err(invalid_attribute("", &valid));
+        return Err(invalid_attribute(&valid));
     }
     let mut worker = Map::new();
     for name in valid {

@@ -14,3 +14,4 @@ pub mod crd;
 pub mod http;
 pub mod manifests;
 pub mod secret;
+pub mod status;

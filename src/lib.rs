@@ -13,5 +13,8 @@ pub mod admission;
 pub mod crd;
 pub mod http;
 pub mod manifests;
+pub mod metrics;
 pub mod secret;
+pub mod server;
 pub mod status;
+pub mod telemetry;

@@ -11,6 +11,7 @@
 
 pub mod admission;
 pub mod crd;
+pub mod credentials;
 pub mod http;
 pub mod manifests;
 pub mod metrics;

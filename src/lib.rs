@@ -13,5 +13,8 @@ pub mod admission;
 pub mod crd;
 pub mod http;
 pub mod manifests;
+pub mod pingone;
 pub mod secret;
+#[cfg(feature = "dev-tools")]
+pub mod sim;
 pub mod status;

@@ -15,7 +15,10 @@ pub mod credentials;
 pub mod http;
 pub mod manifests;
 pub mod metrics;
+pub mod pingone;
 pub mod secret;
 pub mod server;
+#[cfg(feature = "dev-tools")]
+pub mod sim;
 pub mod status;
 pub mod telemetry;

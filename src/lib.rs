@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod aic;
 pub mod crd;
 pub mod credentials;
 pub mod http;

@@ -11,6 +11,7 @@
 
 pub mod admission;
 pub mod aic;
+pub mod controller;
 pub mod crd;
 pub mod credentials;
 pub mod http;

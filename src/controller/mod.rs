@@ -10,6 +10,7 @@
 
 pub mod clients;
 pub mod error;
+pub mod promotion;
 pub mod tenant;
 
 use std::collections::HashMap;
@@ -246,18 +247,15 @@ pub async fn run(
     } else {
         config.namespaces.iter().cloned().map(Some).collect()
     };
-    let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let runs = scopes.into_iter().map(|scope| {
-        let mut stopped = stop.subscribe();
         run_scope(
             client.clone(),
             config.clone(),
             metrics.clone(),
             clients.clone(),
             scope,
-            async move {
-                let _ = stopped.recv().await;
-            },
+            stopped.clone(),
         )
     });
     let all = futures::future::join_all(runs);
@@ -265,10 +263,15 @@ pub async fn run(
     tokio::select! {
         _ = &mut all => {}
         () = shutdown => {
-            let _ = stop.send(());
+            let _ = stop.send(true);
             all.await;
         }
     }
+}
+
+/// Completes once `stop` turns true (or its sender is gone).
+async fn stop_signal(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
 async fn run_scope(
@@ -277,7 +280,7 @@ async fn run_scope(
     metrics: Arc<Metrics>,
     clients: clients::Clients,
     namespace: Option<String>,
-    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let ns = namespace.as_deref();
     let watcher_config = watcher::Config::default().any_semantic();
@@ -335,13 +338,22 @@ async fn run_scope(
             },
         )
         .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(stop_signal(stop.clone()))
         .run(tenant::reconcile, error_policy, ctx.clone())
         .for_each(|result| async move {
             if let Err(err) = result {
                 tracing::debug!(error = %err, "TenantEnvironment controller event");
             }
         });
-    let _ = (integration_store, integrations, promotions);
-    tenant_controller.await;
+    let promotion_controller = promotions
+        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
+        .graceful_shutdown_on(stop_signal(stop.clone()))
+        .run(promotion::reconcile, error_policy, ctx.clone())
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                tracing::debug!(error = %err, "Promotion controller event");
+            }
+        });
+    let _ = (integration_store, integrations);
+    futures::join!(tenant_controller, promotion_controller);
 }

@@ -194,6 +194,19 @@ def validate_objects(objs: list[dict[str, Any]], where: str) -> list[str]:
     return skipped
 
 
+def first_difference(a: Any, b: Any, path: str = "") -> str:
+    """Where two parsed objects first differ, as a dotted path with both values."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in list(a) + [k for k in b if k not in a]:
+            if a.get(k) != b.get(k):
+                return first_difference(a.get(k), b.get(k), f"{path}.{k}" if path else str(k))
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            if x != y:
+                return first_difference(x, y, f"{path}.{i}")
+    return f"{path or '<root>'} (chart: {json.dumps(a)}, deploy/operator: {json.dumps(b)})"
+
+
 def granted_rules(role: dict[str, Any]) -> dict[tuple[str, str, str], set[str]]:
     granted: dict[tuple[str, str, str], set[str]] = {}
     for rule in role.get("rules") or []:
@@ -421,6 +434,29 @@ def deploy_files(rendered: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
     return files
 
 
+def kustomization(generated: dict[str, str]) -> str:
+    crds = [f"crds/{p.name}" for p in sorted(CRDS.glob("*.yaml"))]
+    resources = ["namespace.yaml", *crds, *sorted(generated)]
+    return (
+        "# The operator as plain manifests, equivalent to the Helm chart with its default values:\n"
+        "#   kubectl apply -k deploy/operator      (or look first: kubectl kustomize deploy/operator)\n"
+        "# namespace.yaml is written by hand; everything else here is generated from\n"
+        "# charts/pingone-aic-operator by `.ci/check-artifacts --sync`, and CI fails when they drift\n"
+        "# apart. crds/ is a copy of the repository's crds/ (kustomize reads no file outside this\n"
+        "# folder), checked byte for byte.\n"
+        + yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "namespace": NAMESPACE,
+                "resources": resources,
+            },
+            sort_keys=False,
+            explicit_start=True,
+        )
+    )
+
+
 def sync() -> None:
     for target in (CHART / "crds", DEPLOY / "crds"):
         if target.exists():
@@ -436,6 +472,8 @@ def sync() -> None:
     for name, text in generated.items():
         (DEPLOY / name).write_text(text)
         print(f"wrote deploy/operator/{name}")
+    (DEPLOY / "kustomization.yaml").write_text(kustomization(generated))
+    print("wrote deploy/operator/kustomization.yaml")
     print()
 
 
@@ -558,10 +596,11 @@ def main() -> int:
         missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
         require(not missing and not extra, f"deploy/operator lacks {missing} and has extra {extra}; "
                 "run .ci/check-artifacts --sync")
-        differ = [show(want[k]) for k in sorted(want) if want[k] != have[k]]
+        differ = [f"{show(want[k])} at {first_difference(want[k], have[k])}" for k in sorted(want) if want[k] != have[k]]
         require(not differ, f"deploy/operator differs from the chart's default render in {differ}; "
                 "run .ci/check-artifacts --sync")
         generated = deploy_files(rendered["default values"])
+        generated["kustomization.yaml"] = kustomization(generated)
         stale = [name for name, text in generated.items()
                  if not (DEPLOY / name).exists() or (DEPLOY / name).read_text() != text]
         require(not stale, f"deploy/operator/{stale} not as generated; run .ci/check-artifacts --sync")

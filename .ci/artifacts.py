@@ -703,6 +703,34 @@ def main() -> int:
 
     check("hadolint", hadolint)
 
+    def hadolint_catches_findings() -> str:
+        broken = (ROOT / "Dockerfile").read_text() + "WORKDIR relative/path\n"
+        result = subprocess.run(
+            [str(VENV_BIN / "hadolint"), "--no-color", "-"],
+            input=broken, capture_output=True, text=True, check=False,
+        )
+        require(result.returncode != 0, "hadolint accepts a relative WORKDIR")
+        return "a relative WORKDIR is reported: " + result.stdout.strip().splitlines()[0][:80]
+
+    check("negative: hadolint fails on a broken Dockerfile", hadolint_catches_findings)
+
+    def dockerfile_contract() -> str:
+        stages = [s for s in (ROOT / "Dockerfile").read_text().split("\nFROM ")[1:]]
+        require(stages, "no stages")
+        final = stages[-1]
+        require(final.startswith("${RUNTIME_IMAGE} AS operator"), "the last (default) stage must be the operator image")
+        require("USER 65532:65532" in final and 'ENTRYPOINT ["/pingone-aic-operator"]' in final,
+                "the operator image must run /pingone-aic-operator as 65532:65532")
+        require(final.count("COPY") == 1, "the operator image must hold the binary only")
+        text = (ROOT / "Dockerfile").read_text()
+        require("ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot" in text, "runtime image must be distroless cc nonroot")
+        require("--no-default-features --bin pingone-aic-operator" in text,
+                "the operator must be built without the dev-tools feature")
+        require(any(s.startswith("${RUNTIME_IMAGE} AS sim") for s in stages), "no `sim` target")
+        return "default target: operator binary only, non-root, no dev-tools; `sim` target present"
+
+    check("Dockerfile: release image contract", dockerfile_contract)
+
     passed = sum(1 for _, ok in results if ok)
     failed = len(results) - passed
     print()

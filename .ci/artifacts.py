@@ -275,7 +275,7 @@ def check_rbac(objs: list[dict[str, Any]], watch_namespaces: list[str], lease: s
     return f"Roles with the exact operator rules in {', '.join(watch_namespaces)}; nothing cluster-wide"
 
 
-def expected_args(values: dict[str, Any], merged: dict[str, Any]) -> list[str]:
+def expected_args(merged: dict[str, Any]) -> list[str]:
     lease = merged["leaderElection"]["leaseName"] or RELEASE
     args = [
         "run",
@@ -328,8 +328,8 @@ def check_deployment(objs: list[dict[str, Any]], values: dict[str, Any], app_ver
     tag = (values.get("image") or {}).get("tag") or app_version
     require(container["image"] == f"{merged['image']['repository']}:{tag}", f"image is {container['image']}")
     require(container.get("command") is None, "the image's ENTRYPOINT (the operator) must not be overridden")
-    require(container["args"] == expected_args(values, merged),
-            f"args are {container['args']}, want {expected_args(values, merged)}")
+    require(container["args"] == expected_args(merged),
+            f"args are {container['args']}, want {expected_args(merged)}")
     env = {e["name"]: e for e in container.get("env", [])}
     for name, field in (("POD_NAME", "metadata.name"), ("POD_NAMESPACE", "metadata.namespace")):
         require(env.get(name, {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == field,

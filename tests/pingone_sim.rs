@@ -850,4 +850,29 @@ async fn application_bodies_are_validated_and_enabled_defaults_to_false() {
     let body: serde_json::Value = bad_method.json().await.unwrap();
     assert_eq!(body["details"][0]["target"], "tokenEndpointAuthMethod");
     assert!(body["details"][0]["innerError"]["allowedValues"].is_array());
+
+    // Admin roles go only to OIDC and SAML applications.
+    let link: serde_json::Value = post(serde_json::json!({
+        "name": "link", "enabled": true, "type": "PORTAL_LINK_APP", "protocol": "EXTERNAL_LINK",
+        "homePageUrl": "https://example.com"
+    }))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let link_id = link["id"].as_str().unwrap();
+    let role = admin.role_id(IDENTITY_DATA_ADMIN).await.unwrap();
+    let err = admin
+        .create_role_assignment(&fx.dev, link_id, &role, &Scope::environment(&fx.dev))
+        .await
+        .unwrap_err();
+    match err {
+        PingOneError::Api {
+            status: 400, body, ..
+        } => {
+            assert_eq!(body.details[0].target.as_deref(), Some("application"));
+        }
+        other => panic!("expected a 400, got {other:?}"),
+    }
 }

@@ -649,3 +649,230 @@ async fn the_request_budget_spaces_calls_per_environment() {
     let waited: Duration = fx.clock.sleeps().iter().sum();
     assert!(waited >= Duration::from_secs(2), "waited {waited:?}");
 }
+
+#[tokio::test]
+async fn the_simulator_expires_tokens_by_its_clock() {
+    let fx = Fixture::new().await;
+    let http = pingone_aic_operator::http::client("test").unwrap();
+    let operator = fx.credentials("operator");
+    let token: serde_json::Value = http
+        .post(format!(
+            "{}/{}/as/token",
+            fx.server.base_url, operator.environment_id
+        ))
+        .basic_auth(&operator.client_id, Some(operator.client_secret.expose()))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(token["token_type"], "Bearer");
+    assert_eq!(token["expires_in"], 3600);
+    let bearer = token["access_token"].as_str().unwrap().to_owned();
+    let url = format!("{}/v1/environments/{}", fx.server.base_url, fx.dev);
+    let fresh = http.get(&url).bearer_auth(&bearer).send().await.unwrap();
+    assert_eq!(fresh.status(), 200);
+    fx.control().advance(Duration::from_secs(3601));
+    let stale = http.get(&url).bearer_auth(&bearer).send().await.unwrap();
+    assert_eq!(stale.status(), 401);
+}
+
+#[tokio::test]
+async fn the_control_api_works_over_http() {
+    let fx = Fixture::new().await;
+    let http = pingone_aic_operator::http::client("test").unwrap();
+    let base = &fx.server.base_url;
+    let added = http
+        .post(format!("{base}/_sim/faults"))
+        .json(&serde_json::json!({
+            "method": "GET", "path": "/v1/roles", "times": 2, "status": 503,
+            "body": { "id": "x", "code": "UNEXPECTED_ERROR", "message": "down" }
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 204);
+    let refused = http
+        .post(format!("{base}/_sim/faults"))
+        .json(&serde_json::json!({ "path": "/v1/roles", "bogus": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    for expected in [503, 503, 401] {
+        let answer = http.get(format!("{base}/v1/roles")).send().await.unwrap();
+        assert_eq!(answer.status().as_u16(), expected);
+    }
+    let calls: serde_json::Value = http
+        .get(format!("{base}/_sim/calls"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(calls["counts"]["GET /v1/roles"], 3);
+    assert_eq!(calls["calls"][0]["faulted"], true);
+    assert_eq!(calls["calls"][2]["faulted"], false);
+
+    let before = fx.control().now();
+    let advanced = http
+        .post(format!("{base}/_sim/clock/advance"))
+        .json(&serde_json::json!({ "seconds": 600 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(advanced.status(), 200);
+    assert!(fx.control().now() >= before + jiff::SignedDuration::from_secs(600));
+
+    let created: serde_json::Value = http
+        .post(format!("{base}/_sim/pingone/environments"))
+        .json(
+            &serde_json::json!({ "organization": "Example Corp", "name": "Made", "region": "SG" }),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let state: serde_json::Value = http
+        .get(format!("{base}/_sim/pingone/state"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let made = state["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|env| env["id"] == created["id"])
+        .unwrap();
+    assert_eq!(made["region"], "SG");
+
+    http.delete(format!("{base}/_sim/calls"))
+        .send()
+        .await
+        .unwrap();
+    assert!(fx.control().calls().is_empty());
+}
+
+#[tokio::test]
+async fn the_simulator_rate_limits_per_organization() {
+    let mut seed = SimConfig::parse(SEED).unwrap().pingone;
+    seed.rate_limit_per_second = Some(2);
+    let sim = PingOneSim::new(seed, SimControl::new()).unwrap();
+    let server = serve_loopback(sim.app()).await.unwrap();
+    let operator = sim
+        .workers()
+        .into_iter()
+        .find(|w| w.name == "operator")
+        .unwrap();
+    let http = pingone_aic_operator::http::client("test").unwrap();
+    let token: serde_json::Value = http
+        .post(format!(
+            "{}/{}/as/token",
+            server.base_url, operator.environment_id
+        ))
+        .basic_auth(&operator.id, Some(operator.secret.expose()))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bearer = token["access_token"].as_str().unwrap();
+    let mut limited = 0;
+    for _ in 0..10 {
+        let answer = http
+            .get(format!("{}/v1/roles", server.base_url))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .unwrap();
+        if answer.status() == 429 {
+            assert_eq!(answer.headers()["retry-after"], "1");
+            let body: serde_json::Value = answer.json().await.unwrap();
+            assert_eq!(body["code"], "REQUEST_LIMITED");
+            limited += 1;
+        }
+    }
+    assert!(limited >= 5, "only {limited} of 10 calls were limited");
+}
+
+#[tokio::test]
+async fn application_bodies_are_validated_and_enabled_defaults_to_false() {
+    let fx = Fixture::new().await;
+    let admin = fx.session("operator");
+    admin.verify_credentials().await.unwrap();
+    let token = fx.sim.issued_tokens().remove(0);
+    let http = pingone_aic_operator::http::client("test").unwrap();
+    let url = format!(
+        "{}/v1/environments/{}/applications",
+        fx.server.base_url, fx.dev
+    );
+    let post = |body: serde_json::Value| {
+        http.post(&url)
+            .bearer_auth(token.expose())
+            .json(&body)
+            .send()
+    };
+    let created = post(serde_json::json!({
+        "name": "quiet", "type": "WORKER", "protocol": "OPENID_CONNECT",
+        "grantTypes": ["CLIENT_CREDENTIALS"], "tokenEndpointAuthMethod": "CLIENT_SECRET_BASIC",
+        "assignActorRoles": false
+    }))
+    .await
+    .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: serde_json::Value = created.json().await.unwrap();
+    assert_eq!(created["enabled"], false);
+    assert!(created.get("assignActorRoles").is_none());
+    let saml_worker = post(serde_json::json!({
+        "name": "x", "enabled": true, "type": "WORKER", "protocol": "SAML"
+    }))
+    .await
+    .unwrap();
+    assert_eq!(saml_worker.status(), 400);
+    let body: serde_json::Value = saml_worker.json().await.unwrap();
+    assert_eq!(body["details"][0]["target"], "protocol");
+    let bad_method = post(serde_json::json!({
+        "name": "x", "enabled": true, "type": "WORKER", "protocol": "OPENID_CONNECT",
+        "grantTypes": ["CLIENT_CREDENTIALS"], "tokenEndpointAuthMethod": "MAGIC"
+    }))
+    .await
+    .unwrap();
+    let body: serde_json::Value = bad_method.json().await.unwrap();
+    assert_eq!(body["details"][0]["target"], "tokenEndpointAuthMethod");
+    assert!(body["details"][0]["innerError"]["allowedValues"].is_array());
+
+    // Admin roles go only to OIDC and SAML applications.
+    let link: serde_json::Value = post(serde_json::json!({
+        "name": "link", "enabled": true, "type": "PORTAL_LINK_APP", "protocol": "EXTERNAL_LINK",
+        "homePageUrl": "https://example.com"
+    }))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let link_id = link["id"].as_str().unwrap();
+    let role = admin.role_id(IDENTITY_DATA_ADMIN).await.unwrap();
+    let err = admin
+        .create_role_assignment(&fx.dev, link_id, &role, &Scope::environment(&fx.dev))
+        .await
+        .unwrap_err();
+    match err {
+        PingOneError::Api {
+            status: 400, body, ..
+        } => {
+            assert_eq!(body.details[0].target.as_deref(), Some("application"));
+        }
+        other => panic!("expected a 400, got {other:?}"),
+    }
+}

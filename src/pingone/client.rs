@@ -401,6 +401,13 @@ impl PingOneSession {
         let url = self
             .endpoints
             .api_url(&["environments", call.environment_id]);
+        let wait = self
+            .inner()
+            .budget
+            .reserve(call.environment_id, self.inner().clock.now());
+        if !wait.is_zero() {
+            self.inner().clock.sleep(wait).await;
+        }
         let Ok(token) = self.token(false).await else {
             return false;
         };

@@ -28,6 +28,17 @@ impl Endpoints {
         Ok(Self { api, auth })
     }
 
+    /// The endpoints of a TenantEnvironment's PingOne environment.
+    pub fn for_environment(
+        environment: &crate::crd::tenant_environment::PingOneEnvironment,
+    ) -> Result<Self, BaseUrlError> {
+        Self::new(
+            environment.region,
+            environment.api_url.as_deref(),
+            environment.auth_url.as_deref(),
+        )
+    }
+
     /// Both bases given explicitly, e.g. a simulator's `http://127.0.0.1:PORT/v1` and
     /// `http://127.0.0.1:PORT`.
     pub fn custom(api: &str, auth: &str) -> Result<Self, BaseUrlError> {
@@ -97,6 +108,20 @@ mod tests {
             "http://127.0.0.1:9000/e%201/as/token"
         );
         assert!(Endpoints::new(Region::EU, Some("http://p1.example.com/v1"), None).is_err());
+    }
+
+    #[test]
+    fn a_tenant_environment_spec_selects_its_endpoints() {
+        let spec: crate::crd::tenant_environment::PingOneEnvironment =
+            serde_json::from_value(serde_json::json!({
+                "environmentId": "5c2a0c83-6d9f-4b6e-9d0e-6a4f1f3b2e10",
+                "region": "AU",
+                "authUrl": "https://login.example.com"
+            }))
+            .unwrap();
+        let endpoints = Endpoints::for_environment(&spec).unwrap();
+        assert_eq!(endpoints.api.as_str(), "https://api.pingone.com.au/v1");
+        assert_eq!(endpoints.auth.as_str(), "https://login.example.com/");
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! an `expiresAt` outside 1 minute..30 days is 400 `INVALID_DATA`/`OUT_OF_RANGE`; an
 //! Environment Admin may grant Identity Data Admin without holding it, unless
 //! `strictRoleHolding` is set. Deleting an application removes its secret and role
-//! assignments and invalidates its tokens.
+//! assignments and invalidates its tokens. `GET /environments/{id}` answers even while the
+//! environment is young (as the SDK's 404 check relies on); its sub-resources do not.
 //!
 //! Build it with [`PingOneSim::new`], mount [`PingOneSim::router`] together with the shared
 //! [`SimControl`] (see [`PingOneSim::app`]), and inspect it with [`PingOneSim::state`] or
@@ -1706,6 +1707,15 @@ async fn create_assignment(
         return not_found();
     };
     let is_worker = app.fields.get("type").and_then(Value::as_str) == Some("WORKER");
+    // Only administrator-defined OIDC and SAML applications can hold admin roles.
+    let protocol = app.fields.get("protocol").and_then(Value::as_str);
+    if !matches!(protocol, Some("OPENID_CONNECT" | "SAML")) {
+        return invalid(
+            "application",
+            "INVALID_VALUE",
+            "Role assignments can only be made on OIDC or SAML applications",
+        );
+    }
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return p1(
             StatusCode::BAD_REQUEST,

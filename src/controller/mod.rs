@@ -10,6 +10,7 @@
 
 pub mod clients;
 pub mod error;
+pub mod integration;
 pub mod promotion;
 pub mod tenant;
 
@@ -204,6 +205,26 @@ where
     Action::requeue(delay)
 }
 
+/// The integrations of `namespace` that include any of the named TenantEnvironments.
+fn integrations_including(
+    store: &Store<PingOneIntegration>,
+    namespace: Option<String>,
+    tenants: &[String],
+) -> Vec<ObjectRef<PingOneIntegration>> {
+    store
+        .state()
+        .iter()
+        .filter(|i| i.namespace() == namespace)
+        .filter(|i| {
+            i.spec
+                .environments
+                .iter()
+                .any(|e| tenants.contains(&e.name))
+        })
+        .map(|i| ObjectRef::from_obj(i.as_ref()))
+        .collect()
+}
+
 /// Maps a changed Secret to the objects of `store` that reference it.
 fn referencing<K>(
     store: &Store<K>,
@@ -354,6 +375,58 @@ async fn run_scope(
                 tracing::debug!(error = %err, "Promotion controller event");
             }
         });
-    let _ = (integration_store, integrations);
-    futures::join!(tenant_controller, promotion_controller);
+    let by_secret = (integration_store.clone(), ctx.tenants.clone());
+    let by_tenant = integration_store.clone();
+    let by_promotion = integration_store;
+    let integration_controller = integrations
+        .watches(
+            scoped_api::<PartialObjectMeta<Secret>>(&client, ns),
+            watcher::Config::default(),
+            move |secret| {
+                let (integrations, tenants) = &by_secret;
+                let via_tenants: Vec<String> =
+                    referencing(tenants, &secret, tenant::referenced_secrets)
+                        .into_iter()
+                        .map(|r| r.name)
+                        .collect();
+                let mut refs = referencing(integrations, &secret, integration::referenced_secrets);
+                refs.extend(integrations_including(
+                    integrations,
+                    secret.namespace(),
+                    &via_tenants,
+                ));
+                refs
+            },
+        )
+        .watches(
+            scoped_api::<TenantEnvironment>(&client, ns),
+            watcher::Config::default(),
+            move |tenant: TenantEnvironment| {
+                integrations_including(&by_tenant, tenant.namespace(), &[tenant.name_any()])
+            },
+        )
+        .watches(
+            scoped_api::<Promotion>(&client, ns),
+            watcher::Config::default(),
+            move |promotion: Promotion| {
+                integrations_including(
+                    &by_promotion,
+                    promotion.namespace(),
+                    std::slice::from_ref(&promotion.spec.to),
+                )
+            },
+        )
+        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
+        .graceful_shutdown_on(stop_signal(stop.clone()))
+        .run(integration::reconcile, error_policy, ctx.clone())
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                tracing::debug!(error = %err, "PingOneIntegration controller event");
+            }
+        });
+    futures::join!(
+        tenant_controller,
+        promotion_controller,
+        integration_controller
+    );
 }

@@ -18,6 +18,7 @@ pub mod http;
 pub mod manifests;
 pub mod metrics;
 pub mod pingone;
+pub mod runtime;
 pub mod secret;
 pub mod server;
 #[cfg(feature = "dev-tools")]

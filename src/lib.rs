@@ -11,5 +11,7 @@
 
 pub mod admission;
 pub mod crd;
+#[cfg(feature = "dev-tools")]
+pub mod devkube;
 pub mod http;
 pub mod secret;

@@ -1,0 +1,28 @@
+//! Runs devkube, the development stand-in for the Kubernetes API, on 127.0.0.1 and writes a
+//! kubeconfig for kubectl: `cargo run --example devkube -- [KUBECONFIG_PATH] [PORT]`.
+//! A development tool only; it has no authentication.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use pingone_aic_operator::devkube::DevKube;
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let path = PathBuf::from(args.next().unwrap_or_else(|| "devkube.kubeconfig".into()));
+    let port: u16 = args.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let devkube = DevKube::new();
+    let server = devkube
+        .serve(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+        .await?;
+    server.write_kubeconfig(&path)?;
+    println!(
+        "devkube listening on {}; use KUBECONFIG={}",
+        server.url(),
+        path.display()
+    );
+    tokio::signal::ctrl_c().await?;
+    server.shutdown().await;
+    Ok(())
+}

@@ -14,4 +14,9 @@ pub mod crd;
 #[cfg(feature = "dev-tools")]
 pub mod devkube;
 pub mod http;
+pub mod manifests;
+pub mod metrics;
 pub mod secret;
+pub mod server;
+pub mod status;
+pub mod telemetry;

@@ -26,12 +26,13 @@ pub use tenant_environment::{TenantEnvironment, TenantEnvironmentSpec, TenantEnv
 /// API group of every resource.
 pub const GROUP: &str = "pingone-aic.io";
 
-/// The CustomResourceDefinitions of all resources, in a stable order.
+/// The CustomResourceDefinitions of all resources, in the order of their file names under
+/// `crds/`, so that `crdgen`'s output equals the files concatenated.
 pub fn all() -> Vec<CustomResourceDefinition> {
     vec![
-        TenantEnvironment::crd(),
         PingOneIntegration::crd(),
         Promotion::crd(),
+        TenantEnvironment::crd(),
     ]
 }
 
@@ -40,17 +41,12 @@ pub fn file_name(crd: &CustomResourceDefinition) -> String {
     format!("{}.yaml", crd.metadata.name.as_deref().unwrap_or_default())
 }
 
-/// Renders one CRD as a YAML document.
+/// Renders one CRD as a YAML document, starting with `---` so that documents concatenate.
 pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_saphyr::SerializeError> {
-    serde_saphyr::to_string(crd)
+    Ok(format!("---\n{}", serde_saphyr::to_string(crd)?))
 }
 
 /// Renders all CRDs as one multi-document YAML stream, as `crdgen` prints it.
 pub fn crds_yaml() -> Result<String, serde_saphyr::SerializeError> {
-    let mut out = String::new();
-    for crd in all() {
-        out.push_str("---\n");
-        out.push_str(&to_yaml(&crd)?);
-    }
-    Ok(out)
+    all().iter().map(to_yaml).collect()
 }

@@ -320,3 +320,63 @@ pub enum RestartState {
     /// A restart is in progress.
     Restarting,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_map_to_their_documented_hosts() {
+        let expected = [
+            (
+                Region::NA,
+                "https://api.pingone.com/v1",
+                "https://auth.pingone.com",
+            ),
+            (
+                Region::CA,
+                "https://api.pingone.ca/v1",
+                "https://auth.pingone.ca",
+            ),
+            (
+                Region::EU,
+                "https://api.pingone.eu/v1",
+                "https://auth.pingone.eu",
+            ),
+            (
+                Region::AU,
+                "https://api.pingone.com.au/v1",
+                "https://auth.pingone.com.au",
+            ),
+            (
+                Region::SG,
+                "https://api.pingone.sg/v1",
+                "https://auth.pingone.sg",
+            ),
+            (
+                Region::AP,
+                "https://api.pingone.asia/v1",
+                "https://auth.pingone.asia",
+            ),
+        ];
+        for (region, api, auth) in expected {
+            assert_eq!(region.api_url(), api);
+            assert_eq!(region.auth_url(), auth);
+        }
+    }
+
+    #[test]
+    fn only_development_and_sandbox_are_mutable() {
+        let mutable: Vec<Tier> = [
+            Tier::Development,
+            Tier::Uat,
+            Tier::Staging,
+            Tier::Production,
+            Tier::Sandbox,
+        ]
+        .into_iter()
+        .filter(|t| t.is_mutable())
+        .collect();
+        assert_eq!(mutable, [Tier::Development, Tier::Sandbox]);
+    }
+}

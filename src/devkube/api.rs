@@ -60,11 +60,22 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         Ok(b) => b,
         Err(e) => return ApiError::bad_request(e.to_string()).into_response(),
     };
-    let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let segments: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let result = match (parts.method.clone(), segments.as_slice()) {
         (Method::GET, ["version"]) => Ok(json_response(version())),
         (Method::GET, ["healthz" | "livez" | "readyz"]) => {
             Ok((StatusCode::OK, "ok").into_response())
+        }
+        (Method::GET, ["openapi", "v3"]) => Ok(json_response(openapi_root(&inner))),
+        (Method::GET, ["openapi", "v3", "api", "v1"]) => {
+            Ok(json_response(openapi_group_version(&inner, "", "v1")))
+        }
+        (Method::GET, ["openapi", "v3", "apis", group, version]) => {
+            Ok(json_response(openapi_group_version(&inner, group, version)))
         }
         (Method::GET, ["api"]) => Ok(json_response(json!({
             "kind": "APIVersions",
@@ -86,7 +97,17 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
             resource(&inner, method, "", "v1", rest, &query, &parts.headers, body).await
         }
         (method, ["apis", group, version, rest @ ..]) => {
-            resource(&inner, method, group, version, rest, &query, &parts.headers, body).await
+            resource(
+                &inner,
+                method,
+                group,
+                version,
+                rest,
+                &query,
+                &parts.headers,
+                body,
+            )
+            .await
         }
         _ => Err(ApiError::no_route(&path)),
     };
@@ -199,6 +220,63 @@ fn resource_list(inner: &Inner, group: &str, version: &str) -> Value {
     })
 }
 
+/// The OpenAPI v3 discovery document. kubectl reads it only to learn that the server validates
+/// fields itself (`fieldValidation`); without it, `kubectl apply` refuses to run.
+fn openapi_root(inner: &Inner) -> Value {
+    let mut paths = serde_json::Map::new();
+    paths.insert(
+        "api/v1".into(),
+        json!({"serverRelativeURL": format!("/openapi/v3/api/v1?hash={}", inner.store.types().len())}),
+    );
+    for (group, versions) in group_versions(inner) {
+        for version in versions {
+            paths.insert(
+                format!("apis/{group}/{version}"),
+                json!({"serverRelativeURL": format!("/openapi/v3/apis/{group}/{version}?hash={}", inner.store.types().len())}),
+            );
+        }
+    }
+    json!({"paths": paths})
+}
+
+/// One group version's OpenAPI v3 document: a PATCH operation per resource declaring the
+/// `fieldValidation` and `dryRun` parameters, and no schemas.
+fn openapi_group_version(inner: &Inner, group: &str, version: &str) -> Value {
+    let mut paths = serde_json::Map::new();
+    for rt in inner.store.types() {
+        if rt.group != group || rt.version != version {
+            continue;
+        }
+        let prefix = if group.is_empty() {
+            format!("/api/{version}")
+        } else {
+            format!("/apis/{group}/{version}")
+        };
+        let path = if rt.namespaced {
+            format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", rt.plural)
+        } else {
+            format!("{prefix}/{}/{{name}}", rt.plural)
+        };
+        let query = |name: &str| json!({"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": true}});
+        paths.insert(
+            path,
+            json!({"patch": {
+                "operationId": format!("patch{}", rt.kind),
+                "x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": rt.kind},
+                "x-kubernetes-action": "patch",
+                "parameters": [query("dryRun"), query("fieldManager"), query("fieldValidation"), query("force")],
+                "responses": {"200": {"description": "OK"}},
+            }}),
+        );
+    }
+    json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.33.0"},
+        "paths": paths,
+        "components": {"schemas": {}},
+    })
+}
+
 struct Target<'a> {
     namespace: Option<&'a str>,
     plural: &'a str,
@@ -246,7 +324,9 @@ fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice(body).or_else(|json_error| {
         let text = std::str::from_utf8(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
         serde_saphyr::from_str::<Value>(text).map_err(|_| {
-            ApiError::bad_request(format!("the body of the request could not be decoded: {json_error}"))
+            ApiError::bad_request(format!(
+                "the body of the request could not be decoded: {json_error}"
+            ))
         })
     })
 }
@@ -306,6 +386,9 @@ async fn resource(
         (Method::GET, None) => {
             let selector = Selector::parse(query.get("labelSelector"), query.get("fieldSelector"))?;
             if query.flag("watch") {
+                let mut held = inner.hold.subscribe();
+                // A closed channel cannot happen while `inner` is alive.
+                let _ = held.wait_for(|held| !held).await;
                 return watch(inner, rt, target.namespace, selector, query, table);
             }
             list(inner, &rt, target.namespace, &selector, query, table)
@@ -331,7 +414,9 @@ async fn resource(
         }
         (Method::PUT, Some(name)) => {
             let object = parse_body(&body)?;
-            let updated = inner.store.update(&rt, namespace, name, &ctx, |_| Ok(object))?;
+            let updated = inner
+                .store
+                .update(&rt, namespace, name, &ctx, |_| Ok(object))?;
             Ok(json_response(updated))
         }
         (Method::PATCH, Some(name)) => {
@@ -345,21 +430,40 @@ async fn resource(
                 .trim()
                 .to_owned();
             let patch_body = parse_body(&body)?;
-            patch_object(inner, &rt, namespace, name, ctx, &content_type, patch_body, query)
+            patch_object(
+                inner,
+                &rt,
+                namespace,
+                name,
+                ctx,
+                &content_type,
+                patch_body,
+                query,
+            )
         }
         (Method::DELETE, Some(name)) => {
             let options = parse_body(&body)?;
             let opts = delete_opts(&options, query);
-            Ok(json_response(inner.store.delete(&rt, namespace, name, &opts)?))
+            Ok(json_response(
+                inner.store.delete(&rt, namespace, name, &opts)?,
+            ))
         }
         (Method::DELETE, None) => {
             let selector = Selector::parse(query.get("labelSelector"), query.get("fieldSelector"))?;
-            let (items, rv) = inner.store.list(&rt, target.namespace, |o| selector.matches(o));
+            let (items, rv) = inner
+                .store
+                .list(&rt, target.namespace, |o| selector.matches(o));
             let opts = delete_opts(&parse_body(&body)?, query);
             let mut deleted = Vec::new();
             for item in items {
-                let ns = item.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
-                let name = item.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+                let ns = item
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let name = item
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 if let Ok(object) = inner.store.delete(&rt, ns, name, &opts) {
                     deleted.push(object);
                 }
@@ -383,7 +487,10 @@ fn delete_opts(options: &Value, query: &Query) -> DeleteOpts {
         .and_then(Value::as_str)
         .or_else(|| query.get("propagationPolicy"))
         .or_else(|| {
-            options.get("orphanDependents").and_then(Value::as_bool).and_then(|o| o.then_some("Orphan"))
+            options
+                .get("orphanDependents")
+                .and_then(Value::as_bool)
+                .and_then(|o| o.then_some("Orphan"))
         });
     DeleteOpts {
         resource_version: options
@@ -442,7 +549,9 @@ fn patch_object(
             ctx.apply = true;
             let mut config = body;
             if !config.is_object() {
-                return Err(ApiError::bad_request("an apply configuration must be an object"));
+                return Err(ApiError::bad_request(
+                    "an apply configuration must be an object",
+                ));
             }
             if config.pointer("/metadata/name").is_none() {
                 config["metadata"]["name"] = json!(name);
@@ -452,8 +561,16 @@ fn patch_object(
             let api_version = rt.api_version();
             let (group, plural) = (rt.group.clone(), rt.plural.clone());
             inner.store.apply(rt, namespace, name, &ctx, |current| {
-                patch::apply(current, &config, &manager, force, subresource, &api_version, &super::store::now())
-                    .map_err(|conflicts| ApiError::apply_conflicts(&group, &plural, name, &conflicts))
+                patch::apply(
+                    current,
+                    &config,
+                    &manager,
+                    force,
+                    subresource,
+                    &api_version,
+                    &super::store::now(),
+                )
+                .map_err(|conflicts| ApiError::apply_conflicts(&group, &plural, name, &conflicts))
             })?
         }
         other => return Err(ApiError::unsupported_media_type(other)),
@@ -473,13 +590,20 @@ fn list(
     let key = |o: &Value| {
         format!(
             "{}/{}",
-            o.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default(),
-            o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default()
+            o.pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+            o.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
         )
     };
     let start = query.get("continue").filter(|c| !c.is_empty());
     let mut items: Vec<Value> = match start {
-        Some(after) => items.into_iter().filter(|o| key(o).as_str() > after).collect(),
+        Some(after) => items
+            .into_iter()
+            .filter(|o| key(o).as_str() > after)
+            .collect(),
         None => items,
     };
     let limit = query
@@ -497,7 +621,9 @@ fn list(
     }
     if table {
         let include = Include::parse(query.get("includeObject"));
-        return Ok(json_response(super::table::table(rt, &items, include, metadata)));
+        return Ok(json_response(super::table::table(
+            rt, &items, include, metadata,
+        )));
     }
     Ok(json_response(json!({
         "kind": format!("{}List", rt.kind),
@@ -514,7 +640,8 @@ fn event_for(
     selector: &Selector,
 ) -> Option<(&'static str, Value)> {
     let visible = |o: &Value| {
-        namespace.is_none_or(|n| o.pointer("/metadata/namespace").and_then(Value::as_str) == Some(n))
+        namespace
+            .is_none_or(|n| o.pointer("/metadata/namespace").and_then(Value::as_str) == Some(n))
             && selector.matches(o)
     };
     let now = visible(&change.object);
@@ -544,7 +671,10 @@ fn watch(
     let from = query
         .get("resourceVersion")
         .filter(|rv| !rv.is_empty())
-        .map(|rv| rv.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}"))))
+        .map(|rv| {
+            rv.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))
+        })
         .transpose()?;
     let initial = query.flag("sendInitialEvents");
     let bookmarks = query.flag("allowWatchBookmarks");
@@ -590,18 +720,23 @@ fn watch(
         };
         let mut last = start.rv;
         for object in std::mem::take(&mut start.initial) {
-            let visible = namespace
-                .as_deref()
-                .is_none_or(|n| object.pointer("/metadata/namespace").and_then(Value::as_str) == Some(n))
-                && selector.matches(&object);
+            let visible = namespace.as_deref().is_none_or(|n| {
+                object
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    == Some(n)
+            }) && selector.matches(&object);
             if visible && tx.send(Ok(render("ADDED", object))).await.is_err() {
                 return;
             }
         }
-        if initial {
-            if tx.send(Ok(render("BOOKMARK", bookmark(start.rv, true)))).await.is_err() {
-                return;
-            }
+        if initial
+            && tx
+                .send(Ok(render("BOOKMARK", bookmark(start.rv, true))))
+                .await
+                .is_err()
+        {
+            return;
         }
         for change in std::mem::take(&mut start.replay) {
             if let Some((kind, object)) = event_for(&change, namespace.as_deref(), &selector)
@@ -616,6 +751,9 @@ fn watch(
         ticker.tick().await;
         loop {
             tokio::select! {
+                // A dropped connection wins over pending changes, so none slips through after it.
+                biased;
+                _ = kill.changed() => return,
                 received = start.live.recv() => match received {
                     Ok(change) => {
                         if change.rv <= last {
@@ -641,7 +779,6 @@ fn watch(
                     }
                 }
                 _ = &mut deadline => return,
-                _ = kill.changed() => return,
             }
         }
     });

@@ -88,7 +88,12 @@ impl ApiError {
     }
 
     /// 409 for server-side apply conflicts with other field managers: `(manager, field)` pairs.
-    pub fn apply_conflicts(group: &str, plural: &str, name: &str, conflicts: &[(String, String)]) -> Self {
+    pub fn apply_conflicts(
+        group: &str,
+        plural: &str,
+        name: &str,
+        conflicts: &[(String, String)],
+    ) -> Self {
         let lines: Vec<String> = conflicts
             .iter()
             .map(|(manager, field)| format!("- conflict with \"{manager}\": {field}"))
@@ -105,9 +110,8 @@ impl ApiError {
                 json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{manager}\""), "field": field})
             })
             .collect();
-        Self::new(409, "Conflict", message).with_details(
-            json!({"name": name, "group": group, "kind": plural, "causes": causes}),
-        )
+        Self::new(409, "Conflict", message)
+            .with_details(json!({"name": name, "group": group, "kind": plural, "causes": causes}))
     }
 
     /// 422 with one field error per cause, as admission reports them.
@@ -115,7 +119,16 @@ impl ApiError {
         let causes: Vec<Value> = rejection
             .causes
             .iter()
-            .map(|c| json!({"reason": c.kind.reason(), "message": c.to_string(), "field": c.field}))
+            .map(|c| {
+                // The API server's cause message is the error without its field path; kubectl
+                // prints `field: message`.
+                let full = c.to_string();
+                let message = full
+                    .strip_prefix(&format!("{}: ", c.field))
+                    .unwrap_or(&full)
+                    .to_owned();
+                json!({"reason": c.kind.reason(), "message": message, "field": c.field})
+            })
             .collect();
         let subject = if group.is_empty() {
             kind.to_owned()
@@ -167,7 +180,9 @@ impl ApiError {
         Self::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml ({content_type})"),
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml ({content_type})"
+            ),
         )
     }
 

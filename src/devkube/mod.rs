@@ -73,6 +73,7 @@ impl Default for Options {
 pub(crate) struct Inner {
     store: Store,
     kill: watch::Sender<u64>,
+    hold: watch::Sender<bool>,
     bookmark_interval: Duration,
 }
 
@@ -103,10 +104,12 @@ impl DevKube {
     /// A server with the given options.
     pub fn with_options(options: Options) -> Self {
         let (kill, _) = watch::channel(0);
+        let (hold, _) = watch::channel(false);
         let devkube = Self {
             inner: Arc::new(Inner {
                 store: Store::new(options.history_limit),
                 kill,
+                hold,
                 bookmark_interval: options.bookmark_interval,
             }),
         };
@@ -136,8 +139,13 @@ impl DevKube {
         paths.sort();
         for path in paths {
             let text = std::fs::read_to_string(&path)?;
-            let docs: Vec<CustomResourceDefinition> = serde_saphyr::from_multiple(&text)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
+            let docs: Vec<CustomResourceDefinition> =
+                serde_saphyr::from_multiple(&text).map_err(|e| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{}: {e}", path.display()),
+                    )
+                })?;
             for crd in docs {
                 self.add_crd(&crd)
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.message))?;
@@ -162,6 +170,12 @@ impl DevKube {
     /// resourceVersion.
     pub fn drop_watches(&self) {
         self.inner.kill.send_modify(|n| *n += 1);
+    }
+
+    /// While `true`, new watch requests wait before they start (lists and writes go on), so a
+    /// test can make changes, or compact, while a client is between two watches.
+    pub fn hold_watches(&self, hold: bool) {
+        self.inner.hold.send_replace(hold);
     }
 
     /// Forgets the change history, as etcd compaction does: watches resuming from any earlier
@@ -213,7 +227,9 @@ pub struct Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("Server")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 

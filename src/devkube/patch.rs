@@ -160,7 +160,10 @@ pub struct ManagedEntry {
 
 /// Reads `metadata.managedFields` of a stored object.
 pub fn read_managed(object: &Value) -> Vec<ManagedEntry> {
-    let Some(entries) = object.pointer("/metadata/managedFields").and_then(Value::as_array) else {
+    let Some(entries) = object
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+    else {
         return Vec::new();
     };
     entries
@@ -170,7 +173,12 @@ pub fn read_managed(object: &Value) -> Vec<ManagedEntry> {
             if let Some(f) = e.get("fieldsV1") {
                 read_fields_v1(f, Vec::new(), &mut fields);
             }
-            let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+            let s = |k: &str| {
+                e.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
             ManagedEntry {
                 manager: s("manager"),
                 operation: s("operation"),
@@ -287,7 +295,9 @@ pub fn record_update(
         .collect();
     let removed: BTreeSet<FieldPath> = old_leaves.difference(&new_leaves).cloned().collect();
     for entry in entries.iter_mut() {
-        entry.fields.retain(|p| !changed.contains(p) && !removed.contains(p));
+        entry
+            .fields
+            .retain(|p| !changed.contains(p) && !removed.contains(p));
     }
     if !changed.is_empty() {
         let entry = entry_mut(&mut entries, manager, "Update", subresource);
@@ -337,9 +347,9 @@ pub fn apply(
         .map(|e| e.fields.clone())
         .unwrap_or_default();
     for path in previous.difference(&applied) {
-        let shared = entries.iter().any(|e| {
-            !(e.manager == manager && e.operation == "Apply") && e.fields.contains(path)
-        });
+        let shared = entries
+            .iter()
+            .any(|e| !(e.manager == manager && e.operation == "Apply") && e.fields.contains(path));
         if !shared {
             remove(&mut object, path);
         }
@@ -380,16 +390,56 @@ mod tests {
 
     #[test]
     fn apply_conflicts_between_managers_until_the_field_is_released() {
-        let base = json!({"apiVersion": "v1", "kind": "Lease", "metadata": {"name": "l"}, "spec": {}});
-        let a = apply(Some(&base), &json!({"spec": {"holderIdentity": "a"}}), "a", false, "", "v1", "t").unwrap();
-        let conflicts = apply(Some(&a), &json!({"spec": {"holderIdentity": "b"}}), "b", false, "", "v1", "t").unwrap_err();
-        assert_eq!(conflicts, vec![("a".to_owned(), ".spec.holderIdentity".to_owned())]);
+        let base =
+            json!({"apiVersion": "v1", "kind": "Lease", "metadata": {"name": "l"}, "spec": {}});
+        let a = apply(
+            Some(&base),
+            &json!({"spec": {"holderIdentity": "a"}}),
+            "a",
+            false,
+            "",
+            "v1",
+            "t",
+        )
+        .unwrap();
+        let conflicts = apply(
+            Some(&a),
+            &json!({"spec": {"holderIdentity": "b"}}),
+            "b",
+            false,
+            "",
+            "v1",
+            "t",
+        )
+        .unwrap_err();
+        assert_eq!(
+            conflicts,
+            vec![("a".to_owned(), ".spec.holderIdentity".to_owned())]
+        );
         // Same value: shared ownership, no conflict.
-        apply(Some(&a), &json!({"spec": {"holderIdentity": "a"}}), "b", false, "", "v1", "t").unwrap();
+        apply(
+            Some(&a),
+            &json!({"spec": {"holderIdentity": "a"}}),
+            "b",
+            false,
+            "",
+            "v1",
+            "t",
+        )
+        .unwrap();
         // A merge patch removing the field releases it from every manager.
         let mut released = a.clone();
         merge(&mut released, &json!({"spec": {"holderIdentity": null}}));
         record_update(Some(&a), &mut released, "c", "", "v1", "t");
-        apply(Some(&released), &json!({"spec": {"holderIdentity": "b"}}), "b", false, "", "v1", "t").unwrap();
+        apply(
+            Some(&released),
+            &json!({"spec": {"holderIdentity": "b"}}),
+            "b",
+            false,
+            "",
+            "v1",
+            "t",
+        )
+        .unwrap();
     }
 }

@@ -58,7 +58,9 @@ impl Selector {
 
     /// Whether the object matches every term.
     pub fn matches(&self, object: &Value) -> bool {
-        let labels = object.pointer("/metadata/labels").and_then(Value::as_object);
+        let labels = object
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object);
         let label = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
         let labels_match = self.labels.iter().all(|term| match term {
             LabelTerm::Equals(k, v) => label(k) == Some(v.as_str()),
@@ -113,7 +115,10 @@ fn parse_label_term(term: &str) -> Result<LabelTerm, ApiError> {
         return Ok(LabelTerm::NotExists(key.trim().to_owned()));
     }
     if let Some((k, v)) = term.split_once("!=") {
-        return Ok(LabelTerm::NotEquals(k.trim().to_owned(), v.trim().to_owned()));
+        return Ok(LabelTerm::NotEquals(
+            k.trim().to_owned(),
+            v.trim().to_owned(),
+        ));
     }
     if let Some((k, v)) = term.split_once("==") {
         return Ok(LabelTerm::Equals(k.trim().to_owned(), v.trim().to_owned()));

@@ -286,19 +286,28 @@ fn meta_mut(object: &mut Value) -> &mut Map<String, Value> {
     if !object.get("metadata").is_some_and(Value::is_object) {
         object["metadata"] = json!({});
     }
-    object["metadata"].as_object_mut().expect("metadata is an object")
+    object["metadata"]
+        .as_object_mut()
+        .expect("metadata is an object")
 }
 
 fn finalizers(object: &Value) -> BTreeSet<String> {
     object
         .pointer("/metadata/finalizers")
         .and_then(Value::as_array)
-        .map(|f| f.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|f| {
+            f.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn is_deleting(object: &Value) -> bool {
-    object.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null())
+    object
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
 }
 
 /// The part of an object whose change bumps `generation`.
@@ -329,8 +338,24 @@ fn builtins() -> Vec<ResourceType> {
         ResourceType::builtin("", "v1", "Secret", "secrets", true, &[], false),
         ResourceType::builtin("", "v1", "ConfigMap", "configmaps", true, &["cm"], false),
         ResourceType::builtin("", "v1", "Event", "events", true, &["ev"], false),
-        ResourceType::builtin("events.k8s.io", "v1", "Event", "events", true, &["ev"], false),
-        ResourceType::builtin("coordination.k8s.io", "v1", "Lease", "leases", true, &[], false),
+        ResourceType::builtin(
+            "events.k8s.io",
+            "v1",
+            "Event",
+            "events",
+            true,
+            &["ev"],
+            false,
+        ),
+        ResourceType::builtin(
+            "coordination.k8s.io",
+            "v1",
+            "Lease",
+            "leases",
+            true,
+            &[],
+            false,
+        ),
         ResourceType::builtin(
             "apiextensions.k8s.io",
             "v1",
@@ -388,7 +413,11 @@ impl Store {
     pub fn add_crd(&self, crd: &CustomResourceDefinition) -> Result<(), ApiError> {
         let object = serde_json::to_value(crd).map_err(|e| ApiError::bad_request(e.to_string()))?;
         let mut state = self.lock();
-        let rt = state.kinds[&("apiextensions.k8s.io".to_owned(), "customresourcedefinitions".to_owned())].clone();
+        let rt = state.kinds[&(
+            "apiextensions.k8s.io".to_owned(),
+            "customresourcedefinitions".to_owned(),
+        )]
+            .clone();
         state.create(&self.changes, &rt, "", object, &WriteCtx::default())?;
         Ok(())
     }
@@ -466,7 +495,8 @@ impl Store {
         object: Value,
         ctx: &WriteCtx,
     ) -> Result<Value, ApiError> {
-        self.lock().create(&self.changes, rt, namespace, object, ctx)
+        self.lock()
+            .create(&self.changes, rt, namespace, object, ctx)
     }
 
     /// Updates an object with `change`, which computes the new object from the stored one.
@@ -561,8 +591,10 @@ impl State {
     fn register(&mut self, rt: Arc<ResourceType>) {
         self.kinds
             .insert((rt.group.clone(), rt.plural.clone()), rt.clone());
-        self.types
-            .insert((rt.group.clone(), rt.version.clone(), rt.plural.clone()), rt);
+        self.types.insert(
+            (rt.group.clone(), rt.version.clone(), rt.plural.clone()),
+            rt,
+        );
     }
 
     fn get(&self, rt: &ResourceType, namespace: &str, name: &str) -> Result<&Value, ApiError> {
@@ -582,7 +614,9 @@ impl State {
     ) -> Value {
         self.rv += 1;
         meta_mut(&mut object).insert("resourceVersion".into(), json!(self.rv.to_string()));
-        let ns = meta_str(&object, "namespace").unwrap_or_default().to_owned();
+        let ns = meta_str(&object, "namespace")
+            .unwrap_or_default()
+            .to_owned();
         let name = meta_str(&object, "name").unwrap_or_default().to_owned();
         let objects = self
             .objects
@@ -626,7 +660,10 @@ impl State {
         object["apiVersion"] = json!(rt.api_version());
         object["kind"] = json!(rt.kind);
         let meta = meta_mut(&mut object);
-        let body_ns = meta.get("namespace").and_then(Value::as_str).unwrap_or_default();
+        let body_ns = meta
+            .get("namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if rt.namespaced {
             if !body_ns.is_empty() && body_ns != namespace {
                 return Err(ApiError::bad_request(
@@ -637,7 +674,11 @@ impl State {
         } else {
             meta.remove("namespace");
         }
-        let name = match meta.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+        let name = match meta
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        {
             Some(name) => name.to_owned(),
             None => match meta.get("generateName").and_then(Value::as_str) {
                 Some(prefix) => format!("{prefix}{}", random_suffix()),
@@ -681,7 +722,10 @@ impl State {
                     return Err(ApiError {
                         code: 403,
                         reason: "Forbidden",
-                        message: format!("{} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated", super::error::qualified(&rt.group, &rt.plural)),
+                        message: format!(
+                            "{} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
+                            super::error::qualified(&rt.group, &rt.plural)
+                        ),
                         details: None,
                     });
                 }
@@ -706,7 +750,14 @@ impl State {
         }
         let crd = self.builtin_effects(rt, &mut object)?;
         if !ctx.apply {
-            patch::record_update(None, &mut object, &ctx.manager, "", &rt.api_version(), &now());
+            patch::record_update(
+                None,
+                &mut object,
+                &ctx.manager,
+                "",
+                &rt.api_version(),
+                &now(),
+            );
         }
         if ctx.dry_run {
             return Ok(object);
@@ -777,13 +828,19 @@ impl State {
                 Ok(None)
             }
             ("", "namespaces") => {
-                let phase = if is_deleting(object) { "Terminating" } else { "Active" };
+                let phase = if is_deleting(object) {
+                    "Terminating"
+                } else {
+                    "Active"
+                };
                 object["status"] = json!({"phase": phase});
                 Ok(None)
             }
             ("apiextensions.k8s.io", "customresourcedefinitions") => {
                 let crd: CustomResourceDefinition = serde_json::from_value(object.clone())
-                    .map_err(|e| ApiError::bad_request(format!("invalid CustomResourceDefinition: {e}")))?;
+                    .map_err(|e| {
+                        ApiError::bad_request(format!("invalid CustomResourceDefinition: {e}"))
+                    })?;
                 let name = crd.metadata.name.clone().unwrap_or_default();
                 let expected = format!("{}.{}", crd.spec.names.plural, crd.spec.group);
                 if name != expected {
@@ -796,7 +853,7 @@ impl State {
                                 field: "metadata.name".into(),
                                 kind: FieldErrorKind::Invalid,
                                 value: Some(format!("\"{name}\"")),
-                                detail: format!("must be spec.names.plural+\".\"+spec.group"),
+                                detail: "must be spec.names.plural+\".\"+spec.group".into(),
                             }],
                         },
                     ));
@@ -861,8 +918,10 @@ impl State {
             if Some(&rt.version) == storage.as_ref() || storage_type.is_none() {
                 storage_type = Some(rt.clone());
             }
-            self.types
-                .insert((rt.group.clone(), rt.version.clone(), rt.plural.clone()), rt);
+            self.types.insert(
+                (rt.group.clone(), rt.version.clone(), rt.plural.clone()),
+                rt,
+            );
         }
         if let Some(rt) = storage_type {
             self.kinds.insert((group, plural), rt);
@@ -986,7 +1045,14 @@ impl State {
         }
         if !ctx.apply {
             let sub = if ctx.status { "status" } else { "" };
-            patch::record_update(Some(old), &mut new, &ctx.manager, sub, &rt.api_version(), &now());
+            patch::record_update(
+                Some(old),
+                &mut new,
+                &ctx.manager,
+                sub,
+                &rt.api_version(),
+                &now(),
+            );
         }
         if ctx.dry_run {
             return Ok(new);
@@ -1140,7 +1206,12 @@ impl State {
 
     /// Garbage collection of objects owned by `uid`: an object whose owners are all gone is
     /// deleted (honouring its finalizers); a reference to a gone owner is otherwise dropped.
-    fn collect_dependents(&mut self, changes: &broadcast::Sender<Arc<Change>>, uid: &str, orphan: bool) {
+    fn collect_dependents(
+        &mut self,
+        changes: &broadcast::Sender<Arc<Change>>,
+        uid: &str,
+        orphan: bool,
+    ) {
         let mut dependents = Vec::new();
         let mut live_uids = BTreeSet::new();
         for ((group, plural), objects) in &self.objects {
@@ -1151,9 +1222,18 @@ impl State {
                 let owned = object
                     .pointer("/metadata/ownerReferences")
                     .and_then(Value::as_array)
-                    .is_some_and(|refs| refs.iter().any(|r| r.get("uid").and_then(Value::as_str) == Some(uid)));
+                    .is_some_and(|refs| {
+                        refs.iter()
+                            .any(|r| r.get("uid").and_then(Value::as_str) == Some(uid))
+                    });
                 if owned {
-                    dependents.push((group.clone(), plural.clone(), ns.clone(), name.clone(), object.clone()));
+                    dependents.push((
+                        group.clone(),
+                        plural.clone(),
+                        ns.clone(),
+                        name.clone(),
+                        object.clone(),
+                    ));
                 }
             }
         }
@@ -1180,7 +1260,8 @@ impl State {
                 if remaining.is_empty() {
                     meta_mut(&mut updated).remove("ownerReferences");
                 } else {
-                    meta_mut(&mut updated).insert("ownerReferences".into(), Value::Array(remaining));
+                    meta_mut(&mut updated)
+                        .insert("ownerReferences".into(), Value::Array(remaining));
                 }
                 let ctx = WriteCtx {
                     manager: "generic-garbage-collector".into(),

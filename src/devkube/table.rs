@@ -116,7 +116,11 @@ fn cell(column: &Column, object: &Value) -> Value {
         "date" => value
             .as_str()
             .and_then(|s| s.parse::<jiff::Timestamp>().ok())
-            .map(|t| json!(human_duration(jiff::Timestamp::now().as_second() - t.as_second())))
+            .map(|t| {
+                json!(human_duration(
+                    jiff::Timestamp::now().as_second() - t.as_second()
+                ))
+            })
             .unwrap_or(Value::Null),
         "string" => match value {
             Value::String(_) => value,
@@ -141,20 +145,14 @@ pub fn evaluate(object: &Value, path: &str) -> Vec<Value> {
             if key.is_empty() {
                 continue;
             }
-            current = current
-                .iter()
-                .filter_map(|v| v.get(key).cloned())
-                .collect();
+            current = current.iter().filter_map(|v| v.get(key).cloned()).collect();
         } else if let Some(after) = rest.strip_prefix('[') {
             let Some(end) = find_close(after) else {
                 return Vec::new();
             };
             let inner = after[..end].trim();
             rest = &after[end + 1..];
-            current = current
-                .iter()
-                .flat_map(|v| subscript(v, inner))
-                .collect();
+            current = current.iter().flat_map(|v| subscript(v, inner)).collect();
         } else {
             return Vec::new();
         }
@@ -190,7 +188,11 @@ fn subscript(value: &Value, inner: &str) -> Vec<Value> {
         let Some(items) = value.as_array() else {
             return Vec::new();
         };
-        let index = if index < 0 { items.len() as i64 + index } else { index };
+        let index = if index < 0 {
+            items.len() as i64 + index
+        } else {
+            index
+        };
         return usize::try_from(index)
             .ok()
             .and_then(|i| items.get(i).cloned())

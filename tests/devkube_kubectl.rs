@@ -27,14 +27,13 @@ fn kubectl_installed() -> bool {
 async fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
     let mut command = Command::new("kubectl");
     command.arg("--kubeconfig").arg(kubeconfig).args(args);
-    let output = tokio::time::timeout(
+    tokio::time::timeout(
         Duration::from_secs(60),
         tokio::task::spawn_blocking(move || command.output().expect("kubectl runs")),
     )
     .await
     .expect("kubectl finished before the timeout")
-    .unwrap();
-    output
+    .unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -13,6 +13,8 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::{Resource, ResourceExt};
 use pingone_aic_operator::devkube::{DevKube, Options};
 use support::repo_path;
 
@@ -191,13 +193,55 @@ async fn kubectl_applies_gets_watches_patches_and_deletes() {
         "{out}"
     );
     let patched = api.get("acme-dev").await.unwrap();
-    assert_eq!(patched.metadata.labels.unwrap()["team"], "identity");
+    assert_eq!(patched.labels()["team"], "identity");
     let out = kubectl_ok(
         &config,
         &["get", "tenv", "-l", "team=identity", "-o", "name"],
     )
     .await;
     assert_eq!(out.trim(), "tenantenvironment.pingone-aic.io/acme-dev");
+
+    // Events the operator records (events.k8s.io) are what `kubectl describe` and `get events`
+    // show (core v1).
+    let recorder = Recorder::new(
+        server.client().unwrap(),
+        Reporter {
+            controller: "pingone-aic-operator".into(),
+            instance: None,
+        },
+    );
+    let event = KubeEvent {
+        type_: EventType::Warning,
+        reason: "AuthenticationFailed".into(),
+        note: Some("the service account key was refused".into()),
+        action: "Authenticate".into(),
+        secondary: None,
+    };
+    recorder
+        .publish(
+            &event,
+            &patched.object_ref(&ApiResource::from_gvk(&GroupVersionKind::gvk(
+                "pingone-aic.io",
+                "v1alpha1",
+                "TenantEnvironment",
+            ))),
+        )
+        .await
+        .unwrap();
+    let described = kubectl_ok(&config, &["describe", "tenv", "acme-dev"]).await;
+    assert!(
+        described.contains("the service account key was refused"),
+        "{described}"
+    );
+    let events = kubectl_ok(&config, &["get", "events"]).await;
+    assert!(
+        events.lines().next().unwrap().starts_with("LAST SEEN"),
+        "{events}"
+    );
+    assert!(
+        events.contains("tenantenvironment/acme-dev") && events.contains("AuthenticationFailed"),
+        "{events}"
+    );
 
     let out = kubectl_ok(&config, &["delete", "tenv", "acme-watched"]).await;
     assert!(out.contains("\"acme-watched\" deleted"), "{out}");

@@ -18,6 +18,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::Inner;
 use super::error::ApiError;
+use super::events::View;
 use super::patch;
 use super::select::Selector;
 use super::store::{Change, ChangeKind, DeleteOpts, ResourceType, WriteCtx};
@@ -361,6 +362,15 @@ async fn resource(
         .store
         .resolve(group, version, target.plural)
         .ok_or_else(|| ApiError::no_route(&path))?;
+    let (rt, view) = if rt.group == "events.k8s.io" && rt.plural == "events" {
+        let core = inner
+            .store
+            .resolve("", "v1", "events")
+            .expect("core events are built in");
+        (core, View::EventsV1)
+    } else {
+        (rt, View::Stored)
+    };
     if target.namespace.is_some() && !rt.namespaced {
         return Err(ApiError::no_route(&path));
     }
@@ -389,12 +399,12 @@ async fn resource(
                 let mut held = inner.hold.subscribe();
                 // A closed channel cannot happen while `inner` is alive.
                 let _ = held.wait_for(|held| !held).await;
-                return watch(inner, rt, target.namespace, selector, query, table);
+                return watch(inner, rt, view, target.namespace, selector, query, table);
             }
-            list(inner, &rt, target.namespace, &selector, query, table)
+            list(inner, &rt, view, target.namespace, &selector, query, table)
         }
         (Method::GET, Some(name)) => {
-            let object = inner.store.get(&rt, namespace, name)?;
+            let object = view.output(inner.store.get(&rt, namespace, name)?);
             if table {
                 let rv = object.pointer("/metadata/resourceVersion").cloned();
                 let include = Include::parse(query.get("includeObject"));
@@ -409,15 +419,17 @@ async fn resource(
             }
         }
         (Method::POST, None) => {
-            let object = parse_body(&body)?;
-            Ok(created(inner.store.create(&rt, namespace, object, &ctx)?))
+            let object = view.input(parse_body(&body)?);
+            Ok(created(
+                view.output(inner.store.create(&rt, namespace, object, &ctx)?),
+            ))
         }
         (Method::PUT, Some(name)) => {
-            let object = parse_body(&body)?;
+            let object = view.input(parse_body(&body)?);
             let updated = inner
                 .store
                 .update(&rt, namespace, name, &ctx, |_| Ok(object))?;
-            Ok(json_response(updated))
+            Ok(json_response(view.output(updated)))
         }
         (Method::PATCH, Some(name)) => {
             let content_type = headers
@@ -433,6 +445,7 @@ async fn resource(
             patch_object(
                 inner,
                 &rt,
+                view,
                 namespace,
                 name,
                 ctx,
@@ -445,14 +458,14 @@ async fn resource(
             let options = parse_body(&body)?;
             let opts = delete_opts(&options, query);
             Ok(json_response(
-                inner.store.delete(&rt, namespace, name, &opts)?,
+                view.output(inner.store.delete(&rt, namespace, name, &opts)?),
             ))
         }
         (Method::DELETE, None) => {
             let selector = Selector::parse(query.get("labelSelector"), query.get("fieldSelector"))?;
-            let (items, rv) = inner
-                .store
-                .list(&rt, target.namespace, |o| selector.matches(o));
+            let (items, rv) = inner.store.list(&rt, target.namespace, |o| {
+                selector.matches(&view.output(o.clone()))
+            });
             let opts = delete_opts(&parse_body(&body)?, query);
             let mut deleted = Vec::new();
             for item in items {
@@ -465,7 +478,7 @@ async fn resource(
                     .and_then(Value::as_str)
                     .unwrap_or_default();
                 if let Ok(object) = inner.store.delete(&rt, ns, name, &opts) {
-                    deleted.push(object);
+                    deleted.push(view.output(object));
                 }
             }
             Ok(json_response(json!({
@@ -509,6 +522,7 @@ fn delete_opts(options: &Value, query: &Query) -> DeleteOpts {
 fn patch_object(
     inner: &Arc<Inner>,
     rt: &Arc<ResourceType>,
+    view: View,
     namespace: &str,
     name: &str,
     mut ctx: WriteCtx,
@@ -524,20 +538,20 @@ fn patch_object(
                 body
             };
             inner.store.update(rt, namespace, name, &ctx, |old| {
-                let mut new = old.clone();
+                let mut new = view.output(old.clone());
                 patch::merge(&mut new, &merge_patch);
-                Ok(new)
+                Ok(view.input(new))
             })?
         }
         "application/json-patch+json" => inner.store.update(rt, namespace, name, &ctx, |old| {
-            let mut new = old.clone();
+            let mut new = view.output(old.clone());
             patch::json_patch(&mut new, &body).map_err(|e| ApiError {
                 code: 422,
                 reason: "Invalid",
                 message: e.0,
                 details: None,
             })?;
-            Ok(new)
+            Ok(view.input(new))
         })?,
         "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
             if query.get("fieldManager").is_none() {
@@ -561,8 +575,9 @@ fn patch_object(
             let api_version = rt.api_version();
             let (group, plural) = (rt.group.clone(), rt.plural.clone());
             inner.store.apply(rt, namespace, name, &ctx, |current| {
+                let current = current.map(|c| view.output(c.clone()));
                 patch::apply(
-                    current,
+                    current.as_ref(),
                     &config,
                     &manager,
                     force,
@@ -570,23 +585,28 @@ fn patch_object(
                     &api_version,
                     &super::store::now(),
                 )
+                .map(|applied| view.input(applied))
                 .map_err(|conflicts| ApiError::apply_conflicts(&group, &plural, name, &conflicts))
             })?
         }
         other => return Err(ApiError::unsupported_media_type(other)),
     };
-    Ok(json_response(object))
+    Ok(json_response(view.output(object)))
 }
 
 fn list(
     inner: &Inner,
     rt: &ResourceType,
+    view: View,
     namespace: Option<&str>,
     selector: &Selector,
     query: &Query,
     table: bool,
 ) -> Result<Response, ApiError> {
-    let (items, rv) = inner.store.list(rt, namespace, |o| selector.matches(o));
+    let (items, rv) = inner
+        .store
+        .list(rt, namespace, |o| selector.matches(&view.output(o.clone())));
+    let items: Vec<Value> = items.into_iter().map(|o| view.output(o)).collect();
     let key = |o: &Value| {
         format!(
             "{}/{}",
@@ -627,7 +647,7 @@ fn list(
     }
     Ok(json_response(json!({
         "kind": format!("{}List", rt.kind),
-        "apiVersion": rt.api_version(),
+        "apiVersion": view.api_version(rt.api_version()),
         "metadata": metadata,
         "items": items,
     })))
@@ -636,10 +656,12 @@ fn list(
 /// What one change means to one watch: the event type and object, or nothing.
 fn event_for(
     change: &Change,
+    view: View,
     namespace: Option<&str>,
     selector: &Selector,
 ) -> Option<(&'static str, Value)> {
     let visible = |o: &Value| {
+        let o = &view.output(o.clone());
         namespace
             .is_none_or(|n| o.pointer("/metadata/namespace").and_then(Value::as_str) == Some(n))
             && selector.matches(o)
@@ -663,6 +685,7 @@ fn event_for(
 fn watch(
     inner: &Arc<Inner>,
     rt: Arc<ResourceType>,
+    view: View,
     namespace: Option<&str>,
     selector: Selector,
     query: &Query,
@@ -690,7 +713,7 @@ fn watch(
     let mut kill = inner.kill.subscribe();
     let bookmark_interval = inner.bookmark_interval;
     let (group, plural) = (rt.group.clone(), rt.plural.clone());
-    let type_meta = json!({"kind": rt.kind, "apiVersion": rt.api_version()});
+    let type_meta = json!({"kind": rt.kind, "apiVersion": view.api_version(rt.api_version())});
     let bookmark = move |rv: u64, initial_end: bool| {
         let mut b = type_meta.clone();
         b["metadata"] = json!({"resourceVersion": rv.to_string()});
@@ -700,10 +723,10 @@ fn watch(
         b
     };
     let render = move |kind: &str, object: Value| -> Bytes {
-        let object = if table && kind != "BOOKMARK" && kind != "ERROR" {
-            super::table::table(&rt, &[object], include, json!({}))
-        } else {
-            object
+        let object = match kind {
+            "BOOKMARK" | "ERROR" => object,
+            _ if table => super::table::table(&rt, &[object], include, json!({})),
+            _ => view.output(object),
         };
         let mut line = serde_json::to_vec(&json!({"type": kind, "object": object}))
             .expect("JSON values serialize");
@@ -725,7 +748,7 @@ fn watch(
                     .pointer("/metadata/namespace")
                     .and_then(Value::as_str)
                     == Some(n)
-            }) && selector.matches(&object);
+            }) && selector.matches(&view.output(object.clone()));
             if visible && tx.send(Ok(render("ADDED", object))).await.is_err() {
                 return;
             }
@@ -739,7 +762,7 @@ fn watch(
             return;
         }
         for change in std::mem::take(&mut start.replay) {
-            if let Some((kind, object)) = event_for(&change, namespace.as_deref(), &selector)
+            if let Some((kind, object)) = event_for(&change, view, namespace.as_deref(), &selector)
                 && tx.send(Ok(render(kind, object))).await.is_err()
             {
                 return;
@@ -763,7 +786,7 @@ fn watch(
                         if change.group != group || change.plural != plural {
                             continue;
                         }
-                        if let Some((kind, object)) = event_for(&change, namespace.as_deref(), &selector)
+                        if let Some((kind, object)) = event_for(&change, view, namespace.as_deref(), &selector)
                             && tx.send(Ok(render(kind, object))).await.is_err()
                         {
                             return;

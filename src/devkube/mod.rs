@@ -8,8 +8,8 @@
 //!
 //! - discovery (`/api`, `/apis`, group versions, resource lists with verbs and short names,
 //!   `/version`, a minimal `/openapi/v3` so kubectl's server-side field validation works);
-//! - namespaces, Secrets, ConfigMaps, Events (core v1 and `events.k8s.io/v1`, stored
-//!   separately), Leases, CustomResourceDefinitions, and the custom resources of every CRD
+//! - namespaces, Secrets, ConfigMaps, Events (core v1 and `events.k8s.io/v1`, one store seen
+//!   through both APIs), Leases, CustomResourceDefinitions, and the custom resources of every CRD
 //!   registered, at start or through the API;
 //! - get, list (with `limit`/`continue`), create, replace, delete, delete-collection; merge,
 //!   JSON, strategic-merge (as merge) and server-side-apply patches with field managers;
@@ -32,6 +32,7 @@
 
 mod api;
 pub mod error;
+pub mod events;
 pub mod patch;
 pub mod select;
 pub mod store;

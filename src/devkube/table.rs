@@ -28,7 +28,29 @@ impl Include {
     }
 }
 
+fn column(name: &str, type_: &str, priority: i32, json_path: &str) -> Column {
+    Column {
+        name: name.into(),
+        type_: type_.into(),
+        format: String::new(),
+        description: String::new(),
+        priority,
+        json_path: json_path.into(),
+    }
+}
+
 fn columns(rt: &ResourceType) -> Vec<Column> {
+    if rt.group.is_empty() && rt.plural == "events" {
+        // As `kubectl get events` prints them; `@` paths are computed below.
+        return vec![
+            column("Last Seen", "date", 0, "@lastSeen"),
+            column("Type", "string", 0, ".type"),
+            column("Reason", "string", 0, ".reason"),
+            column("Object", "string", 0, "@object"),
+            column("Message", "string", 0, ".message"),
+            column("Name", "string", 1, ".metadata.name"),
+        ];
+    }
     let mut columns = vec![Column {
         name: "Name".into(),
         type_: "string".into(),
@@ -109,7 +131,30 @@ pub fn table(rt: &ResourceType, objects: &[Value], include: Include, metadata: V
 }
 
 fn cell(column: &Column, object: &Value) -> Value {
-    let Some(value) = evaluate(object, &column.json_path).into_iter().next() else {
+    let found = match column.json_path.as_str() {
+        "@lastSeen" => [
+            ".series.lastObservedTime",
+            ".lastTimestamp",
+            ".eventTime",
+            ".metadata.creationTimestamp",
+        ]
+        .iter()
+        .find_map(|p| evaluate(object, p).into_iter().find(|v| !v.is_null())),
+        "@object" => {
+            let kind = evaluate(object, ".involvedObject.kind").into_iter().next();
+            let name = evaluate(object, ".involvedObject.name").into_iter().next();
+            Some(json!(format!(
+                "{}/{}",
+                kind.as_ref()
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_lowercase(),
+                name.as_ref().and_then(Value::as_str).unwrap_or_default()
+            )))
+        }
+        path => evaluate(object, path).into_iter().next(),
+    };
+    let Some(value) = found else {
         return Value::Null;
     };
     match column.type_.as_str() {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
@@ -247,18 +247,30 @@ async fn kubectl_applies_gets_watches_patches_and_deletes() {
     assert!(out.contains("\"acme-watched\" deleted"), "{out}");
     assert!(api.get_opt("acme-watched").await.unwrap().is_none());
 
+    // kubectl sends built-in objects it generates itself as protobuf.
+    let out = kubectl_ok(
+        &config,
+        &[
+            "create",
+            "secret",
+            "generic",
+            "pasted-jwt",
+            "--from-literal=jwt=header.payload.signature",
+        ],
+    )
+    .await;
+    assert!(out.contains("secret/pasted-jwt created"), "{out}");
+    let secrets: Api<Secret> = Api::namespaced(server.client().unwrap(), "default");
+    let secret = secrets.get("pasted-jwt").await.unwrap();
+    assert_eq!(secret.data.unwrap()["jwt"].0, b"header.payload.signature");
+    assert_eq!(secret.type_.as_deref(), Some("Opaque"));
+
     // Mistakes are refused at admission with the message each example documents.
-    let namespaces: Api<Namespace> = Api::all(server.client().unwrap());
     let mut checked = 0;
     for (index, file) in invalid_examples().iter().enumerate() {
         let expected = expected_error(file);
         let namespace = format!("invalid-{index}");
-        let ns: Namespace =
-            serde_json::from_value(serde_json::json!({"metadata": {"name": namespace}})).unwrap();
-        namespaces
-            .create(&PostParams::default(), &ns)
-            .await
-            .unwrap();
+        kubectl_ok(&config, &["create", "namespace", &namespace]).await;
         let output = kubectl(
             &config,
             &["apply", "-n", &namespace, "-f", file.to_str().unwrap()],

@@ -332,6 +332,18 @@ fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     })
 }
 
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|c| c.to_str().ok())
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
 fn manager(query: &Query, headers: &HeaderMap) -> String {
     if let Some(m) = query.get("fieldManager") {
         return m.to_owned();
@@ -419,28 +431,30 @@ async fn resource(
             }
         }
         (Method::POST, None) => {
-            let object = view.input(parse_body(&body)?);
+            let object = if super::protobuf::is_protobuf(&content_type(headers)) {
+                super::protobuf::decode(&body)?
+            } else {
+                parse_body(&body)?
+            };
+            let object = view.input(object);
             Ok(created(
                 view.output(inner.store.create(&rt, namespace, object, &ctx)?),
             ))
         }
         (Method::PUT, Some(name)) => {
-            let object = view.input(parse_body(&body)?);
+            let object = if super::protobuf::is_protobuf(&content_type(headers)) {
+                super::protobuf::decode(&body)?
+            } else {
+                parse_body(&body)?
+            };
+            let object = view.input(object);
             let updated = inner
                 .store
                 .update(&rt, namespace, name, &ctx, |_| Ok(object))?;
             Ok(json_response(view.output(updated)))
         }
         (Method::PATCH, Some(name)) => {
-            let content_type = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|c| c.to_str().ok())
-                .unwrap_or_default()
-                .split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_owned();
+            let content_type = content_type(headers);
             let patch_body = parse_body(&body)?;
             patch_object(
                 inner,

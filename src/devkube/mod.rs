@@ -26,7 +26,8 @@
 //! `kubectl` and the operator binary. There is no authentication or authorisation: every request
 //! is allowed, which is one reason it must never face anything but the local machine.
 //!
-//! Left out on purpose: protobuf, RBAC, admission webhooks, CRD conversion between versions
+//! Left out on purpose: protobuf (except the bodies of `kubectl create namespace|secret|configmap`,
+//! see [`protobuf`]), RBAC, admission webhooks, CRD conversion between versions
 //! (every served version stores the same JSON), pod-related resources, server-side apply list
 //! merge keys (lists are owned as a whole).
 
@@ -34,6 +35,7 @@ mod api;
 pub mod error;
 pub mod events;
 pub mod patch;
+pub mod protobuf;
 pub mod select;
 pub mod store;
 pub mod table;

@@ -822,7 +822,11 @@ impl State {
                         data[k] = json!(base64::engine::general_purpose::STANDARD.encode(text));
                     }
                 }
-                if object.get("type").is_none() {
+                if object
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
                     object["type"] = json!("Opaque");
                 }
                 Ok(None)

@@ -468,6 +468,9 @@ async fn resource(
                 query,
             )
         }
+        (Method::DELETE, Some(name)) if ctx.dry_run => Ok(json_response(
+            view.output(inner.store.get(&rt, namespace, name)?),
+        )),
         (Method::DELETE, Some(name)) => {
             let options = parse_body(&body)?;
             let opts = delete_opts(&options, query);
@@ -714,6 +717,9 @@ fn watch(
         })
         .transpose()?;
     let initial = query.flag("sendInitialEvents");
+    // Without a resourceVersion (or with "0") a watch starts with the current state as
+    // synthetic ADDED events, as the API server's "start at most recent" does.
+    let synthetic = initial || from.is_none_or(|rv| rv == 0);
     let bookmarks = query.flag("allowWatchBookmarks");
     let timeout = query
         .get("timeoutSeconds")
@@ -723,7 +729,7 @@ fn watch(
     let include = Include::parse(query.get("includeObject"));
     let namespace = namespace.map(str::to_owned);
     let (mut tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
-    let start = inner.store.watch(&rt, from, initial);
+    let start = inner.store.watch(&rt, from, synthetic);
     let mut kill = inner.kill.subscribe();
     let bookmark_interval = inner.bookmark_interval;
     let (group, plural) = (rt.group.clone(), rt.plural.clone());

@@ -14,6 +14,8 @@ pub mod aic;
 pub mod controller;
 pub mod crd;
 pub mod credentials;
+#[cfg(feature = "dev-tools")]
+pub mod devkube;
 pub mod http;
 pub mod manifests;
 pub mod metrics;

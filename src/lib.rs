@@ -10,13 +10,20 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod aic;
+pub mod controller;
 pub mod crd;
+pub mod credentials;
 #[cfg(feature = "dev-tools")]
 pub mod devkube;
 pub mod http;
 pub mod manifests;
 pub mod metrics;
+pub mod pingone;
+pub mod runtime;
 pub mod secret;
 pub mod server;
+#[cfg(feature = "dev-tools")]
+pub mod sim;
 pub mod status;
 pub mod telemetry;

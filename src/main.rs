@@ -1,11 +1,16 @@
 //! The `pingone-aic-operator` command line: a thin layer over the library.
 #![forbid(unsafe_code)]
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use pingone_aic_operator::controller::OperatorConfig;
 use pingone_aic_operator::crd;
+use pingone_aic_operator::runtime::{self, LeaderElection, RunOptions};
+use pingone_aic_operator::telemetry::{self, LogFormat};
 
 /// Kubernetes operator for PingOne and PingOne Advanced Identity Cloud.
 #[derive(Debug, Parser)]
@@ -17,6 +22,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the operator against a Kubernetes cluster.
+    Run(RunArgs),
     /// Print the CustomResourceDefinitions of all resources as multi-document YAML.
     Crdgen {
         /// Write one file per CRD (`<plural>.<group>.yaml`) into this folder instead.
@@ -25,9 +32,63 @@ enum Command {
     },
 }
 
+/// Logging flags.
+#[derive(Debug, Args)]
+struct LogArgs {
+    /// Log line format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "human")]
+    log_format: LogFormat,
+    /// Log filter directives, e.g. `info,pingone_aic_operator=debug`.
+    #[arg(long, env = "LOG_FILTER", default_value = "info")]
+    log_filter: String,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    log: LogArgs,
+    /// Kubeconfig file; by default the in-cluster configuration or `KUBECONFIG`.
+    #[arg(long, env = "KUBECONFIG_PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// Namespaces to watch, comma-separated; all namespaces when empty.
+    #[arg(long, env = "WATCH_NAMESPACES", value_delimiter = ',')]
+    watch_namespaces: Vec<String>,
+    /// How often a resource in steady state is looked at again (e.g. `10m`).
+    #[arg(long, env = "RESYNC_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    resync_interval: Duration,
+    /// Reconciles running at once per resource kind.
+    #[arg(long, env = "CONCURRENCY", default_value_t = 4)]
+    concurrency: u16,
+    /// Address of `/healthz`, `/readyz` and `/metrics`.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
+    listen_addr: SocketAddr,
+    /// Compete for a Lease so that only one replica acts.
+    #[arg(long, env = "LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_election: bool,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "LEASE_NAME", default_value = "pingone-aic-operator")]
+    lease_name: String,
+    /// Namespace of the Lease (the operator's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// This replica's identity in the Lease and in events.
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let parsed = pingone_aic_operator::controller::tenant::parse_duration(text);
+    if parsed.is_zero() {
+        Err(format!("{text:?} is not a duration such as 30s, 10m or 1h"))
+    } else {
+        Ok(parsed)
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run(args) => run(args),
         Command::Crdgen { out_dir } => match crdgen(out_dir) {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {
@@ -35,6 +96,51 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    if let Err(err) = telemetry::init(args.log.log_format, &args.log.log_filter) {
+        eprintln!("error: {err}");
+        return ExitCode::FAILURE;
+    }
+    let identity = args
+        .identity
+        .clone()
+        .unwrap_or_else(|| format!("pingone-aic-operator-{}", std::process::id()));
+    let options = RunOptions {
+        kubeconfig: args.kubeconfig,
+        operator: OperatorConfig {
+            namespaces: args
+                .watch_namespaces
+                .into_iter()
+                .filter(|n| !n.is_empty())
+                .collect(),
+            resync: args.resync_interval,
+            concurrency: args.concurrency.max(1),
+            instance: Some(identity.clone()),
+        },
+        listen_addr: args.listen_addr,
+        leader_election: args.leader_election.then(|| LeaderElection {
+            lease_name: args.lease_name,
+            namespace: args.lease_namespace,
+            identity,
+            duration: Duration::from_secs(15),
+        }),
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(runtime::run(options, runtime::termination_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %err, "the operator stopped");
+            ExitCode::FAILURE
+        }
     }
 }
 

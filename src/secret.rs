@@ -7,8 +7,11 @@ use std::fmt;
 /// What `Debug` and `Display` print instead of a secret value.
 pub const REDACTED: &str = "<redacted>";
 
-/// A secret string. Read it with [`SecretString::expose`], only where it is sent.
-#[derive(Clone, PartialEq, Eq, Default)]
+/// A secret string. Read it with [`SecretString::expose`], only where it is sent. It can be
+/// deserialized (API answers carry secrets) but deliberately not serialized, so it cannot leak
+/// into status or events through a derived `Serialize`.
+#[derive(Clone, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(transparent)]
 pub struct SecretString(String);
 
 impl SecretString {

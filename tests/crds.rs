@@ -9,7 +9,8 @@ use pingone_aic_operator::{crd, manifests};
 use serde_json::Value;
 use support::repo_path;
 
-const REGENERATE: &str = "regenerate with `cargo run -- crdgen --out-dir crds` and commit";
+const REGENERATE: &str =
+    "regenerate with `cargo run -- crdgen --out-dir crds && .ci/check-artifacts --sync` and commit";
 
 #[test]
 fn crds_directory_matches_the_rust_types() {

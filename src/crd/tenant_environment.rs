@@ -151,6 +151,18 @@ pub enum Tier {
 }
 
 impl Tier {
+    /// Position in a promotion group (development first); `None` for a sandbox, which is in
+    /// no group.
+    pub fn rank(self) -> Option<u8> {
+        match self {
+            Tier::Development => Some(0),
+            Tier::Uat => Some(1),
+            Tier::Staging => Some(2),
+            Tier::Production => Some(3),
+            Tier::Sandbox => None,
+        }
+    }
+
     /// Whether AM configuration can be written directly (development and sandbox), rather than
     /// only reaching the environment by promotion.
     pub fn is_mutable(self) -> bool {
@@ -295,6 +307,12 @@ pub struct RestartStatus {
     /// When the operator first saw the pending changes of the current batch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_since: Option<Time>,
+    /// ESVs waiting for a restart, as AIC last counted them.
+    #[serde(default)]
+    pub pending_esvs: i64,
+    /// When the operator last saw the pending ESVs change; the debounce runs from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_change_seen: Option<Time>,
     /// When the current restart was requested.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restarting_since: Option<Time>,
@@ -378,5 +396,20 @@ mod tests {
         .filter(|t| t.is_mutable())
         .collect();
         assert_eq!(mutable, [Tier::Development, Tier::Sandbox]);
+    }
+
+    #[test]
+    fn tiers_rank_in_promotion_order() {
+        let ranks: Vec<Option<u8>> = [
+            Tier::Development,
+            Tier::Uat,
+            Tier::Staging,
+            Tier::Production,
+            Tier::Sandbox,
+        ]
+        .into_iter()
+        .map(Tier::rank)
+        .collect();
+        assert_eq!(ranks, [Some(0), Some(1), Some(2), Some(3), None]);
     }
 }

@@ -1,0 +1,424 @@
+//! Service-account authentication: an RS256 JWT signed with the account's private JWK, exchanged
+//! at `/am/oauth2/access_token` with the JWT-bearer grant, and a token cache per credential so a
+//! reconcile loop does not mint a token per call.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::rand::{SecureRandom, SystemRandom};
+use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
+use serde::Deserialize;
+use url::Url;
+
+use super::error::{AicError, ApiFamily};
+use crate::http::Backoff;
+use crate::secret::SecretString;
+
+/// The fixed OAuth client id of every AIC service-account grant.
+pub const CLIENT_ID: &str = "service-account";
+/// The JWT-bearer grant type.
+pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// Path of the token endpoint (root realm).
+pub const TOKEN_PATH: &str = "/am/oauth2/access_token";
+/// Lifetime of the signed assertion; docs and Frodo use 180 s, and it is used at once.
+pub const ASSERTION_LIFETIME: Duration = Duration::from_secs(180);
+/// Renew cached tokens this long before they expire, so a token never dies mid-request.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
+
+/// A service account's id and private key, ready to sign assertions. `Debug` shows the id only.
+#[derive(Clone)]
+pub struct ServiceAccountKey {
+    id: String,
+    key_pair: Arc<RsaKeyPair>,
+    fingerprint: [u8; 32],
+}
+
+impl fmt::Debug for ServiceAccountKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceAccountKey")
+            .field("id", &self.id)
+            .field("private_key", &crate::secret::REDACTED)
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct PrivateJwk {
+    kty: String,
+    n: String,
+    e: String,
+    d: Option<String>,
+    p: Option<String>,
+    q: Option<String>,
+    dp: Option<String>,
+    dq: Option<String>,
+    qi: Option<String>,
+}
+
+fn b64url(field: &str, value: Option<&str>) -> Result<Vec<u8>, AicError> {
+    let value = value.ok_or_else(|| {
+        AicError::InvalidKey(format!(
+            "the JWK has no {field:?}; the private key (not the public one) is needed"
+        ))
+    })?;
+    URL_SAFE_NO_PAD
+        .decode(value.trim_end_matches('='))
+        .map_err(|_| AicError::InvalidKey(format!("JWK member {field:?} is not base64url")))
+}
+
+impl ServiceAccountKey {
+    /// Reads an RSA private JWK (JSON, as AIC lets you download it; a one-key JWKS `{"keys":[…]}`
+    /// is accepted too).
+    pub fn from_jwk(service_account_id: &str, jwk: &SecretString) -> Result<Self, AicError> {
+        let mut value: serde_json::Value = serde_json::from_str(jwk.expose())
+            .map_err(|_| AicError::InvalidKey("the private key is not JSON (a JWK)".into()))?;
+        if let Some(keys) = value.get_mut("keys").and_then(|k| k.as_array_mut()) {
+            if keys.len() != 1 {
+                return Err(AicError::InvalidKey(
+                    "a JWKS must hold exactly one key".into(),
+                ));
+            }
+            value = keys.remove(0);
+        }
+        let jwk: PrivateJwk = serde_json::from_value(value)
+            .map_err(|_| AicError::InvalidKey("the JWK lacks kty, n or e".into()))?;
+        if jwk.kty != "RSA" {
+            return Err(AicError::InvalidKey(format!(
+                "the key type is {:?}; AIC service accounts use RSA",
+                jwk.kty
+            )));
+        }
+        let n = b64url("n", Some(&jwk.n))?;
+        let e = b64url("e", Some(&jwk.e))?;
+        let components = ring::rsa::KeyPairComponents {
+            public_key: ring::rsa::PublicKeyComponents {
+                n: n.as_slice(),
+                e: e.as_slice(),
+            },
+            d: b64url("d", jwk.d.as_deref())?,
+            p: b64url("p", jwk.p.as_deref())?,
+            q: b64url("q", jwk.q.as_deref())?,
+            dP: b64url("dp", jwk.dp.as_deref())?,
+            dQ: b64url("dq", jwk.dq.as_deref())?,
+            qInv: b64url("qi", jwk.qi.as_deref())?,
+        };
+        let key_pair = RsaKeyPair::from_components(&components)
+            .map_err(|err| AicError::InvalidKey(format!("ring rejected the RSA key: {err}")))?;
+        let fingerprint =
+            ring::digest::digest(&ring::digest::SHA256, &jwk_fingerprint_input(&n, &e))
+                .as_ref()
+                .try_into()
+                .map_err(|_| AicError::InvalidKey("digest length".into()))?;
+        Ok(Self {
+            id: service_account_id.to_owned(),
+            key_pair: Arc::new(key_pair),
+            fingerprint,
+        })
+    }
+
+    /// The service account id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Signs the JWT-bearer assertion for `audience`, valid from `now` for `lifetime`.
+    pub fn sign_assertion(
+        &self,
+        audience: &str,
+        now: jiff::Timestamp,
+        lifetime: Duration,
+    ) -> Result<SecretString, AicError> {
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
+        let claims = serde_json::json!({
+            "iss": self.id,
+            "sub": self.id,
+            "aud": audience,
+            "iat": now.as_second(),
+            "exp": now.as_second() + i64::try_from(lifetime.as_secs()).unwrap_or(180),
+            "jti": random_uuid(),
+        });
+        let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+        let signing_input = format!("{header}.{payload}");
+        let mut signature = vec![0; self.key_pair.public().modulus_len()];
+        self.key_pair
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &SystemRandom::new(),
+                signing_input.as_bytes(),
+                &mut signature,
+            )
+            .map_err(|_| AicError::InvalidKey("RS256 signing failed".into()))?;
+        Ok(SecretString::new(format!(
+            "{signing_input}.{}",
+            URL_SAFE_NO_PAD.encode(signature)
+        )))
+    }
+}
+
+fn jwk_fingerprint_input(n: &[u8], e: &[u8]) -> Vec<u8> {
+    let mut input = Vec::with_capacity(n.len() + e.len() + 1);
+    input.extend_from_slice(n);
+    input.push(0);
+    input.extend_from_slice(e);
+    input
+}
+
+/// A random RFC 4122 version-4 UUID, from ring's system RNG.
+pub fn random_uuid() -> String {
+    let mut bytes = [0u8; 16];
+    if SystemRandom::new().fill(&mut bytes).is_err() {
+        // The OS RNG failing is not recoverable in any useful way; fastrand still gives unique
+        // ids, which is all a jti or promotion id needs.
+        bytes = fastrand::u128(..).to_be_bytes();
+    }
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// The `aud` AIC documents: the token endpoint with the port spelled out
+/// (`https://<host>:443/am/oauth2/access_token`).
+pub fn audience(origin: &Url) -> String {
+    let host = origin.host_str().unwrap_or_default();
+    let port = origin.port_or_known_default().unwrap_or(443);
+    format!("{}://{host}:{port}{TOKEN_PATH}", origin.scheme())
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct TokenKey {
+    origin: String,
+    account: String,
+    fingerprint: [u8; 32],
+    scopes: String,
+}
+
+struct CachedToken {
+    token: SecretString,
+    renew_at: Instant,
+}
+
+/// Access tokens per (tenant, service account, key, scopes). Cheap to clone; share one between
+/// the clients of a process so re-created clients reuse tokens.
+#[derive(Clone, Default)]
+pub struct TokenCache {
+    inner: Arc<Mutex<HashMap<TokenKey, CachedToken>>>,
+}
+
+impl fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let len = self.inner.lock().map(|m| m.len()).unwrap_or(0);
+        f.debug_struct("TokenCache").field("entries", &len).finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    expires_in: Option<u64>,
+}
+
+impl TokenCache {
+    /// A token for these scopes, from the cache or freshly minted.
+    pub(crate) async fn token(
+        &self,
+        http: &reqwest::Client,
+        origin: &Url,
+        key: &ServiceAccountKey,
+        scopes: &[String],
+        backoff: Backoff,
+    ) -> Result<SecretString, AicError> {
+        let cache_key = TokenKey {
+            origin: origin.as_str().to_owned(),
+            account: key.id.clone(),
+            fingerprint: key.fingerprint,
+            scopes: scopes.join(" "),
+        };
+        if let Some(token) = self.lookup(&cache_key) {
+            return Ok(token);
+        }
+        let (token, lifetime) = fetch_token(http, origin, key, &cache_key.scopes, backoff).await?;
+        let renew_at = Instant::now() + lifetime.saturating_sub(EXPIRY_MARGIN);
+        if let Ok(mut map) = self.inner.lock() {
+            map.insert(
+                cache_key,
+                CachedToken {
+                    token: token.clone(),
+                    renew_at,
+                },
+            );
+        }
+        Ok(token)
+    }
+
+    fn lookup(&self, key: &TokenKey) -> Option<SecretString> {
+        let map = self.inner.lock().ok()?;
+        map.get(key)
+            .filter(|cached| Instant::now() < cached.renew_at)
+            .map(|cached| cached.token.clone())
+    }
+
+    /// Forgets every token (e.g. after a 401, which means the token was revoked).
+    pub fn clear(&self) {
+        if let Ok(mut map) = self.inner.lock() {
+            map.clear();
+        }
+    }
+}
+
+async fn fetch_token(
+    http: &reqwest::Client,
+    origin: &Url,
+    key: &ServiceAccountKey,
+    scopes: &str,
+    backoff: Backoff,
+) -> Result<(SecretString, Duration), AicError> {
+    let url = crate::http::join(origin, TOKEN_PATH);
+    let mut attempt = 0;
+    loop {
+        // A fresh assertion per attempt: each carries a new jti and a fresh exp.
+        let assertion = key.sign_assertion(
+            &audience(origin),
+            jiff::Timestamp::now(),
+            ASSERTION_LIFETIME,
+        )?;
+        let form = [
+            ("client_id", CLIENT_ID),
+            ("grant_type", GRANT_TYPE),
+            ("assertion", assertion.expose()),
+            ("scope", scopes),
+        ];
+        let err = match http.post(url.clone()).form(&form).send().await {
+            Err(err) => AicError::Transport(err),
+            Ok(response) => {
+                let status = response.status();
+                let wait = crate::http::retry_after(response.headers(), jiff::Timestamp::now());
+                let body = response.bytes().await.map_err(AicError::Transport)?;
+                if status.is_success() {
+                    let parsed: TokenResponse =
+                        serde_json::from_slice(&body).map_err(|_| AicError::Decode {
+                            what: "token endpoint".into(),
+                            detail: "no access_token in the answer".into(),
+                        })?;
+                    return Ok((
+                        SecretString::new(parsed.access_token),
+                        Duration::from_secs(parsed.expires_in.unwrap_or(899)),
+                    ));
+                }
+                AicError::from_response(ApiFamily::OAuth, status, wait, &body)
+            }
+        };
+        match backoff.delay(attempt, err.retry_after()) {
+            Some(delay) if err.is_transient() => {
+                tracing::debug!(error = %err, ?delay, "retrying the AIC token request");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+            _ => return Err(err),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JWK: &str = include_str!("../../tests/fixtures/test-service-account.jwk.json");
+
+    #[test]
+    fn signs_a_verifiable_rs256_assertion_with_the_documented_claims() {
+        let key = ServiceAccountKey::from_jwk("sa-1", &SecretString::new(JWK)).unwrap();
+        let origin = Url::parse("https://tenant.example.com").unwrap();
+        let aud = audience(&origin);
+        assert_eq!(aud, "https://tenant.example.com:443/am/oauth2/access_token");
+        let now = jiff::Timestamp::from_second(1_700_000_000).unwrap();
+        let jwt = key.sign_assertion(&aud, now, ASSERTION_LIFETIME).unwrap();
+        let parts: Vec<&str> = jwt.expose().split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        assert_eq!(claims["iss"], "sa-1");
+        assert_eq!(claims["sub"], "sa-1");
+        assert_eq!(claims["aud"], aud.as_str());
+        assert_eq!(claims["exp"], 1_700_000_180);
+        assert_eq!(claims["jti"].as_str().unwrap().len(), 36);
+
+        let jwk: serde_json::Value = serde_json::from_str(JWK).unwrap();
+        let public = ring::signature::RsaPublicKeyComponents {
+            n: URL_SAFE_NO_PAD.decode(jwk["n"].as_str().unwrap()).unwrap(),
+            e: URL_SAFE_NO_PAD.decode(jwk["e"].as_str().unwrap()).unwrap(),
+        };
+        let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+        let input = format!("{}.{}", parts[0], parts[1]);
+        public
+            .verify(
+                &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+                input.as_bytes(),
+                &signature,
+            )
+            .unwrap();
+        let tampered = format!("{}.{}x", parts[0], parts[1]);
+        assert!(
+            public
+                .verify(
+                    &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+                    tampered.as_bytes(),
+                    &signature
+                )
+                .is_err()
+        );
+        let other = key.sign_assertion(&aud, now, ASSERTION_LIFETIME).unwrap();
+        assert_ne!(
+            other.expose(),
+            jwt.expose(),
+            "every assertion has a fresh jti"
+        );
+    }
+
+    #[test]
+    fn public_only_or_garbage_keys_are_refused_without_echoing_them() {
+        let mut public: serde_json::Value = serde_json::from_str(JWK).unwrap();
+        public
+            .as_object_mut()
+            .unwrap()
+            .retain(|k, _| ["kty", "n", "e"].contains(&k.as_str()));
+        let err =
+            ServiceAccountKey::from_jwk("sa", &SecretString::new(public.to_string())).unwrap_err();
+        assert!(err.to_string().contains("private key"), "{err}");
+        let err =
+            ServiceAccountKey::from_jwk("sa", &SecretString::new("topsecretgarbage")).unwrap_err();
+        assert!(!err.to_string().contains("topsecretgarbage"));
+        assert_eq!(err.reason(), "AICInvalidPrivateKey");
+    }
+
+    #[test]
+    fn debug_never_prints_key_material() {
+        let key = ServiceAccountKey::from_jwk("sa-1", &SecretString::new(JWK)).unwrap();
+        let jwk: serde_json::Value = serde_json::from_str(JWK).unwrap();
+        let debug = format!("{key:?}");
+        assert!(debug.contains("sa-1"));
+        for member in ["d", "p", "q", "n"] {
+            let value = jwk[member].as_str().unwrap();
+            assert!(!debug.contains(&value[..16]), "{member} leaked");
+        }
+    }
+
+    #[test]
+    fn uuids_are_version_4() {
+        let id = random_uuid();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert_ne!(random_uuid(), id);
+    }
+}

@@ -1,0 +1,157 @@
+//! The one error type of the reconcilers. Each error knows whether it is transient (retry with
+//! backoff, honouring the server's `Retry-After`) or permanent (report it in a condition and
+//! wait for the spec or a Secret to change), and carries a stable reason for conditions,
+//! events and metrics. Messages never hold secret values: the errors they wrap do not either.
+
+use std::time::Duration;
+
+use crate::aic::AicError;
+use crate::credentials::CredentialError;
+use crate::pingone::PingOneError;
+
+/// Why a reconcile did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// A referenced Secret is missing or malformed.
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
+    /// The PingOne API failed.
+    #[error("PingOne: {0}")]
+    PingOne(#[from] PingOneError),
+    /// An Advanced Identity Cloud API failed.
+    #[error("Advanced Identity Cloud: {0}")]
+    Aic(#[from] AicError),
+    /// The Kubernetes API failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The spec, or an object it references, cannot be acted on as it is.
+    #[error("{message}")]
+    Invalid {
+        /// Stable reason, e.g. `TenantEnvironmentNotFound`.
+        reason: &'static str,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// Another object already owns what this one asks for.
+    #[error("{message}")]
+    Conflict {
+        /// Stable reason, e.g. `DuplicateApplications`.
+        reason: &'static str,
+        /// What conflicts.
+        message: String,
+    },
+    /// The finalizer machinery failed.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+}
+
+impl ReconcileError {
+    /// An invalid spec or reference.
+    pub fn invalid(reason: &'static str, message: impl Into<String>) -> Self {
+        ReconcileError::Invalid {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// A conflict with another object.
+    pub fn conflict(reason: &'static str, message: impl Into<String>) -> Self {
+        ReconcileError::Conflict {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// Stable reason for conditions, events and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ReconcileError::Credentials(err) => err.reason(),
+            ReconcileError::PingOne(err) => err.reason(),
+            ReconcileError::Aic(err) => err.reason(),
+            ReconcileError::Kube(_) => "KubernetesApiError",
+            ReconcileError::Invalid { reason, .. } | ReconcileError::Conflict { reason, .. } => {
+                reason
+            }
+            ReconcileError::Finalizer(_) => "FinalizerError",
+        }
+    }
+
+    /// Whether retrying may help without anyone changing anything.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ReconcileError::Credentials(err) => err.is_transient(),
+            ReconcileError::PingOne(err) => err.is_transient(),
+            ReconcileError::Aic(err) => err.is_transient(),
+            ReconcileError::Kube(err) => kube_error_is_transient(err),
+            ReconcileError::Invalid { .. } | ReconcileError::Conflict { .. } => false,
+            ReconcileError::Finalizer(_) => true,
+        }
+    }
+
+    /// How long the server asked us to wait, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ReconcileError::PingOne(err) => err.retry_after(),
+            ReconcileError::Aic(err) => err.retry_after(),
+            _ => None,
+        }
+    }
+}
+
+fn kube_error_is_transient(err: &kube::Error) -> bool {
+    match err {
+        kube::Error::Api(status) => status.code == 409 || status.code == 429 || status.code >= 500,
+        _ => true,
+    }
+}
+
+/// When to look again after a failed reconcile: transient errors back off exponentially per
+/// object (honouring `Retry-After`); permanent ones wait for a change, with a slow safety-net
+/// retry in case what was wrong outside Kubernetes is fixed there.
+pub fn retry_delay(error: &ReconcileError, consecutive_failures: u32) -> Duration {
+    if !error.is_transient() {
+        return Duration::from_secs(300);
+    }
+    let exponent = consecutive_failures.min(8);
+    let backoff = Duration::from_secs(2) * 2u32.pow(exponent);
+    let backoff = backoff.min(Duration::from_secs(300));
+    let jittered = backoff.mul_f64(0.5 + fastrand::f64() / 2.0);
+    error
+        .retry_after()
+        .map_or(jittered, |server| server.max(jittered))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permanent_errors_wait_for_a_change() {
+        let error = ReconcileError::invalid("TenantEnvironmentNotFound", "no such environment");
+        assert!(!error.is_transient());
+        assert_eq!(error.reason(), "TenantEnvironmentNotFound");
+        assert_eq!(retry_delay(&error, 0), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn transient_errors_back_off_and_are_capped() {
+        let error = ReconcileError::Finalizer("busy".into());
+        let first = retry_delay(&error, 0);
+        assert!(first >= Duration::from_secs(1) && first <= Duration::from_secs(2));
+        let later = retry_delay(&error, 30);
+        assert!(later <= Duration::from_secs(300) && later >= Duration::from_secs(150));
+    }
+
+    #[test]
+    fn kubernetes_conflicts_and_server_errors_are_transient() {
+        let status = |code| {
+            kube::Error::Api(Box::new(kube::core::Status {
+                code,
+                ..Default::default()
+            }))
+        };
+        assert!(ReconcileError::Kube(status(409)).is_transient());
+        assert!(ReconcileError::Kube(status(503)).is_transient());
+        assert!(!ReconcileError::Kube(status(403)).is_transient());
+    }
+}

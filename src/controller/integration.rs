@@ -1,0 +1,1210 @@
+//! PingOneIntegration reconciler: per environment, the PingOne worker credentials (created or
+//! adopted application, role grants, enabled flag — or the credentials the user keeps in a
+//! Secret), the ESVs that carry them, the AM worker service and its secret mapping (development
+//! and sandboxes; upper environments get them by promotion), and `testConnection` once a
+//! restart has loaded the ESVs.
+//!
+//! Decisions worth knowing:
+//! - A created application's id is written to the status before anything else uses it, so a
+//!   crash between the create and the next step cannot create a second application.
+//! - The client secret is pushed as a new ESV secret version only when the hash of the values
+//!   changed or someone else changed the active version; a resync without drift writes nothing.
+//! - Superseded secret versions are disabled only after `testConnection` succeeded with the new
+//!   one, so a bad secret never leaves AIC without a working version.
+//! - Two integrations claiming the same ESV or worker service name in one environment: the
+//!   later one (by creation time, then name) reports `Conflict` and touches nothing.
+//! - Worker services in upper environments count as promoted when the configuration there
+//!   equals the one written in the development environment of the group.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use kube::api::{Api, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::{Resource, ResourceExt};
+
+use super::clients::{Clients, namespace_of};
+use super::{Context, FINALIZER, ReconcileError, finish, is_paused, patch_status};
+use crate::aic::am::{self, ConnectionTest, Worker, WorkerOutcome};
+use crate::aic::esv::{self, VariableOutcome};
+use crate::aic::{AicApi, AicClient};
+use crate::crd::common::{ApprovalPolicy, condition};
+use crate::crd::pingone_integration::{
+    CredentialType, DeletionPolicy, EnvironmentStatus, IntegrationEnvironment,
+    PingOneIntegrationStatus,
+};
+use crate::crd::promotion::{PromotionPhase, PromotionSpec};
+use crate::crd::{PingOneIntegration, Promotion, TenantEnvironment};
+use crate::credentials::{ClientCredentials, ConnectionCredential, SecretData};
+use crate::pingone::{self, PingOneApi, Scope, TokenAuthMethod};
+use crate::secret::SecretString;
+use crate::status::{ConditionStatus, DesiredCondition, set_condition};
+
+/// Condition: every environment has PingOne worker credentials.
+pub const PINGONE_CLIENT_READY: &str = "PingOneClientReady";
+/// Condition: every environment's ESVs hold the values and are loaded.
+pub const ESVS_SYNCED: &str = "ESVsSynced";
+/// Condition: the worker service and its mapping are in place everywhere.
+pub const SERVICE_CONFIGURED: &str = "ServiceConfigured";
+/// Condition: `testConnection` succeeded everywhere.
+pub const CONNECTION_VERIFIED: &str = "ConnectionVerified";
+/// Condition: every upper environment has the configuration by promotion.
+pub const PROMOTED: &str = "Promoted";
+
+/// Label on the Promotions an integration creates.
+pub const INTEGRATION_LABEL: &str = "pingone-aic.io/integration";
+
+/// How soon to look again while waiting for a restart or a promotion.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Description written on the ESVs the operator manages.
+const ESV_DESCRIPTION: &str = "PingOne Worker Service credential, managed by pingone-aic-operator";
+
+/// The Secrets an integration reads directly (the TenantEnvironments' own are mapped through
+/// them).
+pub fn referenced_secrets(integration: &PingOneIntegration) -> Vec<String> {
+    integration
+        .spec
+        .environments
+        .iter()
+        .filter_map(|e| e.credentials_secret_ref.as_ref().map(|r| r.name.clone()))
+        .collect()
+}
+
+/// Reconciles one PingOneIntegration.
+pub async fn reconcile(
+    integration: Arc<PingOneIntegration>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let started = Instant::now();
+    let namespace = namespace_of(integration.as_ref());
+    let key = format!("PingOneIntegration/{namespace}/{}", integration.name_any());
+    let api: Api<PingOneIntegration> = Api::namespaced(ctx.client.clone(), &namespace);
+    let result = finalizer(&api, FINALIZER, integration, |event| async {
+        match event {
+            FinalizerEvent::Apply(integration) => apply(&integration, &ctx).await,
+            FinalizerEvent::Cleanup(integration) => cleanup(&integration, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|err| match err {
+        kube::runtime::finalizer::Error::ApplyFailed(err)
+        | kube::runtime::finalizer::Error::CleanupFailed(err) => err,
+        other => ReconcileError::Finalizer(other.to_string()),
+    });
+    finish(&ctx, "PingOneIntegration", &key, started, result)
+}
+
+/// What one environment contributes to the integration's conditions.
+#[derive(Default)]
+struct Facts {
+    client_ready: bool,
+    esvs_synced: bool,
+    service_configured: bool,
+    verified: bool,
+    /// `None` for development and sandboxes.
+    promoted: Option<bool>,
+    /// What the environment waits for, or what failed there.
+    note: Option<String>,
+}
+
+/// One environment of the integration with its TenantEnvironment.
+struct Target<'a> {
+    spec: &'a IntegrationEnvironment,
+    tenant: Arc<TenantEnvironment>,
+}
+
+async fn apply(integration: &PingOneIntegration, ctx: &Context) -> Result<Action, ReconcileError> {
+    let namespace = namespace_of(integration);
+    let api: Api<PingOneIntegration> = Api::namespaced(ctx.client.clone(), &namespace);
+    let now = Time(jiff::Timestamp::now());
+    let generation = integration.meta().generation;
+    let mut status = integration.status.clone().unwrap_or_default();
+    status.observed_generation = generation;
+
+    let outcome = plan(integration, ctx);
+    let targets = match outcome {
+        Ok(targets) => targets,
+        Err(err) => {
+            let message = err.to_string();
+            let changed = set(
+                &mut status,
+                generation,
+                condition::READY,
+                ConditionStatus::False,
+                err.reason(),
+                &message,
+                &now,
+            );
+            if changed {
+                ctx.publish(
+                    integration,
+                    EventType::Warning,
+                    "Validate",
+                    err.reason(),
+                    message,
+                )
+                .await;
+            }
+            patch_status(
+                &api,
+                &integration.name_any(),
+                integration.status.as_ref(),
+                &status,
+            )
+            .await?;
+            return Ok(Action::requeue(ctx.config.resync));
+        }
+    };
+    if is_paused(integration) {
+        set(
+            &mut status,
+            generation,
+            condition::READY,
+            ConditionStatus::False,
+            "Paused",
+            "the integration is paused: the operator makes no change",
+            &now,
+        );
+        patch_status(
+            &api,
+            &integration.name_any(),
+            integration.status.as_ref(),
+            &status,
+        )
+        .await?;
+        return Ok(Action::await_change());
+    }
+
+    let wanted: Vec<&str> = targets.iter().map(|t| t.spec.name.as_str()).collect();
+    status
+        .environments
+        .retain(|e| wanted.contains(&e.name.as_str()));
+    let mut facts = BTreeMap::new();
+    let mut next = ctx.config.resync;
+    for target in &targets {
+        let name = target.spec.name.clone();
+        let index = match status.environments.iter().position(|e| e.name == name) {
+            Some(index) => index,
+            None => {
+                status.environments.push(EnvironmentStatus {
+                    name: name.clone(),
+                    ..Default::default()
+                });
+                status.environments.len() - 1
+            }
+        };
+        let result = sync_environment(
+            integration,
+            ctx,
+            &api,
+            target,
+            &targets,
+            &mut status,
+            index,
+            &now,
+        )
+        .await;
+        let fact = match result {
+            Ok(fact) => fact,
+            Err(err) if err.is_transient() => {
+                // Keep what was done so far (e.g. a created application's id), then retry.
+                patch_status(
+                    &api,
+                    &integration.name_any(),
+                    integration.status.as_ref(),
+                    &status,
+                )
+                .await?;
+                return Err(err);
+            }
+            Err(err) => {
+                ctx.publish(
+                    integration,
+                    EventType::Warning,
+                    "Reconcile",
+                    err.reason(),
+                    format!("{name}: {err}"),
+                )
+                .await;
+                Facts {
+                    note: Some(format!("{name}: {err}")),
+                    ..Default::default()
+                }
+            }
+        };
+        if fact.note.is_some() {
+            next = next.min(WAIT);
+        }
+        facts.insert(name, fact);
+    }
+    set_conditions(&mut status, generation, &facts, &now);
+    patch_status(
+        &api,
+        &integration.name_any(),
+        integration.status.as_ref(),
+        &status,
+    )
+    .await?;
+    Ok(Action::requeue(next))
+}
+
+/// Resolves the environments and checks for conflicts with other integrations.
+fn plan<'a>(
+    integration: &'a PingOneIntegration,
+    ctx: &Context,
+) -> Result<Vec<Target<'a>>, ReconcileError> {
+    let namespace = integration.namespace();
+    let tenants: Vec<Arc<TenantEnvironment>> = ctx
+        .tenants
+        .state()
+        .into_iter()
+        .filter(|t| t.namespace() == namespace)
+        .collect();
+    let mut targets = Vec::new();
+    for spec in &integration.spec.environments {
+        let tenant = tenants
+            .iter()
+            .find(|t| t.name_any() == spec.name)
+            .cloned()
+            .ok_or_else(|| {
+                ReconcileError::invalid(
+                    "TenantEnvironmentNotFound",
+                    format!(
+                        "TenantEnvironment {:?} does not exist in this namespace",
+                        spec.name
+                    ),
+                )
+            })?;
+        targets.push(Target { spec, tenant });
+    }
+    // Mutable environments first (development, sandboxes), then up the promotion group.
+    targets.sort_by_key(|t| t.tenant.spec.tier.rank().unwrap_or(0));
+    for other in ctx.integrations.state() {
+        if other.namespace() != namespace || other.name_any() == integration.name_any() {
+            continue;
+        }
+        let other_first = (other.creation_timestamp(), other.name_any())
+            < (integration.creation_timestamp(), integration.name_any());
+        if !other_first {
+            continue;
+        }
+        for target in &targets {
+            if !other
+                .spec
+                .environments
+                .iter()
+                .any(|e| e.name == target.spec.name)
+            {
+                continue;
+            }
+            let ours = claimed_names(integration);
+            let theirs = claimed_names(&other);
+            if let Some(clash) = ours.iter().find(|n| theirs.contains(n)) {
+                return Err(ReconcileError::conflict(
+                    "Conflict",
+                    format!(
+                        "PingOneIntegration {:?} already manages {clash:?} in {}; use other ESV names or another service name",
+                        other.name_any(),
+                        target.spec.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(targets)
+}
+
+/// The ESV ids and worker service name an integration writes.
+fn claimed_names(integration: &PingOneIntegration) -> Vec<String> {
+    let esv = &integration.spec.esv;
+    let mut names = vec![
+        esv.environment_id.clone(),
+        integration.spec.service.name.clone(),
+    ];
+    match integration.spec.credential_type {
+        CredentialType::WorkerApplication => {
+            names.push(esv.client_id.clone());
+            names.push(esv.client_secret.clone());
+        }
+        CredentialType::ProductConnection => names.push(esv.connection_jwt.clone()),
+    }
+    names
+}
+
+/// The credential AIC uses to reach PingOne in one environment.
+struct Credential {
+    client_id: Option<String>,
+    secret: SecretString,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn sync_environment(
+    integration: &PingOneIntegration,
+    ctx: &Context,
+    api: &Api<PingOneIntegration>,
+    target: &Target<'_>,
+    targets: &[Target<'_>],
+    status: &mut PingOneIntegrationStatus,
+    index: usize,
+    now: &Time,
+) -> Result<Facts, ReconcileError> {
+    let tenant = &target.tenant;
+    let mut facts = Facts::default();
+    let credential = credential(integration, ctx, api, target, status, index).await?;
+    facts.client_ready = true;
+    status.environments[index].client_id = credential.client_id.clone();
+
+    let aic = ctx.clients.aic(&ctx.client, tenant, &[]).await?;
+    let loaded = sync_esvs(
+        integration,
+        ctx,
+        &aic,
+        tenant,
+        &credential,
+        &mut status.environments[index],
+    )
+    .await?;
+    facts.esvs_synced = loaded;
+
+    let desired = desired_worker(integration, ctx, tenant, targets, &aic).await?;
+    let env = &mut status.environments[index];
+    if tenant.spec.tier.is_mutable() {
+        configure_service(integration, ctx, &aic, &desired, env).await?;
+    } else {
+        let promoted = aic
+            .get_worker(&integration.spec.service.name)
+            .await?
+            .is_some_and(|current| current.same_config(&desired));
+        env.promoted = Some(promoted);
+        env.service_configured = promoted;
+        env.label_mapped = promoted;
+        facts.promoted = Some(promoted);
+        if !promoted {
+            facts.note = Some(promotion_note(integration, ctx, tenant, targets, status).await?);
+        }
+    }
+    let env = &mut status.environments[index];
+    facts.service_configured = env.service_configured && env.label_mapped;
+    if !loaded {
+        env.connection_verified = false;
+        facts.note.get_or_insert_with(|| {
+            format!(
+                "{}: the ESVs wait for a restart of the tenant environment",
+                target.spec.name
+            )
+        });
+        return Ok(facts);
+    }
+    if !facts.service_configured {
+        return Ok(facts);
+    }
+    if !env.connection_verified {
+        match aic.test_connection(&integration.spec.service.name).await? {
+            ConnectionTest::Succeeded(_) => {
+                env.connection_verified = true;
+                env.last_verified_time = Some(now.clone());
+                ctx.publish(
+                    integration,
+                    EventType::Normal,
+                    "TestConnection",
+                    "ConnectionVerified",
+                    format!(
+                        "{}: AIC reaches PingOne with the worker credentials",
+                        target.spec.name
+                    ),
+                )
+                .await;
+                if let Some(version) = env.secret_version.clone() {
+                    let disabled =
+                        esv::disable_other_versions(&aic, secret_esv(integration), &version)
+                            .await?;
+                    if !disabled.is_empty() {
+                        ctx.publish(
+                            integration,
+                            EventType::Normal,
+                            "Rotate",
+                            "SupersededVersionsDisabled",
+                            format!(
+                                "{}: disabled superseded secret version(s) {}",
+                                target.spec.name,
+                                disabled.join(", ")
+                            ),
+                        )
+                        .await;
+                    }
+                }
+            }
+            ConnectionTest::Failed { message, .. } => {
+                facts.note = Some(format!(
+                    "{}: testConnection failed: {message}",
+                    target.spec.name
+                ));
+                ctx.publish(
+                    integration,
+                    EventType::Warning,
+                    "TestConnection",
+                    "ConnectionFailed",
+                    format!("{}: {message}", target.spec.name),
+                )
+                .await;
+                return Ok(facts);
+            }
+        }
+    }
+    facts.verified = true;
+    Ok(facts)
+}
+
+/// Reads or establishes the worker credential of one environment.
+async fn credential(
+    integration: &PingOneIntegration,
+    ctx: &Context,
+    api: &Api<PingOneIntegration>,
+    target: &Target<'_>,
+    status: &mut PingOneIntegrationStatus,
+    index: usize,
+) -> Result<Credential, ReconcileError> {
+    let namespace = namespace_of(integration);
+    if let Some(secret_ref) = &target.spec.credentials_secret_ref {
+        let data = SecretData::fetch(&ctx.client, &namespace, &secret_ref.name).await?;
+        return Ok(match integration.spec.credential_type {
+            CredentialType::ProductConnection => {
+                let jwt = ConnectionCredential::from_secret(&data)?;
+                Credential {
+                    client_id: None,
+                    secret: jwt.0,
+                }
+            }
+            CredentialType::WorkerApplication => {
+                let credentials = ClientCredentials::from_secret(&data)?;
+                Credential {
+                    client_id: Some(credentials.client_id),
+                    secret: credentials.client_secret,
+                }
+            }
+        });
+    }
+    let Some(app_spec) = &integration.spec.worker_application else {
+        return Err(ReconcileError::invalid(
+            "CredentialsMissing",
+            format!(
+                "{} has no credentialsSecretRef and the integration manages no worker application",
+                target.spec.name
+            ),
+        ));
+    };
+    let tenant = &target.tenant;
+    let session = ctx.clients.pingone_admin(&ctx.client, tenant).await?.ok_or_else(|| {
+        ReconcileError::invalid(
+            "AdminCredentialsMissing",
+            format!("TenantEnvironment {} has no pingOne.adminCredentialsSecretRef; the operator needs it to manage worker applications", target.spec.name),
+        )
+    })?;
+    let environment_id = tenant.spec.ping_one.environment_id.clone();
+    let desired = pingone::WorkerApplication {
+        name: app_spec.name.clone(),
+        description: Some(format!(
+            "PingOne Worker Service of Advanced Identity Cloud; managed by pingone-aic-operator ({})",
+            integration.name_any()
+        )),
+        enabled: true,
+        token_endpoint_auth_method: TokenAuthMethod::ClientSecretBasic,
+    };
+    let recorded = status.environments[index].worker_app_id.clone();
+    let app = match recorded {
+        Some(id) => match session.application(&environment_id, &id).await? {
+            Some(app) => app,
+            None => {
+                ctx.publish(integration, EventType::Warning, "Drift", "WorkerApplicationMissing", format!("{}: worker application {id} was deleted outside the operator; creating it again", target.spec.name)).await;
+                create_application(
+                    integration,
+                    ctx,
+                    api,
+                    &session,
+                    &environment_id,
+                    &desired,
+                    status,
+                    index,
+                )
+                .await?
+            }
+        },
+        None => {
+            let existing = session
+                .find_applications_by_name(&environment_id, &app_spec.name)
+                .await?;
+            match existing.as_slice() {
+                [] => {
+                    create_application(
+                        integration,
+                        ctx,
+                        api,
+                        &session,
+                        &environment_id,
+                        &desired,
+                        status,
+                        index,
+                    )
+                    .await?
+                }
+                [one] if app_spec.adopt_existing => {
+                    let env = &mut status.environments[index];
+                    env.worker_app_id = Some(one.id.clone());
+                    env.worker_app_created = Some(false);
+                    patch_status(api, &integration.name_any(), None, status).await?;
+                    ctx.publish(
+                        integration,
+                        EventType::Normal,
+                        "Adopt",
+                        "WorkerApplicationAdopted",
+                        format!(
+                            "{}: adopted the existing application {:?} ({})",
+                            target.spec.name, one.name, one.id
+                        ),
+                    )
+                    .await;
+                    one.clone()
+                }
+                [one] => {
+                    return Err(ReconcileError::conflict(
+                        "ApplicationExists",
+                        format!(
+                            "{}: an application named {:?} already exists ({}); set workerApplication.adoptExisting to adopt it or choose another name",
+                            target.spec.name, one.name, one.id
+                        ),
+                    ));
+                }
+                many => {
+                    let ids: Vec<&str> = many.iter().map(|a| a.id.as_str()).collect();
+                    return Err(ReconcileError::conflict(
+                        "DuplicateApplications",
+                        format!(
+                            "{}: {} applications are named {:?} ({}); the operator will not guess which one to use",
+                            target.spec.name,
+                            many.len(),
+                            app_spec.name,
+                            ids.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+    };
+    if !desired.matches(&app) {
+        let created_by_us = status.environments[index].worker_app_created == Some(true);
+        if created_by_us || !app.enabled {
+            session
+                .replace_worker_application(&environment_id, &app.id, &desired)
+                .await?;
+            ctx.publish(
+                integration,
+                EventType::Normal,
+                "Drift",
+                "WorkerApplicationRepaired",
+                format!(
+                    "{}: restored the worker application's settings (enabled, client credentials)",
+                    target.spec.name
+                ),
+            )
+            .await;
+        }
+    }
+    for role in &app_spec.roles {
+        let role_id = session.role_id(role).await?;
+        let scope = Scope::environment(environment_id.clone());
+        let assignments = session
+            .list_role_assignments(&environment_id, &app.id)
+            .await?;
+        let present = assignments
+            .iter()
+            .any(|a| a.role.id == role_id && a.scope.id == scope.id);
+        if !present {
+            session
+                .create_role_assignment(&environment_id, &app.id, &role_id, &scope)
+                .await?;
+            ctx.publish(
+                integration,
+                EventType::Normal,
+                "Grant",
+                "RoleGranted",
+                format!(
+                    "{}: granted {role} on environment {environment_id}",
+                    target.spec.name
+                ),
+            )
+            .await;
+        }
+    }
+    let secret = session.application_secret(&environment_id, &app.id).await?;
+    Ok(Credential {
+        client_id: Some(app.id),
+        secret: secret.secret,
+    })
+}
+
+/// Creates the worker application and records its id in the status at once.
+#[allow(clippy::too_many_arguments)]
+async fn create_application(
+    integration: &PingOneIntegration,
+    ctx: &Context,
+    api: &Api<PingOneIntegration>,
+    session: &impl PingOneApi,
+    environment_id: &str,
+    desired: &pingone::WorkerApplication,
+    status: &mut PingOneIntegrationStatus,
+    index: usize,
+) -> Result<pingone::Application, ReconcileError> {
+    let app = session
+        .create_worker_application(environment_id, desired)
+        .await?;
+    let env = &mut status.environments[index];
+    env.worker_app_id = Some(app.id.clone());
+    env.worker_app_created = Some(true);
+    env.connection_verified = false;
+    let env_name = env.name.clone();
+    patch_status(api, &integration.name_any(), None, status).await?;
+    ctx.publish(
+        integration,
+        EventType::Normal,
+        "Create",
+        "WorkerApplicationCreated",
+        format!(
+            "{env_name}: created worker application {:?} ({})",
+            desired.name, app.id
+        ),
+    )
+    .await;
+    Ok(app)
+}
+
+/// The ESV secret that carries the credential.
+fn secret_esv(integration: &PingOneIntegration) -> &str {
+    match integration.spec.credential_type {
+        CredentialType::WorkerApplication => &integration.spec.esv.client_secret,
+        CredentialType::ProductConnection => &integration.spec.esv.connection_jwt,
+    }
+}
+
+/// SHA-256 of the values pushed, so changes are detected without storing them.
+fn values_hash(parts: &[&str]) -> String {
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    for part in parts {
+        digest.update(&(part.len() as u64).to_be_bytes());
+        digest.update(part.as_bytes());
+    }
+    let bytes = digest.finish();
+    let hex: String = bytes.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// Writes the ESVs that differ; returns whether they are all loaded by the running services.
+async fn sync_esvs(
+    integration: &PingOneIntegration,
+    ctx: &Context,
+    aic: &AicClient,
+    tenant: &TenantEnvironment,
+    credential: &Credential,
+    env: &mut EnvironmentStatus,
+) -> Result<bool, ReconcileError> {
+    let names = &integration.spec.esv;
+    let environment_id = tenant.spec.ping_one.environment_id.as_str();
+    let mut variables = vec![(names.environment_id.as_str(), environment_id)];
+    if let Some(client_id) = &credential.client_id {
+        variables.push((names.client_id.as_str(), client_id.as_str()));
+    }
+    let mut loaded = true;
+    for (id, value) in variables {
+        let outcome = esv::upsert_variable(aic, id, value, ESV_DESCRIPTION, "string").await?;
+        match &outcome {
+            VariableOutcome::Unchanged(variable) => loaded &= variable.loaded,
+            VariableOutcome::Created(_) | VariableOutcome::Updated(_) => {
+                loaded = false;
+                env.connection_verified = false;
+                ctx.publish(
+                    integration,
+                    EventType::Normal,
+                    "WriteESV",
+                    "VariableWritten",
+                    format!("{}: wrote ESV {id}", env.name),
+                )
+                .await;
+            }
+        }
+    }
+    let secret_id = secret_esv(integration);
+    let hash = values_hash(&[
+        environment_id,
+        credential.client_id.as_deref().unwrap_or_default(),
+        credential.secret.expose(),
+    ]);
+    let existing = aic.get_secret(secret_id).await?;
+    let unchanged = existing.as_ref().is_some_and(|secret| {
+        env.values_hash.as_deref() == Some(hash.as_str())
+            && env.secret_version.as_deref() == Some(secret.active_version.as_str())
+    });
+    if unchanged {
+        loaded &= existing.as_ref().is_some_and(|s| !s.is_pending());
+    } else {
+        let push =
+            esv::push_secret(aic, secret_id, &credential.secret, ESV_DESCRIPTION, true).await?;
+        if push.new_version {
+            loaded = false;
+            env.connection_verified = false;
+            ctx.publish(
+                integration,
+                EventType::Normal,
+                "WriteESV",
+                "SecretVersionPushed",
+                format!(
+                    "{}: pushed version {} of ESV secret {secret_id}",
+                    env.name, push.version
+                ),
+            )
+            .await;
+        } else {
+            loaded &= aic
+                .get_secret(secret_id)
+                .await?
+                .is_some_and(|s| !s.is_pending());
+        }
+        env.secret_version = Some(push.version);
+        env.values_hash = Some(hash);
+    }
+    Ok(loaded)
+}
+
+/// The worker service configuration as the development environment of the group holds it
+/// (an environment's own when it is mutable).
+async fn desired_worker(
+    integration: &PingOneIntegration,
+    ctx: &Context,
+    tenant: &TenantEnvironment,
+    targets: &[Target<'_>],
+    aic: &AicClient,
+) -> Result<Worker, ReconcileError> {
+    let source = if tenant.spec.tier.is_mutable() {
+        tenant.clone()
+    } else {
+        group_root(ctx, tenant, targets)
+    };
+    let endpoints = Clients::pingone_endpoints(&source)?;
+    let names = &integration.spec.esv;
+    let label = &integration.spec.service.secret_label_identifier;
+    let mut worker = Worker {
+        id: String::new(),
+        rev: None,
+        client_id: esv::placeholder(&names.client_id),
+        client_secret_purpose: label.clone(),
+        environment_id: esv::placeholder(&names.environment_id),
+        api_url: endpoints.api.as_str().trim_end_matches('/').to_owned(),
+        auth_url: endpoints.auth.as_str().trim_end_matches('/').to_owned(),
+        use_credential: false,
+        other: BTreeMap::new(),
+    };
+    if integration.spec.credential_type == CredentialType::ProductConnection {
+        worker.use_credential = true;
+        worker.client_id = String::new();
+        let schema = aic.worker_schema().await?;
+        let field = am::credential_field(&schema).ok_or_else(|| {
+            ReconcileError::invalid("CredentialFieldUnknown", "the worker service schema names no credential label field; this AIC release may not support product connections")
+        })?;
+        worker
+            .other
+            .insert(field, serde_json::Value::String(label.clone()));
+    }
+    Ok(worker)
+}
+
+/// The development environment at the bottom of `tenant`'s promotion group.
+fn group_root(
+    ctx: &Context,
+    tenant: &TenantEnvironment,
+    targets: &[Target<'_>],
+) -> TenantEnvironment {
+    let mut current = tenant.clone();
+    for _ in 0..8 {
+        let Some(lower) = &current.spec.promotes_from else {
+            break;
+        };
+        let found = targets
+            .iter()
+            .map(|t| t.tenant.clone())
+            .chain(ctx.tenants.state())
+            .find(|t| &t.name_any() == lower && t.namespace() == tenant.namespace());
+        match found {
+            Some(next) => current = (*next).clone(),
+            None => break,
+        }
+    }
+    current
+}
+
+/// Writes the worker service, the configuration and the secret mapping where they differ.
+async fn configure_service(
+    integration: &PingOneIntegration,
+    ctx: &Context,
+    aic: &AicClient,
+    desired: &Worker,
+    env: &mut EnvironmentStatus,
+) -> Result<(), ReconcileError> {
+    let service = &integration.spec.service;
+    if am::ensure_worker_service(aic).await? {
+        ctx.publish(
+            integration,
+            EventType::Normal,
+            "Configure",
+            "WorkerServiceCreated",
+            format!("{}: created the PingOne Worker Service", env.name),
+        )
+        .await;
+    }
+    if let WorkerOutcome::Written(_) = am::upsert_worker(aic, &service.name, desired).await? {
+        env.connection_verified = false;
+        ctx.publish(
+            integration,
+            EventType::Normal,
+            "Configure",
+            "WorkerConfigured",
+            format!(
+                "{}: wrote worker configuration {:?} with ESV placeholders",
+                env.name, service.name
+            ),
+        )
+        .await;
+    }
+    env.service_configured = true;
+    let label = match integration.spec.credential_type {
+        CredentialType::WorkerApplication => {
+            am::client_secret_label(&service.secret_label_identifier)
+        }
+        CredentialType::ProductConnection => am::credential_label(&service.secret_label_identifier),
+    };
+    if am::upsert_mapping(aic, &label, secret_esv(integration)).await? {
+        env.connection_verified = false;
+        ctx.publish(
+            integration,
+            EventType::Normal,
+            "Configure",
+            "LabelMapped",
+            format!(
+                "{}: mapped {label} to ESV {}",
+                env.name,
+                secret_esv(integration)
+            ),
+        )
+        .await;
+    }
+    env.label_mapped = true;
+    Ok(())
+}
+
+/// What an upper environment waits for; creates the Promotion under the `Automatic` policy.
+async fn promotion_note(
+    integration: &PingOneIntegration,
+    ctx: &Context,
+    tenant: &TenantEnvironment,
+    targets: &[Target<'_>],
+    status: &PingOneIntegrationStatus,
+) -> Result<String, ReconcileError> {
+    let name = tenant.name_any();
+    let Some(lower) = tenant.spec.promotes_from.clone() else {
+        return Ok(format!("{name}: not promoted"));
+    };
+    let lower_done = status
+        .environments
+        .iter()
+        .find(|e| e.name == lower)
+        .is_some_and(|e| e.connection_verified && e.service_configured);
+    if !targets.iter().any(|t| t.spec.name == lower) {
+        return Ok(format!(
+            "{name}: the integration does not include {lower}, which it is promoted from"
+        ));
+    }
+    if !lower_done {
+        return Ok(format!(
+            "{name}: waits until {lower} is configured and verified, then for a promotion from it"
+        ));
+    }
+    let namespace = integration.namespace();
+    let ours: Vec<Arc<Promotion>> = ctx
+        .promotions
+        .state()
+        .into_iter()
+        .filter(|p| p.namespace() == namespace && p.spec.to == name && p.spec.from == lower)
+        .collect();
+    if let Some(running) = ours
+        .iter()
+        .find(|p| !p.status.as_ref().is_some_and(|s| s.phase.is_final()))
+    {
+        return Ok(format!(
+            "{name}: Promotion {} is in progress",
+            running.name_any()
+        ));
+    }
+    match integration.spec.promotion.policy {
+        ApprovalPolicy::Manual => Ok(format!(
+            "{name}: AwaitingPromotion — apply a Promotion with from: {lower} and to: {name}"
+        )),
+        ApprovalPolicy::Automatic => {
+            let mine: Vec<&Arc<Promotion>> = ours
+                .iter()
+                .filter(|p| p.labels().get(INTEGRATION_LABEL) == Some(&integration.name_any()))
+                .collect();
+            if let Some(failed) = mine.iter().find(|p| {
+                p.status
+                    .as_ref()
+                    .is_some_and(|s| s.phase == PromotionPhase::Failed)
+            }) {
+                return Ok(format!(
+                    "{name}: Promotion {} failed; delete it to try again",
+                    failed.name_any()
+                ));
+            }
+            let promotion_name = format!("{}-to-{name}-{}", integration.name_any(), mine.len() + 1);
+            create_promotion(integration, ctx, &promotion_name, &lower, &name).await?;
+            Ok(format!("{name}: created Promotion {promotion_name}"))
+        }
+    }
+}
+
+async fn create_promotion(
+    integration: &PingOneIntegration,
+    ctx: &Context,
+    name: &str,
+    from: &str,
+    to: &str,
+) -> Result<(), ReconcileError> {
+    let namespace = namespace_of(integration);
+    let mut promotion = Promotion::new(
+        name,
+        PromotionSpec {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            dry_run_only: false,
+            description: Some(format!(
+                "PingOne Worker Service ({})",
+                integration.name_any()
+            )),
+        },
+    );
+    promotion.metadata.namespace = Some(namespace.clone());
+    promotion.metadata.labels =
+        Some([(INTEGRATION_LABEL.to_owned(), integration.name_any())].into());
+    promotion.metadata.owner_references = Some(vec![OwnerReference {
+        api_version: PingOneIntegration::api_version(&()).into_owned(),
+        kind: PingOneIntegration::kind(&()).into_owned(),
+        name: integration.name_any(),
+        uid: integration.uid().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }]);
+    let api: Api<Promotion> = Api::namespaced(ctx.client.clone(), &namespace);
+    match api.create(&PostParams::default(), &promotion).await {
+        Ok(_) => {
+            ctx.publish(
+                integration,
+                EventType::Normal,
+                "Promote",
+                "PromotionCreated",
+                format!("created Promotion {name} from {from} to {to}"),
+            )
+            .await;
+            Ok(())
+        }
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn set(
+    status: &mut PingOneIntegrationStatus,
+    generation: Option<i64>,
+    type_: &str,
+    value: ConditionStatus,
+    reason: &str,
+    message: &str,
+    now: &Time,
+) -> bool {
+    set_condition(
+        &mut status.conditions,
+        DesiredCondition {
+            type_,
+            status: value,
+            reason,
+            message,
+        },
+        generation,
+        now,
+    )
+}
+
+/// A condition type, the per-environment fact it reflects, and its reasons when true / false.
+type ConditionCheck = (&'static str, fn(&Facts) -> bool, &'static str, &'static str);
+
+fn set_conditions(
+    status: &mut PingOneIntegrationStatus,
+    generation: Option<i64>,
+    facts: &BTreeMap<String, Facts>,
+    now: &Time,
+) {
+    let failing = |pick: fn(&Facts) -> bool| -> Vec<&str> {
+        facts
+            .iter()
+            .filter(|(_, f)| !pick(f))
+            .map(|(n, _)| n.as_str())
+            .collect()
+    };
+    let notes: Vec<&str> = facts.values().filter_map(|f| f.note.as_deref()).collect();
+    let detail = if notes.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", notes.join("; "))
+    };
+    let mut all = true;
+    let checks: [ConditionCheck; 5] = [
+        (
+            PINGONE_CLIENT_READY,
+            |f| f.client_ready,
+            "ClientReady",
+            "CredentialsUnavailable",
+        ),
+        (ESVS_SYNCED, |f| f.esvs_synced, "Synced", "Pending"),
+        (
+            SERVICE_CONFIGURED,
+            |f| f.service_configured,
+            "Configured",
+            "NotConfigured",
+        ),
+        (
+            CONNECTION_VERIFIED,
+            |f| f.verified,
+            "Verified",
+            "NotVerified",
+        ),
+        (
+            PROMOTED,
+            |f| f.promoted != Some(false),
+            "Promoted",
+            "AwaitingPromotion",
+        ),
+    ];
+    let mut first_failure = None;
+    for (type_, pick, ok_reason, bad_reason) in checks {
+        let bad = failing(pick);
+        if bad.is_empty() {
+            set(
+                status,
+                generation,
+                type_,
+                ConditionStatus::True,
+                ok_reason,
+                "every environment",
+                now,
+            );
+        } else {
+            all = false;
+            first_failure.get_or_insert(bad_reason);
+            let message = format!("not yet in {}{detail}", bad.join(", "));
+            set(
+                status,
+                generation,
+                type_,
+                ConditionStatus::False,
+                bad_reason,
+                &message,
+                now,
+            );
+        }
+    }
+    if all {
+        set(
+            status,
+            generation,
+            condition::READY,
+            ConditionStatus::True,
+            "Ready",
+            "the PingOne Worker Service works in every environment",
+            now,
+        );
+    } else {
+        let message = format!("in progress{detail}");
+        set(
+            status,
+            generation,
+            condition::READY,
+            ConditionStatus::False,
+            first_failure.unwrap_or("Progressing"),
+            &message,
+            now,
+        );
+    }
+}
+
+/// With `deletionPolicy: Delete`, removes what the operator created; `Retain` keeps it all.
+async fn cleanup(
+    integration: &PingOneIntegration,
+    ctx: &Context,
+) -> Result<Action, ReconcileError> {
+    if integration.spec.deletion_policy == DeletionPolicy::Retain || is_paused(integration) {
+        return Ok(Action::await_change());
+    }
+    let status = integration.status.clone().unwrap_or_default();
+    let namespace = integration.namespace();
+    for spec in &integration.spec.environments {
+        let Some(tenant) = ctx
+            .tenants
+            .state()
+            .into_iter()
+            .find(|t| t.namespace() == namespace && t.name_any() == spec.name)
+        else {
+            continue;
+        };
+        let aic = ctx.clients.aic(&ctx.client, &tenant, &[]).await?;
+        if tenant.spec.tier.is_mutable() {
+            aic.delete_worker(&integration.spec.service.name).await?;
+            let label = match integration.spec.credential_type {
+                CredentialType::WorkerApplication => {
+                    am::client_secret_label(&integration.spec.service.secret_label_identifier)
+                }
+                CredentialType::ProductConnection => {
+                    am::credential_label(&integration.spec.service.secret_label_identifier)
+                }
+            };
+            aic.delete_mapping(&label).await?;
+        }
+        for id in claimed_names(integration)
+            .iter()
+            .filter(|n| n.starts_with("esv-"))
+        {
+            if id == secret_esv(integration) {
+                aic.delete_secret(id).await?;
+            } else {
+                aic.delete_variable(id).await?;
+            }
+        }
+        let env = status.environments.iter().find(|e| e.name == spec.name);
+        if let Some(app_id) = env
+            .filter(|e| e.worker_app_created == Some(true))
+            .and_then(|e| e.worker_app_id.clone())
+            && let Some(session) = ctx.clients.pingone_admin(&ctx.client, &tenant).await?
+        {
+            session
+                .delete_application(&tenant.spec.ping_one.environment_id, &app_id)
+                .await?;
+        }
+        ctx.publish(
+            integration,
+            EventType::Normal,
+            "Delete",
+            "Cleaned",
+            format!("{}: deleted what the integration created", spec.name),
+        )
+        .await;
+    }
+    Ok(Action::await_change())
+}

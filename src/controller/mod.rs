@@ -1,0 +1,432 @@
+//! The reconcile loops: one `kube::runtime::Controller` per resource, sharing a [`Context`].
+//!
+//! - Secrets are watched metadata-only (no cluster-wide cache of Secret data); a changed Secret
+//!   is mapped to the resources that reference it, which read its data with a GET.
+//! - A reconcile writes status only when it changed, so a resync without drift patches nothing.
+//! - Failures are retried per object with backoff when transient and reported in a condition
+//!   when permanent (see [`error`]).
+//! - A TenantEnvironment is reconciled again when an integration referencing it reports new
+//!   ESV writes, so its restart batch starts without waiting for a resync.
+
+pub mod clients;
+pub mod error;
+pub mod integration;
+pub mod promotion;
+pub mod tenant;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Patch, PatchParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::crd::{PingOneIntegration, Promotion, TenantEnvironment};
+use crate::metrics::Metrics;
+
+pub use error::ReconcileError;
+
+/// Name of the operator as it appears in events and field managers.
+pub const MANAGER: &str = "pingone-aic-operator";
+
+/// Finalizer the operator puts on the resources whose deletion needs cleanup.
+pub const FINALIZER: &str = "pingone-aic.io/cleanup";
+
+/// Annotation that stops every mutation of a resource while `"true"`.
+pub const PAUSED_ANNOTATION: &str = "pingone-aic.io/paused";
+
+/// How the operator runs.
+#[derive(Clone, Debug)]
+pub struct OperatorConfig {
+    /// Namespaces to watch; empty watches all.
+    pub namespaces: Vec<String>,
+    /// How often a resource in steady state is looked at again.
+    pub resync: Duration,
+    /// Reconciles running at once per controller.
+    pub concurrency: u16,
+    /// Identity of this replica in events.
+    pub instance: Option<String>,
+}
+
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        Self {
+            namespaces: Vec::new(),
+            resync: Duration::from_secs(600),
+            concurrency: 4,
+            instance: None,
+        }
+    }
+}
+
+/// What every reconcile of one scope (a namespace, or the whole cluster) shares.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: kube::Client,
+    /// How the operator runs.
+    pub config: OperatorConfig,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// SaaS clients with their token caches.
+    pub clients: clients::Clients,
+    /// The TenantEnvironments of the scope.
+    pub tenants: Store<TenantEnvironment>,
+    /// The PingOneIntegrations of the scope.
+    pub integrations: Store<PingOneIntegration>,
+    /// The Promotions of the scope.
+    pub promotions: Store<Promotion>,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// Publishes an event about `object`; failing to publish is logged, never fatal.
+    pub async fn publish<K>(
+        &self,
+        object: &K,
+        type_: EventType,
+        action: &str,
+        reason: &str,
+        note: String,
+    ) where
+        K: Resource<DynamicType = ()>,
+    {
+        let event = Event {
+            type_,
+            reason: reason.to_owned(),
+            note: Some(note),
+            action: action.to_owned(),
+            secondary: None,
+        };
+        if let Err(err) = self.recorder.publish(&event, &object.object_ref(&())).await {
+            tracing::warn!(error = %err, reason, "cannot publish an event");
+        }
+    }
+
+    /// Counts a failure of `key`'s reconcile and returns how many happened in a row.
+    fn record_failure(&self, key: &str) -> u32 {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let count = failures.entry(key.to_owned()).or_insert(0);
+        *count += 1;
+        *count - 1
+    }
+
+    fn record_success(&self, key: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+}
+
+/// Whether the resource carries `pingone-aic.io/paused: "true"`.
+pub fn is_paused<K: Resource>(object: &K) -> bool {
+    object
+        .meta()
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(PAUSED_ANNOTATION))
+        .is_some_and(|v| v == "true")
+}
+
+/// Patches the status subresource when `status` differs from `current`; returns whether it
+/// wrote. Comparing first is what keeps steady state free of writes.
+pub async fn patch_status<K, S>(
+    api: &Api<K>,
+    name: &str,
+    current: Option<&S>,
+    status: &S,
+) -> Result<bool, ReconcileError>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    S: Serialize + PartialEq,
+{
+    if current == Some(status) {
+        return Ok(false);
+    }
+    let patch = serde_json::json!({ "status": status });
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(true)
+}
+
+/// Records metrics for a reconcile and turns its error into the next look.
+pub(crate) fn finish(
+    ctx: &Context,
+    controller: &str,
+    key: &str,
+    started: Instant,
+    result: Result<Action, ReconcileError>,
+) -> Result<Action, ReconcileError> {
+    let seconds = started.elapsed().as_secs_f64();
+    match &result {
+        Ok(_) => {
+            ctx.record_success(key);
+            ctx.metrics.record_reconcile(controller, "success", seconds);
+        }
+        Err(err) => {
+            ctx.metrics
+                .record_reconcile(controller, err.reason(), seconds);
+        }
+    }
+    result
+}
+
+/// The error policy shared by the controllers: log, then back off per object.
+pub(crate) fn error_policy<K>(object: Arc<K>, error: &ReconcileError, ctx: Arc<Context>) -> Action
+where
+    K: Resource<DynamicType = ()>,
+{
+    let key = format!(
+        "{}/{}",
+        K::kind(&()),
+        object.meta().name.clone().unwrap_or_default()
+    );
+    let failures = ctx.record_failure(&key);
+    let delay = error::retry_delay(error, failures);
+    tracing::warn!(
+        object = %key,
+        reason = error.reason(),
+        transient = error.is_transient(),
+        retry_in_seconds = delay.as_secs(),
+        error = %error,
+        "reconcile failed"
+    );
+    Action::requeue(delay)
+}
+
+/// The integrations of `namespace` that include any of the named TenantEnvironments.
+fn integrations_including(
+    store: &Store<PingOneIntegration>,
+    namespace: Option<String>,
+    tenants: &[String],
+) -> Vec<ObjectRef<PingOneIntegration>> {
+    store
+        .state()
+        .iter()
+        .filter(|i| i.namespace() == namespace)
+        .filter(|i| {
+            i.spec
+                .environments
+                .iter()
+                .any(|e| tenants.contains(&e.name))
+        })
+        .map(|i| ObjectRef::from_obj(i.as_ref()))
+        .collect()
+}
+
+/// Maps a changed Secret to the objects of `store` that reference it.
+fn referencing<K>(
+    store: &Store<K>,
+    secret: &PartialObjectMeta<Secret>,
+    references: impl Fn(&K) -> Vec<String>,
+) -> Vec<ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let namespace = secret.namespace();
+    let name = secret.name_any();
+    store
+        .state()
+        .iter()
+        .filter(|object| object.namespace() == namespace)
+        .filter(|object| references(object).contains(&name))
+        .map(|object| ObjectRef::from_obj(object.as_ref()))
+        .collect()
+}
+
+fn scoped_api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the controllers of every configured scope until `shutdown` completes.
+pub async fn run(
+    client: kube::Client,
+    config: OperatorConfig,
+    metrics: Arc<Metrics>,
+    clients: clients::Clients,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let scopes: Vec<Option<String>> = if config.namespaces.is_empty() {
+        vec![None]
+    } else {
+        config.namespaces.iter().cloned().map(Some).collect()
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let runs = scopes.into_iter().map(|scope| {
+        run_scope(
+            client.clone(),
+            config.clone(),
+            metrics.clone(),
+            clients.clone(),
+            scope,
+            stopped.clone(),
+        )
+    });
+    let all = futures::future::join_all(runs);
+    tokio::pin!(all);
+    tokio::select! {
+        _ = &mut all => {}
+        () = shutdown => {
+            let _ = stop.send(true);
+            all.await;
+        }
+    }
+}
+
+/// Completes once `stop` turns true (or its sender is gone).
+async fn stop_signal(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+async fn run_scope(
+    client: kube::Client,
+    config: OperatorConfig,
+    metrics: Arc<Metrics>,
+    clients: clients::Clients,
+    namespace: Option<String>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let ns = namespace.as_deref();
+    let watcher_config = watcher::Config::default().any_semantic();
+    let tenants = Controller::new(
+        scoped_api::<TenantEnvironment>(&client, ns),
+        watcher_config.clone(),
+    );
+    let integrations = Controller::new(
+        scoped_api::<PingOneIntegration>(&client, ns),
+        watcher_config.clone(),
+    );
+    let promotions = Controller::new(scoped_api::<Promotion>(&client, ns), watcher_config);
+
+    let reporter = Reporter {
+        controller: MANAGER.to_owned(),
+        instance: config.instance.clone(),
+    };
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client: client.clone(),
+        config: config.clone(),
+        metrics,
+        clients,
+        tenants: tenants.store(),
+        integrations: integrations.store(),
+        promotions: promotions.store(),
+        failures: Mutex::new(HashMap::new()),
+    });
+
+    let tenant_store = ctx.tenants.clone();
+    let integration_store = ctx.integrations.clone();
+    let tenant_controller = tenants
+        .watches(
+            scoped_api::<PartialObjectMeta<Secret>>(&client, ns),
+            watcher::Config::default(),
+            move |secret| referencing(&tenant_store, &secret, tenant::referenced_secrets),
+        )
+        .watches(
+            scoped_api::<PingOneIntegration>(&client, ns),
+            watcher::Config::default(),
+            move |integration: PingOneIntegration| {
+                let namespace = integration.namespace();
+                integration
+                    .spec
+                    .environments
+                    .iter()
+                    .map(|e| {
+                        let reference = ObjectRef::new(&e.name);
+                        match &namespace {
+                            Some(ns) => reference.within(ns),
+                            None => reference,
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            },
+        )
+        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
+        .graceful_shutdown_on(stop_signal(stop.clone()))
+        .run(tenant::reconcile, error_policy, ctx.clone())
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                tracing::debug!(error = %err, "TenantEnvironment controller event");
+            }
+        });
+    let promotion_controller = promotions
+        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
+        .graceful_shutdown_on(stop_signal(stop.clone()))
+        .run(promotion::reconcile, error_policy, ctx.clone())
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                tracing::debug!(error = %err, "Promotion controller event");
+            }
+        });
+    let by_secret = (integration_store.clone(), ctx.tenants.clone());
+    let by_tenant = integration_store.clone();
+    let by_promotion = integration_store;
+    let integration_controller = integrations
+        .watches(
+            scoped_api::<PartialObjectMeta<Secret>>(&client, ns),
+            watcher::Config::default(),
+            move |secret| {
+                let (integrations, tenants) = &by_secret;
+                let via_tenants: Vec<String> =
+                    referencing(tenants, &secret, tenant::referenced_secrets)
+                        .into_iter()
+                        .map(|r| r.name)
+                        .collect();
+                let mut refs = referencing(integrations, &secret, integration::referenced_secrets);
+                refs.extend(integrations_including(
+                    integrations,
+                    secret.namespace(),
+                    &via_tenants,
+                ));
+                refs
+            },
+        )
+        .watches(
+            scoped_api::<TenantEnvironment>(&client, ns),
+            watcher::Config::default(),
+            move |tenant: TenantEnvironment| {
+                integrations_including(&by_tenant, tenant.namespace(), &[tenant.name_any()])
+            },
+        )
+        .watches(
+            scoped_api::<Promotion>(&client, ns),
+            watcher::Config::default(),
+            move |promotion: Promotion| {
+                integrations_including(
+                    &by_promotion,
+                    promotion.namespace(),
+                    std::slice::from_ref(&promotion.spec.to),
+                )
+            },
+        )
+        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
+        .graceful_shutdown_on(stop_signal(stop.clone()))
+        .run(integration::reconcile, error_policy, ctx.clone())
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                tracing::debug!(error = %err, "PingOneIntegration controller event");
+            }
+        });
+    futures::join!(
+        tenant_controller,
+        promotion_controller,
+        integration_controller
+    );
+}

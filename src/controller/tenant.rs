@@ -1,0 +1,517 @@
+//! TenantEnvironment reconciler: checks the AIC service account and the PingOne admin
+//! credentials, validates the place of the environment in its promotion group, and owns the
+//! environment's restarts.
+//!
+//! Restarts: what is pending is read from AIC itself (the source of truth, whoever wrote the
+//! ESVs). The debounce runs from the last time the operator saw the pending count change, so a
+//! batch of writes across integrations costs one restart. `Manual` policy waits for a new value
+//! of the `pingone-aic.io/approve-restart` annotation. While AIC restarts, its status endpoint
+//! answers intermittent 500s; those are polled through, not reported as failures.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+
+use super::clients::namespace_of;
+use super::{Context, ReconcileError, finish, is_paused, patch_status};
+use crate::aic::{AicApi, RestartStatus};
+use crate::crd::TenantEnvironment;
+use crate::crd::common::{ApprovalPolicy, condition};
+use crate::crd::tenant_environment::{
+    RestartState, RestartStatus as RestartRecord, TenantEnvironmentStatus,
+};
+use crate::pingone::PingOneApi;
+use crate::status::{ConditionStatus, DesiredCondition, set_condition};
+
+/// Annotation whose every new value approves one restart under the `Manual` policy.
+pub const APPROVE_RESTART_ANNOTATION: &str = "pingone-aic.io/approve-restart";
+
+/// Condition: the AIC service account can sign in.
+pub const AIC_AUTHENTICATED: &str = "AICAuthenticated";
+/// Condition: the PingOne admin worker can sign in.
+pub const PINGONE_AUTHENTICATED: &str = "PingOneAuthenticated";
+/// Condition: ESV changes wait for a restart.
+pub const RESTART_PENDING: &str = "RestartPending";
+
+/// How often a restart in progress is polled.
+const RESTART_POLL: Duration = Duration::from_secs(15);
+
+/// The Secrets a TenantEnvironment reads.
+pub fn referenced_secrets(tenant: &TenantEnvironment) -> Vec<String> {
+    let mut names = vec![
+        tenant
+            .spec
+            .service_account
+            .private_key_secret_ref
+            .name
+            .clone(),
+    ];
+    if let Some(admin) = &tenant.spec.ping_one.admin_credentials_secret_ref {
+        names.push(admin.name.clone());
+    }
+    names
+}
+
+/// Reconciles one TenantEnvironment.
+pub async fn reconcile(
+    tenant: Arc<TenantEnvironment>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let started = Instant::now();
+    let key = format!(
+        "TenantEnvironment/{}/{}",
+        namespace_of(tenant.as_ref()),
+        tenant.name_any()
+    );
+    let result = reconcile_tenant(&tenant, &ctx).await;
+    finish(&ctx, "TenantEnvironment", &key, started, result)
+}
+
+async fn reconcile_tenant(
+    tenant: &TenantEnvironment,
+    ctx: &Context,
+) -> Result<Action, ReconcileError> {
+    if tenant.meta().deletion_timestamp.is_some() {
+        // Nothing remote belongs to a TenantEnvironment itself.
+        return Ok(Action::await_change());
+    }
+    let api: Api<TenantEnvironment> = Api::namespaced(ctx.client.clone(), &namespace_of(tenant));
+    let generation = tenant.meta().generation;
+    let now = Time(jiff::Timestamp::now());
+    let mut status = tenant.status.clone().unwrap_or_default();
+    status.observed_generation = generation;
+    let mut next = ctx.config.resync;
+
+    let placement = check_placement(tenant, ctx);
+    let aic_ok = check_aic(tenant, ctx, &mut status, &now, &mut next).await?;
+    let pingone_ok = check_pingone(tenant, ctx, &mut status, &now).await?;
+
+    let (ready, reason, message) = match (&placement, aic_ok, pingone_ok) {
+        (Err(err), _, _) => (ConditionStatus::False, err.reason(), err.to_string()),
+        (Ok(()), false, _) => (
+            ConditionStatus::False,
+            "AICAuthenticationFailed",
+            "the AIC service account cannot sign in; see the AICAuthenticated condition".to_owned(),
+        ),
+        (Ok(()), true, false) => (
+            ConditionStatus::False,
+            "PingOneAuthenticationFailed",
+            "the PingOne admin worker cannot sign in; see the PingOneAuthenticated condition"
+                .to_owned(),
+        ),
+        (Ok(()), true, true) => (
+            ConditionStatus::True,
+            "Ready",
+            "the tenant environment is reachable with its credentials".to_owned(),
+        ),
+    };
+    let ready_changed = set_condition(
+        &mut status.conditions,
+        DesiredCondition {
+            type_: condition::READY,
+            status: ready,
+            reason,
+            message: &message,
+        },
+        generation,
+        &now,
+    );
+    if let (Err(err), true) = (&placement, ready_changed) {
+        ctx.publish(
+            tenant,
+            EventType::Warning,
+            "Validate",
+            err.reason(),
+            err.to_string(),
+        )
+        .await;
+    }
+    patch_status(&api, &tenant.name_any(), tenant.status.as_ref(), &status).await?;
+    Ok(Action::requeue(next))
+}
+
+/// The environment's place in its promotion group: `promotesFrom` names an existing
+/// TenantEnvironment of a lower tier.
+fn check_placement(tenant: &TenantEnvironment, ctx: &Context) -> Result<(), ReconcileError> {
+    let Some(lower_name) = &tenant.spec.promotes_from else {
+        return Ok(());
+    };
+    let namespace = tenant.namespace();
+    let lower = ctx
+        .tenants
+        .state()
+        .into_iter()
+        .find(|t| t.namespace() == namespace && &t.name_any() == lower_name);
+    let Some(lower) = lower else {
+        return Err(ReconcileError::invalid(
+            "PromotesFromNotFound",
+            format!(
+                "promotesFrom names TenantEnvironment {lower_name:?}, which does not exist in this namespace"
+            ),
+        ));
+    };
+    let (Some(lower_rank), Some(rank)) = (lower.spec.tier.rank(), tenant.spec.tier.rank()) else {
+        return Err(ReconcileError::invalid(
+            "InvalidPromotesFrom",
+            format!("{lower_name:?} is a sandbox; a sandbox is in no promotion group"),
+        ));
+    };
+    if lower_rank >= rank {
+        return Err(ReconcileError::invalid(
+            "InvalidPromotesFrom",
+            format!(
+                "promotesFrom {lower_name:?} is a {:?} environment, not lower than this {:?} one",
+                lower.spec.tier, tenant.spec.tier
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Signs in to AIC and drives the restart cycle; returns whether AIC authentication works.
+async fn check_aic(
+    tenant: &TenantEnvironment,
+    ctx: &Context,
+    status: &mut TenantEnvironmentStatus,
+    now: &Time,
+    next: &mut Duration,
+) -> Result<bool, ReconcileError> {
+    let generation = tenant.meta().generation;
+    let aic = match ctx.clients.aic(&ctx.client, tenant, &[]).await {
+        Ok(aic) => aic,
+        Err(err) if !err.is_transient() => {
+            record_failure(tenant, ctx, status, AIC_AUTHENTICATED, &err, now).await;
+            return Ok(false);
+        }
+        Err(err) => return Err(err),
+    };
+    let mut restart = status.restart.clone().unwrap_or_default();
+    if restart.state == RestartState::Restarting {
+        match aic.restart_status().await {
+            Ok(RestartStatus::Ready) => {
+                restart.state = RestartState::Idle;
+                restart.restarting_since = None;
+                restart.pending_since = None;
+                restart.pending_esvs = 0;
+                restart.last_change_seen = None;
+                restart.last_restart_time = Some(now.clone());
+                restart.restart_count += 1;
+                ctx.publish(
+                    tenant,
+                    EventType::Normal,
+                    "Restart",
+                    "Restarted",
+                    "AIC services restarted; pending ESV changes are loaded".to_owned(),
+                )
+                .await;
+            }
+            Ok(RestartStatus::Restarting) => *next = RESTART_POLL,
+            // AIC answers 500s while it restarts: poll again, it is not a failure.
+            Err(err) if err.is_transient() => *next = RESTART_POLL,
+            Err(err) => {
+                record_failure(
+                    tenant,
+                    ctx,
+                    status,
+                    AIC_AUTHENTICATED,
+                    &ReconcileError::Aic(err),
+                    now,
+                )
+                .await;
+                return Ok(false);
+            }
+        }
+    }
+    if restart.state != RestartState::Restarting {
+        let count = match aic.pending_count().await {
+            Ok(count) => count,
+            Err(err) if !err.is_transient() => {
+                record_failure(
+                    tenant,
+                    ctx,
+                    status,
+                    AIC_AUTHENTICATED,
+                    &ReconcileError::Aic(err),
+                    now,
+                )
+                .await;
+                return Ok(false);
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let pending = i64::try_from(count.secrets + count.variables).unwrap_or(i64::MAX);
+        plan_restart(tenant, ctx, &aic, &mut restart, pending, now, next).await?;
+    }
+    set_condition(
+        &mut status.conditions,
+        DesiredCondition {
+            type_: AIC_AUTHENTICATED,
+            status: ConditionStatus::True,
+            reason: "Authenticated",
+            message: "the service account signs in",
+        },
+        generation,
+        now,
+    );
+    let (pending_status, reason, message) = restart_condition(tenant, &restart);
+    set_condition(
+        &mut status.conditions,
+        DesiredCondition {
+            type_: RESTART_PENDING,
+            status: pending_status,
+            reason,
+            message: &message,
+        },
+        generation,
+        now,
+    );
+    status.restart = Some(restart);
+    Ok(true)
+}
+
+/// Decides whether to restart now, given what AIC counts as pending.
+async fn plan_restart(
+    tenant: &TenantEnvironment,
+    ctx: &Context,
+    aic: &impl AicApi,
+    restart: &mut RestartRecord,
+    pending: i64,
+    now: &Time,
+    next: &mut Duration,
+) -> Result<(), ReconcileError> {
+    if pending == 0 {
+        restart.state = RestartState::Idle;
+        restart.pending_since = None;
+        restart.pending_esvs = 0;
+        restart.last_change_seen = None;
+        return Ok(());
+    }
+    if restart.state == RestartState::Idle {
+        restart.state = RestartState::Pending;
+        restart.pending_since = Some(now.clone());
+    }
+    if restart.pending_esvs != pending || restart.last_change_seen.is_none() {
+        restart.pending_esvs = pending;
+        restart.last_change_seen = Some(now.clone());
+    }
+    let debounce = parse_duration(&tenant.spec.restart.debounce);
+    let since_change = restart
+        .last_change_seen
+        .as_ref()
+        .map_or(Duration::ZERO, |seen| elapsed(seen, now));
+    if since_change < debounce {
+        *next = (*next).min(debounce - since_change + Duration::from_secs(1));
+        return Ok(());
+    }
+    if is_paused(tenant) {
+        return Ok(());
+    }
+    let approval = match tenant.spec.restart.policy {
+        ApprovalPolicy::Automatic => None,
+        ApprovalPolicy::Manual => {
+            let annotation = tenant
+                .annotations()
+                .get(APPROVE_RESTART_ANNOTATION)
+                .cloned();
+            match annotation {
+                Some(value) if restart.last_approval.as_ref() != Some(&value) => Some(value),
+                _ => return Ok(()),
+            }
+        }
+    };
+    aic.restart().await?;
+    ctx.metrics.restarts.inc();
+    restart.state = RestartState::Restarting;
+    restart.restarting_since = Some(now.clone());
+    if approval.is_some() {
+        restart.last_approval = approval;
+    }
+    *next = RESTART_POLL;
+    ctx.publish(
+        tenant,
+        EventType::Normal,
+        "Restart",
+        "RestartRequested",
+        format!("restarting AIC services to load {pending} pending ESV change(s)"),
+    )
+    .await;
+    Ok(())
+}
+
+fn restart_condition(
+    tenant: &TenantEnvironment,
+    restart: &RestartRecord,
+) -> (ConditionStatus, &'static str, String) {
+    match restart.state {
+        RestartState::Idle => (
+            ConditionStatus::False,
+            "NothingPending",
+            "no ESV change waits for a restart".to_owned(),
+        ),
+        RestartState::Restarting => (
+            ConditionStatus::True,
+            "Restarting",
+            "AIC services are restarting".to_owned(),
+        ),
+        RestartState::Pending if is_paused(tenant) => (
+            ConditionStatus::True,
+            "Paused",
+            format!(
+                "{} ESV change(s) wait; the resource is paused",
+                restart.pending_esvs
+            ),
+        ),
+        RestartState::Pending => match tenant.spec.restart.policy {
+            ApprovalPolicy::Manual => (
+                ConditionStatus::True,
+                "AwaitingApproval",
+                format!(
+                    "{} ESV change(s) wait for a restart; approve it by setting the annotation {APPROVE_RESTART_ANNOTATION} to a new value",
+                    restart.pending_esvs
+                ),
+            ),
+            ApprovalPolicy::Automatic => (
+                ConditionStatus::True,
+                "Debouncing",
+                format!(
+                    "{} ESV change(s) wait; restarting {} after the last change",
+                    restart.pending_esvs, tenant.spec.restart.debounce
+                ),
+            ),
+        },
+    }
+}
+
+/// Checks the PingOne admin worker; `true` when it signs in or is not configured.
+async fn check_pingone(
+    tenant: &TenantEnvironment,
+    ctx: &Context,
+    status: &mut TenantEnvironmentStatus,
+    now: &Time,
+) -> Result<bool, ReconcileError> {
+    let session = match ctx.clients.pingone_admin(&ctx.client, tenant).await {
+        Ok(Some(session)) => session,
+        Ok(None) => {
+            status
+                .conditions
+                .retain(|c| c.type_ != PINGONE_AUTHENTICATED);
+            return Ok(true);
+        }
+        Err(err) if !err.is_transient() => {
+            record_failure(tenant, ctx, status, PINGONE_AUTHENTICATED, &err, now).await;
+            return Ok(false);
+        }
+        Err(err) => return Err(err),
+    };
+    match session.verify_credentials().await {
+        Ok(()) => {
+            set_condition(
+                &mut status.conditions,
+                DesiredCondition {
+                    type_: PINGONE_AUTHENTICATED,
+                    status: ConditionStatus::True,
+                    reason: "Authenticated",
+                    message: "the admin worker signs in",
+                },
+                tenant.meta().generation,
+                now,
+            );
+            Ok(true)
+        }
+        Err(err) if !err.is_transient() => {
+            record_failure(
+                tenant,
+                ctx,
+                status,
+                PINGONE_AUTHENTICATED,
+                &ReconcileError::PingOne(err),
+                now,
+            )
+            .await;
+            Ok(false)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Sets a failed condition and, when it is news, publishes a warning event.
+async fn record_failure(
+    tenant: &TenantEnvironment,
+    ctx: &Context,
+    status: &mut TenantEnvironmentStatus,
+    type_: &str,
+    error: &ReconcileError,
+    now: &Time,
+) {
+    let message = error.to_string();
+    let changed = set_condition(
+        &mut status.conditions,
+        DesiredCondition {
+            type_,
+            status: ConditionStatus::False,
+            reason: error.reason(),
+            message: &message,
+        },
+        tenant.meta().generation,
+        now,
+    );
+    if changed {
+        ctx.publish(
+            tenant,
+            EventType::Warning,
+            "Authenticate",
+            error.reason(),
+            message,
+        )
+        .await;
+    }
+}
+
+fn elapsed(since: &Time, now: &Time) -> Duration {
+    Duration::try_from(now.0.duration_since(since.0)).unwrap_or(Duration::ZERO)
+}
+
+/// Parses a duration as the CRD's pattern allows (`90s`, `5m`, `1h30m`, `500ms`).
+pub fn parse_duration(text: &str) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut number = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let value: u64 = number.parse().unwrap_or(0);
+        number.clear();
+        total += match c {
+            'h' => Duration::from_secs(value * 3600),
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                Duration::from_millis(value)
+            }
+            'm' => Duration::from_secs(value * 60),
+            's' => Duration::from_secs(value),
+            _ => Duration::ZERO,
+        };
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_as_the_crd_pattern_allows() {
+        assert_eq!(parse_duration("60s"), Duration::from_secs(60));
+        assert_eq!(parse_duration("5m"), Duration::from_secs(300));
+        assert_eq!(parse_duration("1h30m"), Duration::from_secs(5400));
+        assert_eq!(parse_duration("250ms"), Duration::from_millis(250));
+        assert_eq!(parse_duration("720h"), Duration::from_secs(720 * 3600));
+    }
+}

@@ -449,3 +449,55 @@ async fn project_resources_are_admitted_like_the_api_server_does() {
         (400, "strict decoding error: unknown field \"spec.colour\"")
     );
 }
+
+#[tokio::test]
+async fn metadata_only_reads_leave_secret_data_out() {
+    let devkube = DevKube::new();
+    let client = devkube.client();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "key", "labels": {"a": "b"}}, "stringData": {"jwk": "very-secret"}})).unwrap();
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+
+    let listed = secrets.list_metadata(&ListParams::default()).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0].labels()["a"], "b");
+    let request = http::Request::get("/api/v1/namespaces/default/secrets")
+        .header(
+            "Accept",
+            "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+        )
+        .body(Vec::new())
+        .unwrap();
+    let body = client.request_text(request).await.unwrap();
+    assert!(
+        body.contains("PartialObjectMetadataList") && !body.contains("dmVyeS1zZWNyZXQ"),
+        "{body}"
+    );
+
+    let rv = listed.metadata.resource_version.unwrap();
+    let mut stream = secrets
+        .watch_metadata(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    secrets
+        .patch(
+            "key",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"a": "c"}}})),
+        )
+        .await
+        .unwrap();
+    let event = tokio::time::timeout(PATIENCE, stream.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    match event {
+        WatchEvent::Modified(meta) => assert_eq!(meta.labels()["a"], "c"),
+        other => panic!("unexpected {other:?}"),
+    }
+}

@@ -311,11 +311,35 @@ fn parse_target<'a>(group: &str, rest: &[&'a str]) -> Option<Target<'a>> {
     }
 }
 
-fn wants_table(headers: &HeaderMap) -> bool {
-    headers
+/// What a read returns, from the `Accept` header: objects, a server-side printed `Table`
+/// (`kubectl get`), or only metadata (kube's metadata watches, so Secret data is not cached).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    Object,
+    Table,
+    Metadata,
+}
+
+fn shape(headers: &HeaderMap) -> Shape {
+    let accept = headers
         .get(header::ACCEPT)
         .and_then(|a| a.to_str().ok())
-        .is_some_and(|a| a.contains("as=Table"))
+        .unwrap_or_default();
+    if accept.contains("as=Table") {
+        Shape::Table
+    } else if accept.contains("as=PartialObjectMetadata") {
+        Shape::Metadata
+    } else {
+        Shape::Object
+    }
+}
+
+fn partial(object: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": object.get("metadata").cloned().unwrap_or_else(|| json!({})),
+    })
 }
 
 fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
@@ -402,7 +426,7 @@ async fn resource(
         strict: query.get("fieldValidation") == Some("Strict"),
         dry_run: query.get("dryRun").is_some(),
     };
-    let table = wants_table(headers);
+    let table = shape(headers);
     let created = |v: Value| (StatusCode::CREATED, axum::Json(v)).into_response();
     match (method, target.name) {
         (Method::GET, None) => {
@@ -417,7 +441,9 @@ async fn resource(
         }
         (Method::GET, Some(name)) => {
             let object = view.output(inner.store.get(&rt, namespace, name)?);
-            if table {
+            if table == Shape::Metadata {
+                Ok(json_response(partial(&object)))
+            } else if table == Shape::Table {
                 let rv = object.pointer("/metadata/resourceVersion").cloned();
                 let include = Include::parse(query.get("includeObject"));
                 Ok(json_response(super::table::table(
@@ -618,7 +644,7 @@ fn list(
     namespace: Option<&str>,
     selector: &Selector,
     query: &Query,
-    table: bool,
+    table: Shape,
 ) -> Result<Response, ApiError> {
     let (items, rv) = inner
         .store
@@ -656,7 +682,16 @@ fn list(
         metadata["continue"] = json!(key(items.last().expect("limit > 0")));
         metadata["remainingItemCount"] = json!(remaining);
     }
-    if table {
+    if table == Shape::Metadata {
+        let items: Vec<Value> = items.iter().map(partial).collect();
+        return Ok(json_response(json!({
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": metadata,
+            "items": items,
+        })));
+    }
+    if table == Shape::Table {
         let include = Include::parse(query.get("includeObject"));
         return Ok(json_response(super::table::table(
             rt, &items, include, metadata,
@@ -706,7 +741,7 @@ fn watch(
     namespace: Option<&str>,
     selector: Selector,
     query: &Query,
-    table: bool,
+    table: Shape,
 ) -> Result<Response, ApiError> {
     let from = query
         .get("resourceVersion")
@@ -745,7 +780,8 @@ fn watch(
     let render = move |kind: &str, object: Value| -> Bytes {
         let object = match kind {
             "BOOKMARK" | "ERROR" => object,
-            _ if table => super::table::table(&rt, &[object], include, json!({})),
+            _ if table == Shape::Table => super::table::table(&rt, &[object], include, json!({})),
+            _ if table == Shape::Metadata => partial(&object),
             _ => view.output(object),
         };
         let mut line = serde_json::to_vec(&json!({"type": kind, "object": object}))

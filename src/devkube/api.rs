@@ -47,11 +47,11 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
     let query_string = parts.uri.query().unwrap_or_default().to_owned();
-    inner.store.log_request(if query_string.is_empty() {
+    let line = if query_string.is_empty() {
         format!("{} {path}", parts.method)
     } else {
         format!("{} {path}?{query_string}", parts.method)
-    });
+    };
     let query = Query(
         url::form_urlencoded::parse(query_string.as_bytes())
             .into_owned()
@@ -112,7 +112,11 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         }
         _ => Err(ApiError::no_route(&path)),
     };
-    result.unwrap_or_else(IntoResponse::into_response)
+    let response = result.unwrap_or_else(IntoResponse::into_response);
+    inner
+        .store
+        .log_request(format!("{line} -> {}", response.status().as_u16()));
+    response
 }
 
 fn json_response(value: Value) -> Response {

@@ -192,7 +192,7 @@ impl DevKube {
         self.inner.store.resource_version()
     }
 
-    /// Every request received so far, as `METHOD path?query`.
+    /// Every request answered so far, as `METHOD path?query -> status`.
     pub fn requests(&self) -> Vec<String> {
         self.inner.store.requests()
     }

@@ -448,7 +448,7 @@ impl Store {
         }
     }
 
-    /// The requests seen so far, as `METHOD path?query`.
+    /// The requests answered so far, as `METHOD path?query -> status`.
     pub fn requests(&self) -> Vec<String> {
         self.lock().requests.clone()
     }

@@ -111,6 +111,11 @@ async fn kubectl_applies_gets_watches_patches_and_deletes() {
             .any(|l| l.starts_with("acme-dev") && l.contains("development")),
         "{out}"
     );
+    let explained = kubectl_ok(&config, &["explain", "tenv.spec.tier"]).await;
+    assert!(
+        explained.contains("KIND:       TenantEnvironment") && explained.contains("sandbox"),
+        "{explained}"
+    );
     let all = kubectl_ok(&config, &["get", "pingone-aic"]).await;
     assert!(
         all.contains("promotion.pingone-aic.io/acme-dev-to-uat-1"),

@@ -278,8 +278,38 @@ fn openapi_group_version(inner: &Inner, group: &str, version: &str) -> Value {
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": "v1.33.0"},
         "paths": paths,
-        "components": {"schemas": {}},
+        "components": {"schemas": schemas(inner, group, version)},
     })
+}
+
+/// The schemas of the custom resources of a group version, for `kubectl explain`.
+fn schemas(inner: &Inner, group: &str, version: &str) -> Value {
+    let mut schemas = serde_json::Map::new();
+    for rt in inner.store.types() {
+        let (true, Some(admission)) = (rt.group == group && rt.version == version, &rt.admission)
+        else {
+            continue;
+        };
+        let mut schema = admission.schema().clone();
+        let properties = schema
+            .as_object_mut()
+            .map(|s| s.entry("properties").or_insert_with(|| json!({})));
+        if let Some(Value::Object(properties)) = properties {
+            properties.entry("apiVersion").or_insert_with(|| json!({"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object."}));
+            properties.entry("kind").or_insert_with(|| json!({"type": "string", "description": "Kind is a string value representing the REST resource this object represents."}));
+            properties.entry("metadata").or_insert_with(
+                || json!({"type": "object", "description": "Standard object's metadata."}),
+            );
+        }
+        schema["x-kubernetes-group-version-kind"] =
+            json!([{"group": group, "version": version, "kind": rt.kind}]);
+        let reversed: Vec<&str> = group.split('.').rev().collect();
+        schemas.insert(
+            format!("{}.{version}.{}", reversed.join("."), rt.kind),
+            schema,
+        );
+    }
+    Value::Object(schemas)
 }
 
 struct Target<'a> {

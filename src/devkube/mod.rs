@@ -7,7 +7,8 @@
 //! HTTP server speaking enough of the Kubernetes API for that:
 //!
 //! - discovery (`/api`, `/apis`, group versions, resource lists with verbs and short names,
-//!   `/version`, a minimal `/openapi/v3` so kubectl's server-side field validation works);
+//!   `/version`, an `/openapi/v3` with the custom resources' schemas and just enough else for
+//!   kubectl's server-side field validation and `kubectl explain`);
 //! - namespaces, Secrets, ConfigMaps, Events (core v1 and `events.k8s.io/v1`, one store seen
 //!   through both APIs), Leases, CustomResourceDefinitions, and the custom resources of every CRD
 //!   registered, at start or through the API;

@@ -28,7 +28,12 @@ fn kubectl_installed() -> bool {
 /// Runs kubectl with the kubeconfig off the async runtime.
 async fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
     let mut command = Command::new("kubectl");
-    command.arg("--kubeconfig").arg(kubeconfig).args(args);
+    command
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--cache-dir")
+        .arg(cache_dir(kubeconfig))
+        .args(args);
     tokio::time::timeout(
         Duration::from_secs(60),
         tokio::task::spawn_blocking(move || command.output().expect("kubectl runs")),
@@ -36,6 +41,11 @@ async fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
     .await
     .expect("kubectl finished before the timeout")
     .unwrap()
+}
+
+/// kubectl's discovery cache, next to the kubeconfig rather than in the user's home.
+fn cache_dir(kubeconfig: &Path) -> PathBuf {
+    kubeconfig.with_file_name("kubectl-cache")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -132,6 +142,8 @@ async fn kubectl_applies_gets_watches_patches_and_deletes() {
         Command::new("kubectl")
             .arg("--kubeconfig")
             .arg(&config)
+            .arg("--cache-dir")
+            .arg(cache_dir(&config))
             .args(["get", "tenantenvironments", "-w", "--request-timeout=60s"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

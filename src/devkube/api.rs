@@ -229,15 +229,17 @@ fn resource_list(inner: &Inner, group: &str, version: &str) -> Value {
 /// fields itself (`fieldValidation`); without it, `kubectl apply` refuses to run.
 fn openapi_root(inner: &Inner) -> Value {
     let mut paths = serde_json::Map::new();
+    // Any write may have changed a CRD; the resourceVersion is a cheap, always-fresh hash.
+    let hash = inner.store.resource_version();
     paths.insert(
         "api/v1".into(),
-        json!({"serverRelativeURL": format!("/openapi/v3/api/v1?hash={}", inner.store.types().len())}),
+        json!({"serverRelativeURL": format!("/openapi/v3/api/v1?hash={hash}")}),
     );
     for (group, versions) in group_versions(inner) {
         for version in versions {
             paths.insert(
                 format!("apis/{group}/{version}"),
-                json!({"serverRelativeURL": format!("/openapi/v3/apis/{group}/{version}?hash={}", inner.store.types().len())}),
+                json!({"serverRelativeURL": format!("/openapi/v3/apis/{group}/{version}?hash={hash}")}),
             );
         }
     }

@@ -332,6 +332,13 @@ fn without_managed_fields(object: &Value) -> Value {
     v
 }
 
+fn ownership(object: &Value) -> Vec<(String, String, String, BTreeSet<patch::FieldPath>)> {
+    patch::read_managed(object)
+        .into_iter()
+        .map(|e| (e.manager, e.operation, e.subresource, e.fields))
+        .collect()
+}
+
 fn builtins() -> Vec<ResourceType> {
     vec![
         ResourceType::builtin("", "v1", "Namespace", "namespaces", false, &["ns"], true),
@@ -1044,7 +1051,11 @@ impl State {
                 .unwrap_or(0);
             meta_mut(&mut new).insert("generation".into(), json!(generation + 1));
         }
-        if without_managed_fields(&new) == without_managed_fields(old) {
+        // Server-side apply may change only who owns what, which is a change; the time stamps of
+        // managedFields entries alone are not.
+        if without_managed_fields(&new) == without_managed_fields(old)
+            && (!ctx.apply || ownership(&new) == ownership(old))
+        {
             return Ok(old.clone());
         }
         if !ctx.apply {

@@ -501,3 +501,84 @@ async fn metadata_only_reads_leave_secret_data_out() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn crds_registered_and_removed_through_the_api() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+
+    let devkube = DevKube::with_options(Options {
+        project_crds: false,
+        ..Options::default()
+    });
+    let client = devkube.client();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = |schema: serde_json::Value| -> CustomResourceDefinition {
+        serde_json::from_value(json!({
+            "metadata": {"name": "gadgets.example.dev"},
+            "spec": {
+                "group": "example.dev",
+                "scope": "Namespaced",
+                "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+                "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": schema}}],
+            },
+        }))
+        .unwrap()
+    };
+    let not_structural =
+        json!({"type": "object", "properties": {"spec": {"description": "no type"}}});
+    let error = api_error(
+        crds.create(&PostParams::default(), &crd(not_structural))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error.code, 422, "{}", error.message);
+    assert!(
+        error
+            .message
+            .contains("spec.versions[0].schema.openAPIV3Schema"),
+        "{}",
+        error.message
+    );
+
+    let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {"size": {"type": "integer", "minimum": 1}}}}});
+    let created = crds
+        .create(&PostParams::default(), &crd(schema))
+        .await
+        .unwrap();
+    let established = created.status.unwrap().conditions.unwrap();
+    assert!(
+        established
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True")
+    );
+
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("example.dev", "v1", "Gadget"));
+    let gadgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &resource);
+    let gadget = |size: i64| -> DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "example.dev/v1", "kind": "Gadget", "metadata": {"name": "g"}, "spec": {"size": size}})).unwrap()
+    };
+    let error = api_error(
+        gadgets
+            .create(&PostParams::default(), &gadget(0))
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        error.message.contains(
+            "spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1"
+        ),
+        "{}",
+        error.message
+    );
+    gadgets
+        .create(&PostParams::default(), &gadget(2))
+        .await
+        .unwrap();
+
+    crds.delete("gadgets.example.dev", &DeleteParams::default())
+        .await
+        .unwrap();
+    let error = api_error(gadgets.get("g").await.unwrap_err());
+    assert_eq!(error.code, 404);
+}

@@ -107,7 +107,7 @@ impl ResourceType {
         let name = crd.metadata.name.clone().unwrap_or_default();
         let spec = &crd.spec;
         let mut types = Vec::new();
-        for version in spec.versions.iter().filter(|v| v.served) {
+        for (index, version) in spec.versions.iter().enumerate().filter(|(_, v)| v.served) {
             let admission = Admission::for_version(crd, &version.name).map_err(|e| {
                 ApiError::invalid(
                     "apiextensions.k8s.io",
@@ -115,7 +115,7 @@ impl ResourceType {
                     &name,
                     &Rejection {
                         causes: vec![FieldError {
-                            field: "spec.versions[0].schema.openAPIV3Schema".into(),
+                            field: format!("spec.versions[{index}].schema.openAPIV3Schema"),
                             kind: FieldErrorKind::Invalid,
                             value: None,
                             detail: e.to_string(),
@@ -770,7 +770,7 @@ impl State {
             return Ok(object);
         }
         if let Some(crd) = crd {
-            self.register_crd(changes, &crd)?;
+            self.register_crd(&crd)?;
         }
         Ok(self.commit(changes, rt, ChangeKind::Added, object, None))
     }
@@ -900,11 +900,7 @@ impl State {
         }
     }
 
-    fn register_crd(
-        &mut self,
-        changes: &broadcast::Sender<Arc<Change>>,
-        crd: &CustomResourceDefinition,
-    ) -> Result<(), ApiError> {
+    fn register_crd(&mut self, crd: &CustomResourceDefinition) -> Result<(), ApiError> {
         let name = crd.metadata.name.clone().unwrap_or_default();
         let types = ResourceType::from_crd(crd)?;
         let (group, plural) = (crd.spec.group.clone(), crd.spec.names.plural.clone());
@@ -937,7 +933,6 @@ impl State {
         if let Some(rt) = storage_type {
             self.kinds.insert((group, plural), rt);
         }
-        let _ = changes;
         Ok(())
     }
 
@@ -1073,7 +1068,7 @@ impl State {
             return Ok(new);
         }
         if let Some(crd) = crd {
-            self.register_crd(changes, &crd)?;
+            self.register_crd(&crd)?;
         }
         if is_deleting(&new) && finalizers(&new).is_empty() {
             return Ok(self.remove(changes, rt, namespace, &name, new, false));

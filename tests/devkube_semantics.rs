@@ -582,3 +582,26 @@ async fn crds_registered_and_removed_through_the_api() {
     let error = api_error(gadgets.get("g").await.unwrap_err());
     assert_eq!(error.code, 404);
 }
+
+#[tokio::test]
+async fn a_watch_ends_when_its_client_goes_away() {
+    let devkube = DevKube::new();
+    let maps: Api<ConfigMap> = Api::namespaced(devkube.client(), "default");
+    let rv = maps
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let stream = maps.watch(&WatchParams::default(), &rv).await.unwrap();
+    assert_eq!(devkube.open_watches(), 1);
+    drop(stream);
+    tokio::time::timeout(PATIENCE, async {
+        while devkube.open_watches() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the watch task ended without any further change");
+}

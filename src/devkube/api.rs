@@ -5,16 +5,16 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use futures::SinkExt;
-use futures::channel::mpsc;
 use http::{HeaderMap, Method, StatusCode, header};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
 
 use super::Inner;
 use super::error::ApiError;
@@ -741,6 +741,22 @@ fn list(
     })))
 }
 
+/// Counts a watch as open for as long as its task runs.
+struct OpenWatch(Arc<Inner>);
+
+impl OpenWatch {
+    fn new(inner: Arc<Inner>) -> Self {
+        inner.open_watches.fetch_add(1, Ordering::SeqCst);
+        Self(inner)
+    }
+}
+
+impl Drop for OpenWatch {
+    fn drop(&mut self) {
+        self.0.open_watches.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// What one change means to one watch: the event type and object, or nothing.
 fn event_for(
     change: &Change,
@@ -799,7 +815,7 @@ fn watch(
         .unwrap_or(Duration::from_secs(1800));
     let include = Include::parse(query.get("includeObject"));
     let namespace = namespace.map(str::to_owned);
-    let (mut tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
     let start = inner.store.watch(&rt, from, synthetic);
     let mut kill = inner.kill.subscribe();
     let bookmark_interval = inner.bookmark_interval;
@@ -825,11 +841,13 @@ fn watch(
         line.push(b'\n');
         Bytes::from(line)
     };
+    let open = OpenWatch::new(inner.clone());
     tokio::spawn(async move {
+        let _open = open;
         let mut start = match start {
             Ok(start) => start,
             Err(error) => {
-                let _ = tx.send(Ok(render("ERROR", error.status()))).await;
+                let _ = tx.send(render("ERROR", error.status())).await;
                 return;
             }
         };
@@ -841,13 +859,13 @@ fn watch(
                     .and_then(Value::as_str)
                     == Some(n)
             }) && selector.matches(&view.output(object.clone()));
-            if visible && tx.send(Ok(render("ADDED", object))).await.is_err() {
+            if visible && tx.send(render("ADDED", object)).await.is_err() {
                 return;
             }
         }
         if initial
             && tx
-                .send(Ok(render("BOOKMARK", bookmark(start.rv, true))))
+                .send(render("BOOKMARK", bookmark(start.rv, true)))
                 .await
                 .is_err()
         {
@@ -855,7 +873,7 @@ fn watch(
         }
         for change in std::mem::take(&mut start.replay) {
             if let Some((kind, object)) = event_for(&change, view, namespace.as_deref(), &selector)
-                && tx.send(Ok(render(kind, object))).await.is_err()
+                && tx.send(render(kind, object)).await.is_err()
             {
                 return;
             }
@@ -879,7 +897,7 @@ fn watch(
                             continue;
                         }
                         if let Some((kind, object)) = event_for(&change, view, namespace.as_deref(), &selector)
-                            && tx.send(Ok(render(kind, object))).await.is_err()
+                            && tx.send(render(kind, object)).await.is_err()
                         {
                             return;
                         }
@@ -889,15 +907,20 @@ fn watch(
                     Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return,
                 },
                 _ = ticker.tick(), if bookmarks => {
-                    if tx.send(Ok(render("BOOKMARK", bookmark(last, false)))).await.is_err() {
+                    if tx.send(render("BOOKMARK", bookmark(last, false))).await.is_err() {
                         return;
                     }
                 }
                 _ = &mut deadline => return,
+                // The client went away: stop rather than wait for the next change to notice.
+                _ = tx.closed() => return,
             }
         }
     });
-    let mut response = Response::new(Body::from_stream(rx));
+    let lines = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|line| (Ok::<_, Infallible>(line), rx))
+    });
+    let mut response = Response::new(Body::from_stream(lines));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),

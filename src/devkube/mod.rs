@@ -45,6 +45,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -78,6 +79,7 @@ pub(crate) struct Inner {
     store: Store,
     kill: watch::Sender<u64>,
     hold: watch::Sender<bool>,
+    open_watches: AtomicUsize,
     bookmark_interval: Duration,
 }
 
@@ -114,6 +116,7 @@ impl DevKube {
                 store: Store::new(options.history_limit),
                 kill,
                 hold,
+                open_watches: AtomicUsize::new(0),
                 bookmark_interval: options.bookmark_interval,
             }),
         };
@@ -186,6 +189,12 @@ impl DevKube {
     /// resourceVersion get 410 Gone and must list again.
     pub fn compact(&self) {
         self.inner.store.compact();
+    }
+
+    /// Watches being served now; a watch ends when its client goes away, its timeout passes or
+    /// [`DevKube::drop_watches`] is called.
+    pub fn open_watches(&self) -> usize {
+        self.inner.open_watches.load(Ordering::SeqCst)
     }
 
     /// The current resourceVersion.

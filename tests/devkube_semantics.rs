@@ -605,3 +605,36 @@ async fn a_watch_ends_when_its_client_goes_away() {
     .await
     .expect("the watch task ended without any further change");
 }
+
+#[tokio::test]
+async fn object_names_are_validated() {
+    let devkube = DevKube::new();
+    let maps: Api<ConfigMap> = Api::namespaced(devkube.client(), "default");
+    let error = api_error(
+        maps.create(&PostParams::default(), &config_map("Not_Valid", &[]))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error.code, 422);
+    assert!(
+        error.message.starts_with("ConfigMap \"Not_Valid\" is invalid: metadata.name: Invalid value: \"Not_Valid\": a lowercase RFC 1123 subdomain"),
+        "{}",
+        error.message
+    );
+    maps.create(&PostParams::default(), &config_map("fine.name-1", &[]))
+        .await
+        .unwrap();
+    let namespaces: Api<Namespace> = Api::all(devkube.client());
+    let dotted: Namespace = serde_json::from_value(json!({"metadata": {"name": "a.b"}})).unwrap();
+    let error = api_error(
+        namespaces
+            .create(&PostParams::default(), &dotted)
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        error.message.contains("RFC 1123 label"),
+        "{}",
+        error.message
+    );
+}

@@ -8,7 +8,9 @@
 //! replay and its live subscription.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+
+use regex::Regex;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::{Map, Value, json};
@@ -330,6 +332,40 @@ fn without_managed_fields(object: &Value) -> Value {
         meta.remove("managedFields");
     }
     v
+}
+
+const RFC1123_LABEL: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
+const RFC1123_SUBDOMAIN: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+static LABEL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(&format!("^{RFC1123_LABEL}$")).expect("a valid pattern"));
+static SUBDOMAIN: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(&format!("^{RFC1123_SUBDOMAIN}$")).expect("a valid pattern"));
+
+/// Why a name is not a valid object name: an RFC 1123 label for namespaces, an RFC 1123
+/// subdomain otherwise, worded as the API server words it.
+fn invalid_name(name: &str, label: bool) -> Option<String> {
+    let (regex, pattern, limit, what, example) = if label {
+        (
+            &LABEL,
+            RFC1123_LABEL,
+            63,
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character",
+            "'my-name',  or '123-abc'",
+        )
+    } else {
+        (
+            &SUBDOMAIN,
+            RFC1123_SUBDOMAIN,
+            253,
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
+            "'example.com'",
+        )
+    };
+    if name.len() > limit {
+        return Some(format!("must be no more than {limit} characters"));
+    }
+    (!regex.is_match(name))
+        .then(|| format!("{what} (e.g. {example}, regex used for validation is '{pattern}')"))
 }
 
 fn ownership(object: &Value) -> Vec<(String, String, String, BTreeSet<patch::FieldPath>)> {
@@ -707,6 +743,22 @@ impl State {
             },
         };
         meta.insert("name".into(), json!(name));
+        if let Some(detail) = invalid_name(&name, rt.group.is_empty() && rt.plural == "namespaces")
+        {
+            return Err(ApiError::invalid(
+                &rt.group,
+                &rt.kind,
+                &name,
+                &Rejection {
+                    causes: vec![FieldError {
+                        field: "metadata.name".into(),
+                        kind: FieldErrorKind::Invalid,
+                        value: Some(format!("{name:?}")),
+                        detail,
+                    }],
+                },
+            ));
+        }
         for server_owned in [
             "resourceVersion",
             "uid",

@@ -638,3 +638,33 @@ async fn object_names_are_validated() {
         error.message
     );
 }
+
+#[tokio::test]
+async fn manifests_are_applied_without_kubectl() {
+    let devkube = DevKube::new();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples");
+    let applied = devkube.apply_dir(&examples).unwrap();
+    assert!(applied.len() >= 5);
+    let again = devkube.apply_dir(&examples).unwrap();
+    let versions = |objects: &[serde_json::Value]| -> Vec<serde_json::Value> {
+        objects
+            .iter()
+            .map(|o| o["metadata"]["resourceVersion"].clone())
+            .collect()
+    };
+    assert_eq!(
+        versions(&applied),
+        versions(&again),
+        "applying the same manifests changes nothing"
+    );
+    let tenants: Api<TenantEnvironment> = Api::namespaced(devkube.client(), "default");
+    let dev = tenants.get("acme-dev").await.unwrap();
+    assert_eq!(dev.spec.realm, "alpha");
+    assert!(
+        dev.metadata
+            .managed_fields
+            .unwrap()
+            .iter()
+            .any(|m| m.manager.as_deref() == Some("devkube"))
+    );
+}

@@ -162,6 +162,72 @@ impl DevKube {
         Ok(count)
     }
 
+    /// Applies one object as `kubectl apply --server-side --force-conflicts` would, with field
+    /// manager `devkube`: created when missing, otherwise its applied fields are updated. Namespaced
+    /// objects without a namespace go to `default`.
+    pub fn apply(&self, object: &serde_json::Value) -> Result<serde_json::Value, ApiError> {
+        let field = |k: &str| {
+            object
+                .get(k)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+        };
+        let (api_version, kind) = (field("apiVersion"), field("kind"));
+        let rt = self
+            .inner
+            .store
+            .types()
+            .into_iter()
+            .find(|t| t.api_version() == api_version && t.kind == kind)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "no matches for kind \"{kind}\" in version \"{api_version}\""
+                ))
+            })?;
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let namespace = if rt.namespaced {
+            object
+                .pointer("/metadata/namespace")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("default")
+                .to_owned()
+        } else {
+            String::new()
+        };
+        let ctx = store::WriteCtx {
+            manager: "devkube".into(),
+            apply: true,
+            ..store::WriteCtx::default()
+        };
+        let (group, plural) = (rt.group.clone(), rt.plural.clone());
+        self.inner
+            .store
+            .apply(&rt, &namespace, &name, &ctx, |current| {
+                patch::apply(
+                    current,
+                    object,
+                    "devkube",
+                    true,
+                    "",
+                    &rt.api_version(),
+                    &store::now(),
+                )
+                .map_err(|conflicts| ApiError::apply_conflicts(&group, &plural, &name, &conflicts))
+            })
+    }
+
+    /// Applies every document of the manifest files in a folder (as `kubectl apply -f DIR`),
+    /// in file-name order; stops at the first object refused.
+    pub fn apply_dir(&self, dir: &Path) -> Result<Vec<serde_json::Value>, ApiError> {
+        let documents =
+            crate::manifests::read_dir(dir).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        documents.iter().map(|d| self.apply(d)).collect()
+    }
+
     /// The HTTP service, for embedding.
     pub fn router(&self) -> axum::Router {
         api::router(self.inner.clone())

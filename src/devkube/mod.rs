@@ -27,6 +27,23 @@
 //! `kubectl` and the operator binary. There is no authentication or authorisation: every request
 //! is allowed, which is one reason it must never face anything but the local machine.
 //!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use pingone_aic_operator::devkube::DevKube;
+//!
+//! let devkube = DevKube::new(); // built-in resources + this project's CRDs
+//! let client = devkube.client(); // in-process kube::Client, namespace "default"
+//! let server = devkube.serve(([127, 0, 0, 1], 0).into()).await?; // same state over TCP
+//! server.write_kubeconfig(std::path::Path::new("devkube.kubeconfig"))?;
+//! # drop((client, server));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Tests can also simulate what a real cluster does to clients: [`DevKube::drop_watches`] (a
+//! dropped connection), [`DevKube::compact`] (etcd compaction, so resuming watches get 410 Gone),
+//! [`DevKube::hold_watches`] (a client between two watches), and read [`DevKube::requests`].
+//!
 //! Left out on purpose: protobuf (except the bodies of `kubectl create namespace|secret|configmap`,
 //! see [`protobuf`]), RBAC, admission webhooks, CRD conversion between versions
 //! (every served version stores the same JSON), pod-related resources, server-side apply list

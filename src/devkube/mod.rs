@@ -44,10 +44,13 @@
 //! dropped connection), [`DevKube::compact`] (etcd compaction, so resuming watches get 410 Gone),
 //! [`DevKube::hold_watches`] (a client between two watches), and read [`DevKube::requests`].
 //!
-//! Left out on purpose: protobuf (except the bodies of `kubectl create namespace|secret|configmap`,
-//! see [`protobuf`]), RBAC, admission webhooks, CRD conversion between versions
-//! (every served version stores the same JSON), pod-related resources, server-side apply list
-//! merge keys (lists are owned as a whole).
+//! Left out on purpose, because nothing here needs it: protobuf (except the bodies of
+//! `kubectl create namespace|secret|configmap`, see [`protobuf`]); authentication, RBAC and
+//! admission webhooks; CRD conversion between versions (every served version stores the same
+//! JSON); workloads (pods, deployments, services); strategic-merge list merge keys and
+//! server-side-apply list ownership (lists are replaced and owned as a whole); foreground
+//! deletion (collected like background deletion); label-value validation; `resourceVersion`
+//! semantics on lists (a list is always the latest state).
 
 mod api;
 pub mod error;

@@ -288,7 +288,7 @@ impl DevKube {
         self.inner.store.resource_version()
     }
 
-    /// Every request answered so far, as `METHOD path?query -> status`.
+    /// The latest requests answered (up to 50,000), as `METHOD path?query -> status`.
     pub fn requests(&self) -> Vec<String> {
         self.inner.store.requests()
     }

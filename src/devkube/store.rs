@@ -219,6 +219,8 @@ pub struct DeleteOpts {
     pub orphan: bool,
 }
 
+const REQUEST_LOG_LIMIT: usize = 50_000;
+
 type TypeKey = (String, String);
 type ObjKey = (String, String);
 
@@ -233,7 +235,7 @@ pub(crate) struct State {
     /// Watches from a resourceVersion below this get 410 Gone.
     floor: u64,
     history_limit: usize,
-    requests: Vec<String>,
+    requests: VecDeque<String>,
 }
 
 /// The object store and change feed.
@@ -424,7 +426,7 @@ impl Store {
                 history: VecDeque::new(),
                 floor: 0,
                 history_limit,
-                requests: Vec::new(),
+                requests: VecDeque::new(),
             }),
             changes,
         };
@@ -486,14 +488,16 @@ impl Store {
     /// Records a request line for tests that check what a client asked for.
     pub fn log_request(&self, line: String) {
         let mut state = self.lock();
-        if state.requests.len() < 200_000 {
-            state.requests.push(line);
+        // The newest requests are the interesting ones; a long-running playground must not grow.
+        if state.requests.len() >= REQUEST_LOG_LIMIT {
+            state.requests.pop_front();
         }
+        state.requests.push_back(line);
     }
 
-    /// The requests answered so far, as `METHOD path?query -> status`.
+    /// The latest requests answered (up to 50,000), as `METHOD path?query -> status`.
     pub fn requests(&self) -> Vec<String> {
-        self.lock().requests.clone()
+        self.lock().requests.iter().cloned().collect()
     }
 
     /// Drops the whole change history: watches from any earlier resourceVersion get 410 Gone.

@@ -20,6 +20,8 @@ pub mod http;
 pub mod manifests;
 pub mod metrics;
 pub mod pingone;
+#[cfg(feature = "dev-tools")]
+pub mod playground;
 pub mod runtime;
 pub mod secret;
 pub mod server;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::{AicApi, AicClient, AicError, ApiFamily, Call, api_version, encode_segment};
+use super::{AicClient, AicError, AmApi, ApiFamily, Call, api_version, encode_segment};
 
 /// Service type id of the PingOne Worker Service.
 pub const SERVICE: &str = "pingOneWorkerService";
@@ -76,15 +76,19 @@ impl Worker {
         self
     }
 
-    /// Whether the writable attributes equal `other`'s (ignores id and revision).
-    pub fn same_config(&self, other: &Worker) -> bool {
-        self.client_id == other.client_id
-            && self.client_secret_purpose == other.client_secret_purpose
-            && self.environment_id == other.environment_id
-            && self.api_url == other.api_url
-            && self.auth_url == other.auth_url
-            && self.use_credential == other.use_credential
-            && self.other == other.other
+    /// Whether this (read) worker already has everything `desired` sets. Attributes `desired`
+    /// leaves out are ignored: AM fills defaults for them.
+    pub fn satisfies(&self, desired: &Worker) -> bool {
+        self.client_id == desired.client_id
+            && self.client_secret_purpose == desired.client_secret_purpose
+            && self.environment_id == desired.environment_id
+            && self.api_url == desired.api_url
+            && self.auth_url == desired.auth_url
+            && self.use_credential == desired.use_credential
+            && desired
+                .other
+                .iter()
+                .all(|(name, value)| self.other.get(name) == Some(value))
     }
 }
 
@@ -116,7 +120,7 @@ pub enum ConnectionTest {
 }
 
 /// Ensures the realm has the PingOne Worker Service; true when it had to be created.
-pub async fn ensure_worker_service<A: AicApi>(api: &A) -> Result<bool, AicError> {
+pub async fn ensure_worker_service<A: AmApi>(api: &A) -> Result<bool, AicError> {
     if api.get_worker_service().await?.is_some() {
         return Ok(false);
     }
@@ -134,13 +138,13 @@ pub enum WorkerOutcome {
 }
 
 /// Writes the worker only when its configuration differs (steady state costs no write).
-pub async fn upsert_worker<A: AicApi>(
+pub async fn upsert_worker<A: AmApi>(
     api: &A,
     id: &str,
     desired: &Worker,
 ) -> Result<WorkerOutcome, AicError> {
     if let Some(current) = api.get_worker(id).await?
-        && current.same_config(desired)
+        && current.satisfies(desired)
     {
         return Ok(WorkerOutcome::Unchanged(current));
     }
@@ -148,11 +152,7 @@ pub async fn upsert_worker<A: AicApi>(
 }
 
 /// Writes the mapping only when it differs.
-pub async fn upsert_mapping<A: AicApi>(
-    api: &A,
-    label: &str,
-    alias: &str,
-) -> Result<bool, AicError> {
+pub async fn upsert_mapping<A: AmApi>(api: &A, label: &str, alias: &str) -> Result<bool, AicError> {
     if let Some(current) = api.get_mapping(label).await?
         && current.aliases == [alias]
     {
@@ -191,6 +191,11 @@ pub fn credential_field(schema: &serde_json::Value) -> Option<String> {
     // Prefer a label-identifier-like name when several match.
     candidates.sort_by_key(|name| (!name.ends_with("Purpose"), name.len()));
     candidates.first().map(|name| (*name).clone())
+}
+
+/// Asks the tenant for the name of the JWT credential label field (see [`credential_field`]).
+pub async fn discover_credential_field<A: AmApi>(api: &A) -> Result<Option<String>, AicError> {
+    Ok(credential_field(&api.worker_schema().await?))
 }
 
 fn service_path(client: &AicClient) -> String {

@@ -269,10 +269,22 @@ impl TokenCache {
             .map(|cached| cached.token.clone())
     }
 
-    /// Forgets every token (e.g. after a 401, which means the token was revoked).
+    /// Forgets every token.
     pub fn clear(&self) {
         if let Ok(mut map) = self.inner.lock() {
             map.clear();
+        }
+    }
+
+    /// Forgets the tokens of one service account at one tenant (after a 401: the token was
+    /// revoked or the tenant restarted its token store).
+    pub fn forget(&self, origin: &Url, key: &ServiceAccountKey) {
+        if let Ok(mut map) = self.inner.lock() {
+            map.retain(|k, _| {
+                !(k.origin == origin.as_str()
+                    && k.account == key.id
+                    && k.fingerprint == key.fingerprint)
+            });
         }
     }
 }

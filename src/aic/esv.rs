@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use http::Method;
 use serde::{Deserialize, Serialize};
 
-use super::{AicApi, AicClient, AicError, ApiFamily, Call, api_version, encode_segment};
+use super::{AicClient, AicError, ApiFamily, Call, EsvApi, api_version, encode_segment};
 use crate::secret::SecretString;
 
 /// An ESV variable as AIC returns it.
@@ -198,7 +198,7 @@ impl VariableOutcome {
 /// Makes a variable hold `value`, writing only when it differs. `expression_type` is set at
 /// creation; an existing variable of another type is an error rather than a silent recreate,
 /// because deleting it would break placeholders until a restart.
-pub async fn upsert_variable<A: AicApi>(
+pub async fn upsert_variable<A: EsvApi>(
     api: &A,
     id: &str,
     value: &str,
@@ -215,10 +215,17 @@ pub async fn upsert_variable<A: AicApi>(
                 wanted: expression_type.to_owned(),
             });
         }
-        if existing.value_base64.as_deref() == Some(value_base64.as_str())
-            && existing.description == description
-        {
-            return Ok(VariableOutcome::Unchanged(existing.clone()));
+        if existing.value_base64.as_deref() == Some(value_base64.as_str()) {
+            if existing.description == description {
+                return Ok(VariableOutcome::Unchanged(existing.clone()));
+            }
+            // A PUT would count as an update of the value ("loaded: false after any update"),
+            // costing a restart for a description.
+            api.set_variable_description(id, description).await?;
+            return Ok(VariableOutcome::Updated(Variable {
+                description: description.to_owned(),
+                ..existing.clone()
+            }));
         }
     }
     let written = api
@@ -252,7 +259,7 @@ pub struct SecretPush {
 /// Stores `value` in a secret: creates it if absent (PUT is create-only), otherwise adds a
 /// version. AIC answers an identical value with the existing latest version, so "unchanged" is
 /// read from the returned version number, not from `loaded`.
-pub async fn push_secret<A: AicApi>(
+pub async fn push_secret<A: EsvApi>(
     api: &A,
     id: &str,
     value: &SecretString,
@@ -292,7 +299,7 @@ pub async fn push_secret<A: AicApi>(
 
 /// Disables every enabled version other than `keep`: AM hands all enabled versions of a mapped
 /// secret to the worker, so superseded client secrets must not stay enabled.
-pub async fn disable_other_versions<A: AicApi>(
+pub async fn disable_other_versions<A: EsvApi>(
     api: &A,
     id: &str,
     keep: &str,
@@ -333,6 +340,17 @@ impl AicClient {
         let body = serde_json::to_value(write).map_err(|err| AicError::Config(err.to_string()))?;
         self.json(esv(Method::PUT, variable_path(id)).body(body))
             .await
+    }
+
+    pub(crate) async fn esv_set_variable_description(
+        &self,
+        id: &str,
+        description: &str,
+    ) -> Result<(), AicError> {
+        let call = esv(Method::POST, variable_path(id))
+            .query("_action", "setDescription")
+            .body(serde_json::json!({ "description": description }));
+        self.send(&call).await.map(|_| ())
     }
 
     pub(crate) async fn esv_delete_variable(&self, id: &str) -> Result<bool, AicError> {

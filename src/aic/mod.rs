@@ -85,11 +85,18 @@ pub struct AicClientConfig {
     pub backoff: Backoff,
 }
 
-/// The AIC operations the operator uses. Implemented by [`AicClient`] and by test fakes.
+/// Every AIC operation the operator uses: the four family traits together. Implemented by
+/// [`AicClient`]; a fake implements only the families the code under test needs and gets
+/// `AicApi` when it implements all four.
 ///
-/// `get_*` return `Ok(None)` for 404; `delete_*` return `Ok(false)` when there was nothing to
-/// delete, so deletes are idempotent.
-pub trait AicApi: Send + Sync {
+/// Across the families, `get_*` return `Ok(None)` for 404 and `delete_*` return `Ok(false)`
+/// when there was nothing to delete, so deletes are idempotent.
+pub trait AicApi: EsvApi + RestartApi + AmApi + PromotionApi {}
+
+impl<T: EsvApi + RestartApi + AmApi + PromotionApi> AicApi for T {}
+
+/// ESV variables and secrets.
+pub trait EsvApi: Send + Sync {
     /// `GET /environment/variables/{id}`.
     fn get_variable(
         &self,
@@ -101,6 +108,13 @@ pub trait AicApi: Send + Sync {
         id: &str,
         write: &VariableWrite,
     ) -> impl Future<Output = Result<Variable, AicError>> + Send;
+    /// `POST /environment/variables/{id}?_action=setDescription`: changes the description
+    /// without touching the value (so nothing becomes pending).
+    fn set_variable_description(
+        &self,
+        id: &str,
+        description: &str,
+    ) -> impl Future<Output = Result<(), AicError>> + Send;
     /// `DELETE /environment/variables/{id}`.
     fn delete_variable(&self, id: &str) -> impl Future<Output = Result<bool, AicError>> + Send;
     /// `GET /environment/secrets/{id}` (metadata; values are never readable).
@@ -139,13 +153,20 @@ pub trait AicApi: Send + Sync {
     ) -> impl Future<Output = Result<SecretVersion, AicError>> + Send;
     /// `DELETE /environment/secrets/{id}` (all versions).
     fn delete_secret(&self, id: &str) -> impl Future<Output = Result<bool, AicError>> + Send;
+}
+
+/// What restarts need: pending changes, status, restart.
+pub trait RestartApi: Send + Sync {
     /// `GET /environment/count?_onlyPending=true`: ESVs changed since the last restart.
     fn pending_count(&self) -> impl Future<Output = Result<EsvCount, AicError>> + Send;
     /// `GET /environment/startup`.
     fn restart_status(&self) -> impl Future<Output = Result<RestartStatus, AicError>> + Send;
     /// `POST /environment/startup?_action=restart`.
     fn restart(&self) -> impl Future<Output = Result<RestartStatus, AicError>> + Send;
+}
 
+/// AM: the PingOne Worker Service, its workers, ESV store mappings, testConnection.
+pub trait AmApi: Send + Sync {
     /// `GET …/realm-config/services/pingOneWorkerService`.
     fn get_worker_service(
         &self,
@@ -186,7 +207,10 @@ pub trait AicApi: Send + Sync {
         &self,
         worker_id: &str,
     ) -> impl Future<Output = Result<ConnectionTest, AicError>> + Send;
+}
 
+/// Self-service promotions.
+pub trait PromotionApi: Send + Sync {
     /// `POST /environment/promotion/lock` (on the upper environment).
     fn lock(&self) -> impl Future<Output = Result<LockStart, AicError>> + Send;
     /// `GET /environment/promotion/lock/state`.
@@ -376,7 +400,7 @@ impl AicClient {
             };
             if err.status() == Some(StatusCode::UNAUTHORIZED) && !reauthenticated {
                 // A cached token can be revoked early; mint a new one once.
-                self.tokens.clear();
+                self.tokens.forget(&self.origin, &self.key);
                 reauthenticated = true;
                 continue;
             }
@@ -462,12 +486,15 @@ pub(crate) fn decode<T: DeserializeOwned>(call: &Call, body: &[u8]) -> Result<T,
     })
 }
 
-impl AicApi for AicClient {
+impl EsvApi for AicClient {
     async fn get_variable(&self, id: &str) -> Result<Option<Variable>, AicError> {
         self.esv_get_variable(id).await
     }
     async fn put_variable(&self, id: &str, write: &VariableWrite) -> Result<Variable, AicError> {
         self.esv_put_variable(id, write).await
+    }
+    async fn set_variable_description(&self, id: &str, description: &str) -> Result<(), AicError> {
+        self.esv_set_variable_description(id, description).await
     }
     async fn delete_variable(&self, id: &str) -> Result<bool, AicError> {
         self.esv_delete_variable(id).await
@@ -506,6 +533,9 @@ impl AicApi for AicClient {
     async fn delete_secret(&self, id: &str) -> Result<bool, AicError> {
         self.esv_delete_secret(id).await
     }
+}
+
+impl RestartApi for AicClient {
     async fn pending_count(&self) -> Result<EsvCount, AicError> {
         self.esv_pending_count().await
     }
@@ -515,6 +545,9 @@ impl AicApi for AicClient {
     async fn restart(&self) -> Result<RestartStatus, AicError> {
         self.startup_restart().await
     }
+}
+
+impl AmApi for AicClient {
     async fn get_worker_service(&self) -> Result<Option<serde_json::Value>, AicError> {
         self.am_get_service().await
     }
@@ -548,6 +581,9 @@ impl AicApi for AicClient {
     async fn test_connection(&self, worker_id: &str) -> Result<ConnectionTest, AicError> {
         self.am_test_connection(worker_id).await
     }
+}
+
+impl PromotionApi for AicClient {
     async fn lock(&self) -> Result<LockStart, AicError> {
         self.promo_lock().await
     }

@@ -7,7 +7,7 @@ use http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::startup::Poll;
-use super::{AicApi, AicClient, AicError, ApiFamily, Call, api_version, encode_segment};
+use super::{AicClient, AicError, ApiFamily, Call, PromotionApi, api_version, encode_segment};
 
 /// `result` of a lock state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -194,7 +194,7 @@ pub struct ReportMeta {
 /// Takes the lock (or finds it already held) and waits until the state reads `locked`; returns
 /// the promotion id. `on_id` is called with the id as soon as it is known, so the caller can
 /// persist it before waiting (a restarted operator must always be able to unlock).
-pub async fn ensure_locked<A: AicApi>(
+pub async fn ensure_locked<A: PromotionApi>(
     api: &A,
     poll: Poll,
     mut on_id: impl FnMut(&str),
@@ -247,7 +247,7 @@ pub async fn ensure_locked<A: AicApi>(
 }
 
 /// Releases the lock held by `promotion_id` and waits until the state reads `unlocked`.
-pub async fn ensure_unlocked<A: AicApi>(
+pub async fn ensure_unlocked<A: PromotionApi>(
     api: &A,
     promotion_id: &str,
     poll: Poll,
@@ -261,6 +261,8 @@ pub async fn ensure_unlocked<A: AicApi>(
             LockResult::Locked | LockResult::Error if !requested => {
                 match api.unlock(promotion_id).await {
                     Ok(LockResult::Unlocked) => return Ok(()),
+                    // Ping's Terraform provider reads a 404 as "already unlocked".
+                    Err(err) if err.is_not_found() => return Ok(()),
                     Ok(_) => requested = true,
                     Err(err) if err.status() == Some(StatusCode::CONFLICT) => {}
                     Err(err) => return Err(err),
@@ -277,7 +279,7 @@ pub async fn ensure_unlocked<A: AicApi>(
 
 /// Polls promotion progress until it no longer runs. A blocked promotion (integrity check) is
 /// returned as [`AicError::PromotionBlocked`].
-pub async fn wait_for_promotion<A: AicApi>(
+pub async fn wait_for_promotion<A: PromotionApi>(
     api: &A,
     poll: Poll,
 ) -> Result<PromotionProgress, AicError> {
@@ -324,7 +326,7 @@ pub struct PromotionRun {
 /// Lock → dry run → (promote) → unlock, always unlocking once locked, even on failure. For a
 /// controller that persists each step, the building blocks above are the better fit; this is
 /// the whole sequence for tools and tests.
-pub async fn promote<A: AicApi>(
+pub async fn promote<A: PromotionApi>(
     api: &A,
     request: &PromotionRequest,
     poll: Poll,
@@ -338,7 +340,7 @@ pub async fn promote<A: AicApi>(
     Ok(run)
 }
 
-async fn promote_locked<A: AicApi>(
+async fn promote_locked<A: PromotionApi>(
     api: &A,
     request: &PromotionRequest,
     poll: Poll,
@@ -351,7 +353,7 @@ async fn promote_locked<A: AicApi>(
     };
     api.promote(&dry).await?;
     wait_for_promotion(api, poll).await?;
-    let dry_report = api.promotion_report(None).await?;
+    let dry_report = report_for(api, promotion_id, true).await?;
     if let Some(report) = &dry_report
         && !report.missing_esvs.is_empty()
     {
@@ -375,8 +377,34 @@ async fn promote_locked<A: AicApi>(
     };
     api.promote(&real).await?;
     wait_for_promotion(api, poll).await?;
-    run.promotion = api.promotion_report(None).await?;
+    run.promotion = report_for(api, promotion_id, false).await?;
     Ok(run)
+}
+
+/// The newest report of this promotion and kind. "The last report" can lag behind or belong to
+/// another run, so it is checked and, if it does not match, the report list is searched.
+pub async fn report_for<A: PromotionApi>(
+    api: &A,
+    promotion_id: &str,
+    dry_run: bool,
+) -> Result<Option<PromotionReport>, AicError> {
+    let matches = |id: Option<&str>, dry: bool| id == Some(promotion_id) && dry == dry_run;
+    if let Some(last) = api.promotion_report(None).await?
+        && matches(last.promotion_id.as_deref(), last.dry_run)
+    {
+        return Ok(Some(last));
+    }
+    let mut candidates: Vec<ReportMeta> = api
+        .list_promotion_reports()
+        .await?
+        .into_iter()
+        .filter(|meta| matches(meta.promotion_id.as_deref(), meta.dry_run))
+        .collect();
+    candidates.sort_by(|a, b| a.created_date.cmp(&b.created_date));
+    match candidates.pop().and_then(|meta| meta.report_id) {
+        Some(report_id) => api.promotion_report(Some(&report_id)).await,
+        None => Ok(None),
+    }
 }
 
 fn promo(method: Method, path: &str) -> Call {
@@ -453,5 +481,169 @@ impl AicClient {
     pub(crate) async fn promo_reports(&self) -> Result<Vec<ReportMeta>, AicError> {
         self.json(promo(Method::GET, "/environment/promotion/reports"))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A scripted upper environment: lock states in order, lock/unlock answers, reports.
+    #[derive(Default)]
+    struct Fake {
+        states: Mutex<VecDeque<LockResult>>,
+        lock_answers: Mutex<VecDeque<Result<LockStart, StatusCode>>>,
+        unlock_answers: Mutex<VecDeque<Result<LockResult, StatusCode>>>,
+        last_report: Option<PromotionReport>,
+        reports: Vec<PromotionReport>,
+        calls: Mutex<Vec<&'static str>>,
+    }
+
+    fn error(status: StatusCode) -> AicError {
+        AicError::from_response(ApiFamily::Promotion, status, None, br#"{"message":"busy"}"#)
+    }
+
+    impl PromotionApi for Fake {
+        async fn lock(&self) -> Result<LockStart, AicError> {
+            self.calls.lock().unwrap().push("lock");
+            self.lock_answers
+                .lock()
+                .unwrap()
+                .pop_front()
+                .expect("scripted")
+                .map_err(error)
+        }
+        async fn lock_state(&self) -> Result<LockState, AicError> {
+            self.calls.lock().unwrap().push("state");
+            let result = self.states.lock().unwrap().pop_front().expect("scripted");
+            Ok(LockState {
+                result,
+                promotion_id: Some("p1".into()),
+                description: None,
+                lower_env: None,
+                upper_env: None,
+            })
+        }
+        async fn unlock(&self, _: &str) -> Result<LockResult, AicError> {
+            self.calls.lock().unwrap().push("unlock");
+            self.unlock_answers
+                .lock()
+                .unwrap()
+                .pop_front()
+                .expect("scripted")
+                .map_err(error)
+        }
+        async fn promote(&self, _: &PromotionRequest) -> Result<(), AicError> {
+            Ok(())
+        }
+        async fn promotion_progress(&self) -> Result<PromotionProgress, AicError> {
+            Ok(PromotionProgress::default())
+        }
+        async fn promotion_report(
+            &self,
+            id: Option<&str>,
+        ) -> Result<Option<PromotionReport>, AicError> {
+            Ok(match id {
+                None => self.last_report.clone(),
+                Some(id) => self
+                    .reports
+                    .iter()
+                    .find(|r| r.report_id.as_deref() == Some(id))
+                    .cloned(),
+            })
+        }
+        async fn provisional_report(&self) -> Result<PromotionReport, AicError> {
+            Ok(PromotionReport::default())
+        }
+        async fn list_promotion_reports(&self) -> Result<Vec<ReportMeta>, AicError> {
+            Ok(self
+                .reports
+                .iter()
+                .map(|r| ReportMeta {
+                    report_id: r.report_id.clone(),
+                    promotion_id: r.promotion_id.clone(),
+                    dry_run: r.dry_run,
+                    created_date: r.created_date.clone(),
+                })
+                .collect())
+        }
+    }
+
+    fn poll() -> Poll {
+        Poll {
+            interval: Duration::from_millis(1),
+            timeout: Duration::from_secs(10),
+            max_consecutive_errors: 3,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_conflicting_lock_is_followed_by_reading_the_state_again() {
+        use LockResult::*;
+        let fake = Fake {
+            states: Mutex::new(vec![Unlocked, Locking, Locking, Locked].into()),
+            lock_answers: Mutex::new(vec![Err(StatusCode::CONFLICT)].into()),
+            ..Fake::default()
+        };
+        let mut seen = Vec::new();
+        let id = ensure_locked(&fake, poll(), |id| seen.push(id.to_owned()))
+            .await
+            .unwrap();
+        assert_eq!(id, "p1");
+        assert_eq!(seen, ["p1"]);
+        assert_eq!(
+            *fake.calls.lock().unwrap(),
+            ["state", "lock", "state", "state", "state"]
+        );
+    }
+
+    #[tokio::test]
+    async fn unlock_404_means_unlocked_and_409_means_read_again() {
+        use LockResult::*;
+        let fake = Fake {
+            states: Mutex::new(vec![Locked].into()),
+            unlock_answers: Mutex::new(vec![Err(StatusCode::NOT_FOUND)].into()),
+            ..Fake::default()
+        };
+        ensure_unlocked(&fake, "p1", poll()).await.unwrap();
+        assert_eq!(*fake.calls.lock().unwrap(), ["state", "unlock"]);
+
+        let fake = Fake {
+            states: Mutex::new(vec![Locked, Locked, Unlocking, Unlocked].into()),
+            unlock_answers: Mutex::new(vec![Err(StatusCode::CONFLICT), Ok(Unlocking)].into()),
+            ..Fake::default()
+        };
+        ensure_unlocked(&fake, "p1", poll()).await.unwrap();
+        assert_eq!(
+            *fake.calls.lock().unwrap(),
+            ["state", "unlock", "state", "unlock", "state", "state"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stale_last_report_is_not_taken_for_this_promotions() {
+        let report = |id: &str, promotion: &str, dry: bool, date: &str| PromotionReport {
+            report_id: Some(id.into()),
+            promotion_id: Some(promotion.into()),
+            dry_run: dry,
+            created_date: Some(date.into()),
+            ..PromotionReport::default()
+        };
+        let fake = Fake {
+            last_report: Some(report("r0", "old", false, "2026-01-01")),
+            reports: vec![
+                report("r0", "old", false, "2026-01-01"),
+                report("r1", "p1", true, "2026-01-02"),
+                report("r2", "p1", true, "2026-01-03"),
+            ],
+            ..Fake::default()
+        };
+        let found = report_for(&fake, "p1", true).await.unwrap().unwrap();
+        assert_eq!(found.report_id.as_deref(), Some("r2"));
+        assert!(report_for(&fake, "p1", false).await.unwrap().is_none());
     }
 }

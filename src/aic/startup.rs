@@ -6,7 +6,7 @@ use std::time::Duration;
 use http::Method;
 use serde::{Deserialize, Serialize};
 
-use super::{AicApi, AicClient, AicError, ApiFamily, Call, api_version};
+use super::{AicClient, AicError, ApiFamily, Call, RestartApi, api_version};
 
 /// `restartStatus`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -46,7 +46,7 @@ impl Poll {
 
 /// Polls `/environment/startup` until `ready`. Transient errors (the 500s AIC answers while
 /// restarting) are tolerated up to `poll.max_consecutive_errors` in a row.
-pub async fn wait_until_ready<A: AicApi>(api: &A, poll: Poll) -> Result<(), AicError> {
+pub async fn wait_until_ready<A: RestartApi>(api: &A, poll: Poll) -> Result<(), AicError> {
     let deadline = tokio::time::Instant::now() + poll.timeout;
     let mut errors_in_a_row = 0;
     loop {
@@ -78,7 +78,7 @@ pub enum RestartOutcome {
 }
 
 /// Restarts only when ESV changes are pending, and never on top of a running restart.
-pub async fn restart_if_pending<A: AicApi>(
+pub async fn restart_if_pending<A: RestartApi>(
     api: &A,
     wait: Option<Poll>,
 ) -> Result<RestartOutcome, AicError> {
@@ -121,5 +121,112 @@ impl AicClient {
         .query("_action", "restart");
         let body: StatusBody = self.json(call).await?;
         Ok(body.restart_status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use http::StatusCode;
+
+    use super::*;
+    use crate::aic::{ApiFamily, EsvCount};
+
+    /// A scripted tenant: status answers in order, a pending count, restarts counted.
+    struct Fake {
+        statuses: Mutex<VecDeque<Result<RestartStatus, StatusCode>>>,
+        pending: EsvCount,
+        restarts: Mutex<u32>,
+    }
+
+    impl Fake {
+        fn new(pending: u64, statuses: Vec<Result<RestartStatus, StatusCode>>) -> Self {
+            Self {
+                statuses: Mutex::new(statuses.into()),
+                pending: EsvCount {
+                    secrets: 0,
+                    variables: pending,
+                },
+                restarts: Mutex::new(0),
+            }
+        }
+    }
+
+    impl RestartApi for Fake {
+        async fn pending_count(&self) -> Result<EsvCount, AicError> {
+            Ok(self.pending)
+        }
+        async fn restart_status(&self) -> Result<RestartStatus, AicError> {
+            let next = self
+                .statuses
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or(Ok(RestartStatus::Ready));
+            next.map_err(|status| AicError::from_response(ApiFamily::Esv, status, None, b"{}"))
+        }
+        async fn restart(&self) -> Result<RestartStatus, AicError> {
+            *self.restarts.lock().unwrap() += 1;
+            Ok(RestartStatus::Restarting)
+        }
+    }
+
+    fn quick(errors: u32) -> Poll {
+        Poll {
+            interval: Duration::from_millis(1),
+            timeout: Duration::from_secs(10),
+            max_consecutive_errors: errors,
+        }
+    }
+
+    #[tokio::test]
+    async fn nothing_pending_means_no_restart() {
+        let fake = Fake::new(0, vec![Ok(RestartStatus::Ready)]);
+        assert_eq!(
+            restart_if_pending(&fake, Some(quick(3))).await.unwrap(),
+            RestartOutcome::NothingPending
+        );
+        assert_eq!(*fake.restarts.lock().unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_running_restart_is_waited_for_not_repeated() {
+        use RestartStatus::*;
+        let fake = Fake::new(2, vec![Ok(Restarting), Ok(Restarting), Ok(Ready)]);
+        assert_eq!(
+            restart_if_pending(&fake, Some(quick(3))).await.unwrap(),
+            RestartOutcome::AlreadyRestarting
+        );
+        assert_eq!(*fake.restarts.lock().unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn intermittent_500s_are_tolerated_but_a_403_is_not() {
+        use RestartStatus::*;
+        let e500 = Err(StatusCode::INTERNAL_SERVER_ERROR);
+        let fake = Fake::new(
+            1,
+            vec![
+                Ok(Ready),
+                Ok(Restarting),
+                e500,
+                e500,
+                Ok(Restarting),
+                e500,
+                e500,
+                e500,
+                Ok(Ready),
+            ],
+        );
+        assert_eq!(
+            restart_if_pending(&fake, Some(quick(3))).await.unwrap(),
+            RestartOutcome::Restarted
+        );
+        assert_eq!(*fake.restarts.lock().unwrap(), 1);
+        let fake = Fake::new(1, vec![Ok(Restarting), Err(StatusCode::FORBIDDEN)]);
+        let err = wait_until_ready(&fake, quick(3)).await.unwrap_err();
+        assert_eq!(err.status(), Some(StatusCode::FORBIDDEN));
     }
 }

@@ -31,7 +31,7 @@ use super::clients::{Clients, namespace_of};
 use super::{Context, FINALIZER, ReconcileError, finish, is_paused, patch_status};
 use crate::aic::am::{self, ConnectionTest, Worker, WorkerOutcome};
 use crate::aic::esv::{self, VariableOutcome};
-use crate::aic::{AicApi, AicClient};
+use crate::aic::{AicClient, AmApi, EsvApi};
 use crate::crd::common::{ApprovalPolicy, condition};
 use crate::crd::pingone_integration::{
     CredentialType, DeletionPolicy, EnvironmentStatus, IntegrationEnvironment,
@@ -379,7 +379,7 @@ async fn sync_environment(
         let promoted = aic
             .get_worker(&integration.spec.service.name)
             .await?
-            .is_some_and(|current| current.same_config(&desired));
+            .is_some_and(|current| current.satisfies(&desired));
         env.promoted = Some(promoted);
         env.service_configured = promoted;
         env.label_mapped = promoted;

@@ -24,7 +24,7 @@ use kube::{Resource, ResourceExt};
 use super::clients::namespace_of;
 use super::{Context, FINALIZER, ReconcileError, finish, is_paused, patch_status};
 use crate::aic::promotion::{LockResult, PromotionReport as AicReport, PromotionRequest};
-use crate::aic::{AicApi, AicClient, PROMOTION_SCOPE};
+use crate::aic::{AicClient, EsvApi, PROMOTION_SCOPE, PromotionApi};
 use crate::crd::common::condition;
 use crate::crd::pingone_integration::CredentialType;
 use crate::crd::promotion::{PromotionPhase, PromotionReport, PromotionStatus};

@@ -19,7 +19,7 @@ use kube::{Resource, ResourceExt};
 
 use super::clients::namespace_of;
 use super::{Context, ReconcileError, finish, is_paused, patch_status};
-use crate::aic::{AicApi, RestartStatus};
+use crate::aic::{RestartApi, RestartStatus};
 use crate::crd::TenantEnvironment;
 use crate::crd::common::{ApprovalPolicy, condition};
 use crate::crd::tenant_environment::{
@@ -278,7 +278,7 @@ async fn check_aic(
 async fn plan_restart(
     tenant: &TenantEnvironment,
     ctx: &Context,
-    aic: &impl AicApi,
+    aic: &impl RestartApi,
     restart: &mut RestartRecord,
     pending: i64,
     now: &Time,

@@ -282,6 +282,26 @@ async fn kubectl_applies_gets_watches_patches_and_deletes() {
     assert_eq!(secret.data.unwrap()["jwt"].0, b"header.payload.signature");
     assert_eq!(secret.type_.as_deref(), Some("Opaque"));
 
+    // Server-side apply and waiting on a field.
+    let promotion = examples.join("05-promotion.yaml");
+    let out = kubectl_ok(
+        &config,
+        &["apply", "--server-side", "-f", promotion.to_str().unwrap()],
+    )
+    .await;
+    assert!(out.contains("serverside-applied"), "{out}");
+    let out = kubectl_ok(
+        &config,
+        &[
+            "wait",
+            "--for=jsonpath={.spec.tier}=development",
+            "tenv/acme-dev",
+            "--timeout=30s",
+        ],
+    )
+    .await;
+    assert!(out.contains("condition met"), "{out}");
+
     // Mistakes are refused at admission with the message each example documents.
     let mut checked = 0;
     for (index, file) in invalid_examples().iter().enumerate() {
@@ -307,6 +327,14 @@ async fn kubectl_applies_gets_watches_patches_and_deletes() {
         checked += 1;
     }
     assert!(checked > 0, "no invalid examples found");
+
+    let out = kubectl_ok(&config, &["delete", "-f", examples.to_str().unwrap()]).await;
+    assert!(
+        out.contains("tenantenvironment.pingone-aic.io \"acme-dev\" deleted"),
+        "{out}"
+    );
+    let left = kubectl_ok(&config, &["get", "pingone-aic", "-o", "name"]).await;
+    assert_eq!(left.trim(), "", "everything applied was deleted");
     server.shutdown().await;
 }
 

@@ -668,3 +668,29 @@ async fn manifests_are_applied_without_kubectl() {
             .any(|m| m.manager.as_deref() == Some("devkube"))
     );
 }
+
+#[tokio::test]
+async fn crds_load_from_the_committed_files() {
+    let devkube = DevKube::with_options(Options {
+        project_crds: false,
+        ..Options::default()
+    });
+    let tenants: Api<TenantEnvironment> = Api::namespaced(devkube.client(), "default");
+    assert_eq!(
+        api_error(tenants.list(&ListParams::default()).await.unwrap_err()).code,
+        404
+    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+    assert_eq!(
+        devkube.load_crds(&dir).unwrap(),
+        pingone_aic_operator::crd::all().len()
+    );
+    assert!(
+        tenants
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}

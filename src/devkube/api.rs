@@ -542,9 +542,9 @@ async fn resource(
         }
         (Method::DELETE, None) => {
             let selector = Selector::parse(query.get("labelSelector"), query.get("fieldSelector"))?;
-            let (items, rv) = inner.store.list(&rt, target.namespace, |o| {
-                selector.matches(&view.output(o.clone()))
-            });
+            let (items, rv) = inner
+                .store
+                .list(&rt, target.namespace, |o| matches(&selector, view, o));
             let opts = delete_opts(&parse_body(&body)?, query);
             let mut deleted = Vec::new();
             for item in items {
@@ -684,7 +684,7 @@ fn list(
 ) -> Result<Response, ApiError> {
     let (items, rv) = inner
         .store
-        .list(rt, namespace, |o| selector.matches(&view.output(o.clone())));
+        .list(rt, namespace, |o| matches(selector, view, o));
     let items: Vec<Value> = items.into_iter().map(|o| view.output(o)).collect();
     let key = |o: &Value| {
         format!(
@@ -757,6 +757,14 @@ impl Drop for OpenWatch {
     }
 }
 
+/// Whether a stored object matches a selector written against the API that was called.
+fn matches(selector: &Selector, view: View, object: &Value) -> bool {
+    match view {
+        View::Stored => selector.matches(object),
+        _ => selector.matches(&view.output(object.clone())),
+    }
+}
+
 /// What one change means to one watch: the event type and object, or nothing.
 fn event_for(
     change: &Change,
@@ -765,10 +773,9 @@ fn event_for(
     selector: &Selector,
 ) -> Option<(&'static str, Value)> {
     let visible = |o: &Value| {
-        let o = &view.output(o.clone());
         namespace
             .is_none_or(|n| o.pointer("/metadata/namespace").and_then(Value::as_str) == Some(n))
-            && selector.matches(o)
+            && matches(selector, view, o)
     };
     let now = visible(&change.object);
     match change.kind {
@@ -858,7 +865,7 @@ fn watch(
                     .pointer("/metadata/namespace")
                     .and_then(Value::as_str)
                     == Some(n)
-            }) && selector.matches(&view.output(object.clone()));
+            }) && matches(&selector, view, &object);
             if visible && tx.send(render("ADDED", object)).await.is_err() {
                 return;
             }

@@ -576,11 +576,45 @@ async fn crds_registered_and_removed_through_the_api() {
         .await
         .unwrap();
 
+    let rv = gadgets
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut watch = gadgets
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
     crds.delete("gadgets.example.dev", &DeleteParams::default())
         .await
         .unwrap();
     let error = api_error(gadgets.get("g").await.unwrap_err());
     assert_eq!(error.code, 404);
+    // Its objects are deleted, then the watch ends.
+    let mut events = Vec::new();
+    tokio::time::timeout(PATIENCE, async {
+        while let Some(event) = watch.try_next().await.unwrap() {
+            events.push(event);
+        }
+    })
+    .await
+    .expect("the watch ended");
+    assert!(
+        matches!(events.as_slice(), [WatchEvent::Deleted(g)] if g.name_any() == "g"),
+        "{events:?}"
+    );
+
+    let namespaces: Api<Namespace> = Api::all(client);
+    let error = api_error(
+        namespaces
+            .delete("default", &DeleteParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error.code, 403);
 }
 
 #[tokio::test]

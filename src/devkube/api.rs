@@ -827,6 +827,7 @@ fn watch(
     let mut kill = inner.kill.subscribe();
     let bookmark_interval = inner.bookmark_interval;
     let (group, plural) = (rt.group.clone(), rt.plural.clone());
+    let crd_name = format!("{plural}.{group}");
     let type_meta = json!({"kind": rt.kind, "apiVersion": view.api_version(rt.api_version())});
     let bookmark = move |rv: u64, initial_end: bool| {
         let mut b = type_meta.clone();
@@ -900,6 +901,15 @@ fn watch(
                             continue;
                         }
                         last = change.rv;
+                        // The API server ends the watches of a resource whose CRD is deleted.
+                        if change.kind == ChangeKind::Deleted
+                            && change.group == "apiextensions.k8s.io"
+                            && change.plural == "customresourcedefinitions"
+                            && change.object.pointer("/metadata/name").and_then(Value::as_str)
+                                == Some(crd_name.as_str())
+                        {
+                            return;
+                        }
                         if change.group != group || change.plural != plural {
                             continue;
                         }

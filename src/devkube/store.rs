@@ -1168,6 +1168,16 @@ impl State {
             ));
         }
         let is_namespace = rt.group.is_empty() && rt.plural == "namespaces";
+        if is_namespace && matches!(name, "default" | "kube-system" | "kube-public") {
+            return Err(ApiError {
+                code: 403,
+                reason: "Forbidden",
+                message: format!(
+                    "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+                ),
+                details: None,
+            });
+        }
         if !finalizers(&object).is_empty() || is_namespace {
             if is_deleting(&object) {
                 return Ok(object);
@@ -1235,11 +1245,12 @@ impl State {
         object: Value,
         orphan: bool,
     ) -> Value {
-        let previous = self.get(rt, namespace, name).ok().cloned();
-        let removed = self.commit(changes, rt, ChangeKind::Deleted, object, previous);
+        // A CRD's objects go before the CRD itself, as its cleanup finalizer orders it.
         if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {
             self.unregister_crd(changes, name);
         }
+        let previous = self.get(rt, namespace, name).ok().cloned();
+        let removed = self.commit(changes, rt, ChangeKind::Deleted, object, previous);
         if let Some(uid) = meta_str(&removed, "uid") {
             self.collect_dependents(changes, uid, orphan);
         }

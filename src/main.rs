@@ -119,6 +119,7 @@ fn run(args: RunArgs) -> ExitCode {
             resync: args.resync_interval,
             concurrency: args.concurrency.max(1),
             instance: Some(identity.clone()),
+            ..OperatorConfig::default()
         },
         listen_addr: args.listen_addr,
         leader_election: args.leader_election.then(|| LeaderElection {

@@ -25,6 +25,7 @@ use crate::controller::OperatorConfig;
 use crate::controller::clients::Clients;
 use crate::controller::tenant::APPROVE_RESTART_ANNOTATION;
 use crate::crd::common::condition;
+use crate::crd::pingone_integration::CredentialType;
 use crate::crd::promotion::{PromotionPhase, PromotionSpec};
 use crate::crd::{PingOneIntegration, Promotion, TenantEnvironment};
 use crate::devkube::DevKube;
@@ -50,6 +51,9 @@ pub struct PlaygroundOptions {
     pub promotion: Duration,
     /// How often the operator looks at resources in steady state.
     pub resync: Duration,
+    /// Restart debounce applied to every TenantEnvironment, so the playground does not wait
+    /// the examples' production-sized debounce.
+    pub debounce: Option<String>,
     /// Apply the Promotions and restart approvals the examples' `Manual` policies wait for.
     pub act_as_user: bool,
 }
@@ -63,6 +67,7 @@ impl Default for PlaygroundOptions {
             restart: Duration::from_secs(2),
             promotion: Duration::from_secs(1),
             resync: Duration::from_secs(60),
+            debounce: Some("2s".to_owned()),
             act_as_user: true,
         }
     }
@@ -181,7 +186,7 @@ impl Playground {
                 .map(|(name, url)| (name.clone(), url.as_str().trim_end_matches('/').to_owned()))
                 .collect(),
         };
-        apply_examples(&client, &options.namespace, &documents, &urls).await?;
+        apply_examples(&client, &options, &documents, &urls).await?;
 
         let clients = Clients::with(
             crate::pingone::PingOneConfig::default(),
@@ -200,6 +205,8 @@ impl Playground {
                 resync: options.resync,
                 concurrency: 4,
                 instance: Some("playground".to_owned()),
+                poll: Duration::from_millis(500),
+                wait: Duration::from_secs(1),
             },
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             leader_election: None,
@@ -409,16 +416,22 @@ struct Urls {
 /// What the simulators are seeded with, read from the examples.
 struct Seed {
     tenants: Vec<TenantEnvironment>,
+    integrations: Vec<PingOneIntegration>,
     secrets: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl Seed {
     fn from_documents(documents: &[Value]) -> Result<Self, PlaygroundError> {
         let mut tenants = Vec::new();
+        let mut integrations = Vec::new();
         let mut secrets = BTreeMap::new();
         for document in documents {
             match document["kind"].as_str() {
                 Some("TenantEnvironment") => tenants.push(
+                    serde_json::from_value(document.clone())
+                        .map_err(|e| PlaygroundError::Examples(e.to_string()))?,
+                ),
+                Some("PingOneIntegration") => integrations.push(
                     serde_json::from_value(document.clone())
                         .map_err(|e| PlaygroundError::Examples(e.to_string()))?,
                 ),
@@ -435,7 +448,11 @@ impl Seed {
                 _ => {}
             }
         }
-        Ok(Self { tenants, secrets })
+        Ok(Self {
+            tenants,
+            integrations,
+            secrets,
+        })
     }
 
     fn secret(&self, name: &str, key: &str) -> Option<&String> {
@@ -474,6 +491,33 @@ impl Seed {
                 json!({"id": client_id, "name": "pingone-aic-operator admin", "environment": home, "secret": secret,
                        "roles": [{"role": "Environment Admin", "scopeType": "ORGANIZATION"}]}),
             );
+        }
+        // Product connections are made in the PingOne console; the playground registers the
+        // examples' credentials as if they had been.
+        for integration in &self.integrations {
+            if integration.spec.credential_type != CredentialType::ProductConnection {
+                continue;
+            }
+            for environment in &integration.spec.environments {
+                let tenant = self
+                    .tenants
+                    .iter()
+                    .find(|t| t.name_any() == environment.name);
+                let secret = environment
+                    .credentials_secret_ref
+                    .as_ref()
+                    .and_then(|r| self.secret(&r.name, "credential"));
+                let (Some(tenant), Some(credential)) = (tenant, secret) else {
+                    continue;
+                };
+                let env_id = &tenant.spec.ping_one.environment_id;
+                workers.insert(
+                    format!("connection-{}-{}", integration.name_any(), environment.name),
+                    json!({"name": format!("Product connection {}", integration.name_any()), "environment": env_id,
+                           "secret": credential, "tokenEndpointAuthMethod": "PRODUCT_CONNECTION",
+                           "roles": [{"role": "Identity Data Admin", "scope": env_id}]}),
+                );
+            }
         }
         json!({
             "organizations": [{"name": "Playground", "environments": environments.into_values().collect::<Vec<_>>()}],
@@ -540,10 +584,11 @@ impl Seed {
 /// Applies the examples in order, pointing TenantEnvironments at the simulators.
 async fn apply_examples(
     client: &kube::Client,
-    namespace: &str,
+    options: &PlaygroundOptions,
     documents: &[Value],
     urls: &Urls,
 ) -> Result<(), PlaygroundError> {
+    let namespace = options.namespace.as_str();
     let mut ordered: Vec<&Value> = documents.iter().collect();
     let rank = |d: &Value| match d["kind"].as_str() {
         Some("Secret") => 0,
@@ -566,6 +611,9 @@ async fn apply_examples(
             }
             object["spec"]["pingOne"]["apiUrl"] = json!(format!("{}/v1", urls.pingone));
             object["spec"]["pingOne"]["authUrl"] = json!(urls.pingone);
+            if let Some(debounce) = &options.debounce {
+                object["spec"]["restart"]["debounce"] = json!(debounce);
+            }
         }
         let failed = |reason: String| PlaygroundError::Apply {
             object: format!("{kind}/{name}"),

@@ -58,6 +58,11 @@ pub fn set_condition(
     now: &Time,
 ) -> bool {
     let status = desired.status.as_str();
+    let message = stable_message(desired.message);
+    let desired = DesiredCondition {
+        message: &message,
+        ..desired
+    };
     match conditions.iter_mut().find(|c| c.type_ == desired.type_) {
         Some(existing) => {
             let unchanged = existing.status == status
@@ -88,6 +93,17 @@ pub fn set_condition(
             true
         }
     }
+}
+
+/// A message fit for a condition: per-request identifiers (correlation ids and the like) that
+/// remote services put in their error texts are removed, or every retry would rewrite the
+/// status and wake every watcher.
+pub fn stable_message(message: &str) -> String {
+    static VOLATILE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?i)\s*\(?\b(correlation|request|transaction|trace)[ _-]?id\s*[:=]\s*[A-Za-z0-9-]+\)?")
+            .expect("a valid pattern")
+    });
+    VOLATILE.replace_all(message, "").into_owned()
 }
 
 /// The condition of the given type, if set.
@@ -184,6 +200,29 @@ mod tests {
         assert_eq!(conditions[0].last_transition_time, third);
         assert!(is_true(&conditions, "Ready"));
         assert!(!is_true(&conditions, "Other"));
+    }
+
+    #[test]
+    fn volatile_identifiers_are_left_out_of_messages() {
+        let first = r#"token: 401 {"error":"invalid_client","error_description":"denied (Correlation ID: 64831f44-c025)"}"#;
+        let second = r#"token: 401 {"error":"invalid_client","error_description":"denied (Correlation ID: 0dc3ef11-746a)"}"#;
+        assert_eq!(stable_message(first), stable_message(second));
+        assert!(stable_message(first).contains("denied"));
+        let mut conditions = Vec::new();
+        let now = time("2026-01-01T00:00:00Z");
+        let condition = |message| DesiredCondition {
+            type_: "ConnectionVerified",
+            status: ConditionStatus::False,
+            reason: "ConnectionFailed",
+            message,
+        };
+        assert!(set_condition(&mut conditions, condition(first), None, &now));
+        assert!(!set_condition(
+            &mut conditions,
+            condition(second),
+            None,
+            &now
+        ));
     }
 
     #[test]

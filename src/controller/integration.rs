@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::api::{Api, PostParams};
@@ -57,9 +57,6 @@ pub const PROMOTED: &str = "Promoted";
 
 /// Label on the Promotions an integration creates.
 pub const INTEGRATION_LABEL: &str = "pingone-aic.io/integration";
-
-/// How soon to look again while waiting for a restart or a promotion.
-const WAIT: Duration = Duration::from_secs(30);
 
 /// Description written on the ESVs the operator manages.
 const ESV_DESCRIPTION: &str = "PingOne Worker Service credential, managed by pingone-aic-operator";
@@ -238,7 +235,7 @@ async fn apply(integration: &PingOneIntegration, ctx: &Context) -> Result<Action
             }
         };
         if fact.note.is_some() {
-            next = next.min(WAIT);
+            next = next.min(ctx.config.wait);
         }
         facts.insert(name, fact);
     }

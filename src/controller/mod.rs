@@ -55,6 +55,11 @@ pub struct OperatorConfig {
     pub concurrency: u16,
     /// Identity of this replica in events.
     pub instance: Option<String>,
+    /// How often a running remote operation (restart, lock, promotion) is polled.
+    pub poll: Duration,
+    /// How often a wait on something outside the operator's hands (a restart, a promotion,
+    /// another promotion's lock) is looked at again.
+    pub wait: Duration,
 }
 
 impl Default for OperatorConfig {
@@ -64,6 +69,8 @@ impl Default for OperatorConfig {
             resync: Duration::from_secs(600),
             concurrency: 4,
             instance: None,
+            poll: Duration::from_secs(10),
+            wait: Duration::from_secs(30),
         }
     }
 }

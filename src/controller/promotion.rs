@@ -34,11 +34,6 @@ use crate::status::{ConditionStatus, DesiredCondition, set_condition};
 /// Condition: the promotion failed; the reason says why.
 pub const FAILED: &str = "Failed";
 
-/// How often a running step is polled.
-const POLL: Duration = Duration::from_secs(10);
-/// How often a wait (ESVs, another promotion) is looked at again.
-const WAIT: Duration = Duration::from_secs(30);
-
 /// Reconciles one Promotion.
 pub async fn reconcile(
     promotion: Arc<Promotion>,
@@ -283,7 +278,7 @@ async fn advance(
         );
         Ok(Outcome {
             status,
-            next: Action::requeue(WAIT),
+            next: Action::requeue(ctx.config.wait),
         })
     };
     match status.phase {
@@ -405,7 +400,7 @@ async fn advance(
                 }
                 return Ok(Outcome {
                     status,
-                    next: Action::requeue(POLL),
+                    next: Action::requeue(ctx.config.poll),
                 });
             }
             let state = upper.lock_state().await?;
@@ -435,7 +430,7 @@ async fn advance(
                 )),
                 _ => Ok(Outcome {
                     status,
-                    next: Action::requeue(POLL),
+                    next: Action::requeue(ctx.config.poll),
                 }),
             }
         }
@@ -446,7 +441,7 @@ async fn advance(
             if progress.is_running() {
                 return Ok(Outcome {
                     status,
-                    next: Action::requeue(POLL),
+                    next: Action::requeue(ctx.config.poll),
                 });
             }
             if progress.blocking_error {
@@ -487,7 +482,7 @@ async fn advance(
                     .await?;
                 return Ok(Outcome {
                     status,
-                    next: Action::requeue(POLL),
+                    next: Action::requeue(ctx.config.poll),
                 });
             };
             status.report = Some(summarize(report));
@@ -543,7 +538,7 @@ async fn advance(
             } else {
                 Ok(Outcome {
                     status,
-                    next: Action::requeue(POLL),
+                    next: Action::requeue(ctx.config.poll),
                 })
             }
         }

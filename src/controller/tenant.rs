@@ -38,9 +38,6 @@ pub const PINGONE_AUTHENTICATED: &str = "PingOneAuthenticated";
 /// Condition: ESV changes wait for a restart.
 pub const RESTART_PENDING: &str = "RestartPending";
 
-/// How often a restart in progress is polled.
-const RESTART_POLL: Duration = Duration::from_secs(15);
-
 /// The Secrets a TenantEnvironment reads.
 pub fn referenced_secrets(tenant: &TenantEnvironment) -> Vec<String> {
     let mut names = vec![
@@ -210,9 +207,9 @@ async fn check_aic(
                 )
                 .await;
             }
-            Ok(RestartStatus::Restarting) => *next = RESTART_POLL,
+            Ok(RestartStatus::Restarting) => *next = ctx.config.poll,
             // AIC answers 500s while it restarts: poll again, it is not a failure.
-            Err(err) if err.is_transient() => *next = RESTART_POLL,
+            Err(err) if err.is_transient() => *next = ctx.config.poll,
             Err(err) => {
                 record_failure(
                     tenant,
@@ -331,7 +328,7 @@ async fn plan_restart(
     if approval.is_some() {
         restart.last_approval = approval;
     }
-    *next = RESTART_POLL;
+    *next = ctx.config.poll;
     ctx.publish(
         tenant,
         EventType::Normal,

@@ -927,6 +927,33 @@ async fn token(
         (Some(id), Some(secret)) => Some((id.clone(), secret.clone())),
         _ => None,
     };
+    // A product connection's signed JWT, presented as a client assertion. How PingOne validates
+    // these credentials is not public; the simulator accepts the credential of an application
+    // seeded with the `PRODUCT_CONNECTION` method verbatim.
+    let assertion = (form.get("client_assertion_type").map(String::as_str)
+        == Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer"))
+    .then(|| form.get("client_assertion").cloned())
+    .flatten();
+    if let Some(assertion) = assertion {
+        let connection = world.applications.iter().find(|app| {
+            app.environment_id == env
+                && app.secret == assertion
+                && app
+                    .fields
+                    .get("tokenEndpointAuthMethod")
+                    .and_then(Value::as_str)
+                    == Some("PRODUCT_CONNECTION")
+        });
+        let Some(connection) = connection else {
+            return oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "Request denied: Invalid client assertion",
+            );
+        };
+        let id = connection.id.clone();
+        return issue_token(&mut world, &env, &id, now);
+    }
     let (method, client_id, secret) = match (basic, posted) {
         (Some(_), Some(_)) => {
             return oauth_error(
@@ -945,7 +972,6 @@ async fn token(
             );
         }
     };
-    let lifetime = world.config.token_lifetime_seconds;
     // Tokens are bound to the environment the application lives in.
     let Some(app) = world.app_mut(&env, &client_id) else {
         return oauth_error(
@@ -1010,12 +1036,18 @@ async fn token(
         );
     }
     let app_id = app.id.clone();
+    issue_token(&mut world, &env, &app_id, now)
+}
+
+/// Issues an access token for an application of `env`.
+fn issue_token(world: &mut World, env: &str, application_id: &str, now: jiff::Timestamp) -> Reply {
+    let lifetime = world.config.token_lifetime_seconds;
     let access_token = format!("sim.{}.{}", random_text(24), random_text(43));
     world.tokens.insert(
         access_token.clone(),
         Issued {
-            application_id: app_id,
-            environment_id: env,
+            application_id: application_id.to_owned(),
+            environment_id: env.to_owned(),
             expires_at: crate::pingone::clock::add(now, Duration::from_secs(lifetime)),
         },
     );

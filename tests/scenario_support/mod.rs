@@ -1,0 +1,151 @@
+//! Helpers shared by the scenario tests: starting the playground, waiting for conditions, and
+//! reading the simulators' and devkube's logs.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use pingone_aic_operator::playground::{Playground, PlaygroundOptions, Progress};
+
+/// Starts the playground on `examples` with a short resync.
+pub async fn start(examples: PathBuf, resync: Duration) -> Playground {
+    init_logs();
+    Playground::start(PlaygroundOptions {
+        examples,
+        resync,
+        ..Default::default()
+    })
+    .await
+    .expect("the playground starts")
+}
+
+/// Logs to stderr when `TEST_LOG` names a filter.
+pub fn init_logs() {
+    if let Ok(filter) = std::env::var("TEST_LOG") {
+        let _ = tracing::subscriber::set_global_default(
+            pingone_aic_operator::telemetry::subscriber(
+                pingone_aic_operator::telemetry::LogFormat::Human,
+                &filter,
+                std::io::stderr,
+            )
+            .unwrap(),
+        );
+    }
+}
+
+/// Waits until every resource is Ready; panics with the last progress after a generous timeout.
+pub async fn ready(playground: &Playground) -> Vec<Progress> {
+    playground
+        .wait_ready(Duration::from_secs(180), |_| {})
+        .await
+        .unwrap_or_else(|last| panic!("not everything became Ready: {last:#?}"))
+}
+
+/// Polls `check` until it returns `Some`, panicking with `what` after a generous timeout
+/// (only there to avoid hanging; nothing is asserted about time).
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// PingOne calls that change something: every call but reads and token requests.
+pub fn pingone_writes(calls: &[pingone_aic_operator::sim::control::CallRecord]) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| c.method != "GET" && !c.path.ends_with("/as/token"))
+        .map(|c| format!("{} {} -> {}", c.method, c.path, c.status))
+        .collect()
+}
+
+/// AIC calls that change something or cost a round trip to PingOne: every call but reads
+/// (including the read-only `_action=schema`) and service-account token requests. `testConnection` counts: it is verification, done once
+/// after a change, never on a resync without drift.
+pub fn aic_writes(calls: &[pingone_aic_operator::sim::aic::CallRecord]) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| {
+            c.method != "GET"
+                && !c.path.ends_with("/access_token")
+                && c.query.as_deref() != Some("_action=schema")
+        })
+        .map(|c| {
+            format!(
+                "{} {} {}?{} -> {}",
+                c.tenant,
+                c.method,
+                c.path,
+                c.query.clone().unwrap_or_default(),
+                c.status
+            )
+        })
+        .collect()
+}
+
+/// devkube requests that patch or replace a status subresource.
+pub fn status_writes(requests: &[String]) -> Vec<String> {
+    requests
+        .iter()
+        .filter(|r| {
+            (r.starts_with("PATCH") || r.starts_with("PUT"))
+                && r.split('?').next().unwrap_or_default().ends_with("/status")
+        })
+        .cloned()
+        .collect()
+}
+
+/// `testConnection` calls answered with an error.
+pub fn failed_connection_tests(
+    calls: &[pingone_aic_operator::sim::aic::CallRecord],
+) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| {
+            c.query
+                .as_deref()
+                .is_some_and(|q| q.contains("testConnection"))
+                && c.status >= 300
+        })
+        .map(|c| format!("{} {} -> {}", c.tenant, c.path, c.status))
+        .collect()
+}
+
+/// Writes `documents` (YAML text per file name) into a fresh folder for a focused scenario.
+pub fn examples_dir(name: &str, files: &[(&str, String)]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "pingone-aic-scenario-{name}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    for (file, text) in files {
+        std::fs::write(dir.join(file), text).expect("an example file");
+    }
+    dir
+}
+
+/// The repository's example Secrets, for focused scenarios that reuse their keys.
+pub fn example_secrets() -> String {
+    std::fs::read_to_string(
+        pingone_aic_operator::playground::repository_examples().join("01-secrets.yaml"),
+    )
+    .expect("the example Secrets")
+}
+
+/// The repository's example TenantEnvironments.
+pub fn example_tenants() -> String {
+    std::fs::read_to_string(
+        pingone_aic_operator::playground::repository_examples().join("02-tenant-environments.yaml"),
+    )
+    .expect("the example TenantEnvironments")
+}

@@ -149,3 +149,68 @@ pub fn example_tenants() -> String {
     )
     .expect("the example TenantEnvironments")
 }
+
+/// The example development TenantEnvironment alone (`acme-dev`).
+pub const DEV_TENANT: &str = r#"
+apiVersion: pingone-aic.io/v1alpha1
+kind: TenantEnvironment
+metadata:
+  name: acme-dev
+spec:
+  tenantUrl: https://openam-acme-euw2-dev.id.forgerock.io
+  tier: development
+  realm: alpha
+  serviceAccount:
+    id: 2f6c5a1e-0d1b-4c3a-9e8f-7a6b5c4d3e01
+    privateKeySecretRef:
+      name: aic-acme-dev-service-account
+      key: jwk
+  pingOne:
+    environmentId: 11111111-1111-4111-8111-111111111111
+    region: EU
+    adminCredentialsSecretRef:
+      name: pingone-admin-worker
+  restart:
+    policy: Automatic
+    debounce: 60s
+"#;
+
+/// SHA-256 (hex) of a secret as the AIC simulator's snapshot shows ESV secret versions (it
+/// hashes the stored base64 text).
+pub fn esv_version_digest(secret: &str) -> String {
+    use base64::Engine;
+    let stored = base64::engine::general_purpose::STANDARD.encode(secret);
+    let digest = ring::digest::digest(&ring::digest::SHA256, stored.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The versions of an ESV secret in a tenant: (version, status, sha256).
+pub fn esv_versions(
+    aic: &pingone_aic_operator::sim::aic::AicSimulator,
+    tenant: &str,
+    secret: &str,
+) -> Vec<(i64, String, String)> {
+    let snapshot = aic.snapshot();
+    snapshot["tenants"][tenant]["secrets"][secret]["versions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|v| {
+            (
+                v["version"].as_i64().unwrap_or_default(),
+                v["status"].as_str().unwrap_or_default().to_owned(),
+                v["sha256"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// PingOne token requests that were refused.
+pub fn refused_tokens(calls: &[pingone_aic_operator::sim::control::CallRecord]) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| c.path.ends_with("/as/token") && c.status >= 300)
+        .map(|c| format!("{} {} -> {}", c.method, c.path, c.status))
+        .collect()
+}

@@ -10,6 +10,7 @@ mod scenario_support;
 use std::time::Duration;
 
 use kube::api::Api;
+use pingone_aic_operator::controller::tenant::{AIC_AUTHENTICATED, PINGONE_AUTHENTICATED};
 use pingone_aic_operator::crd::PingOneIntegration;
 use pingone_aic_operator::crd::pingone_integration::RotationPhase;
 use scenario_support::*;
@@ -128,4 +129,218 @@ async fn operator_managed_rotation_keeps_the_connection_working() {
         "the first setup and the rotation each needed a restart"
     );
     assert!(progress.iter().all(|p| p.ready), "{progress:#?}");
+}
+
+const EXISTING_WORKER: &str = r#"
+apiVersion: pingone-aic.io/v1alpha1
+kind: PingOneIntegration
+metadata:
+  name: existing
+  namespace: default
+spec:
+  credentialType: WorkerApplication
+  environments:
+    - name: acme-dev
+      credentialsSecretRef:
+        name: existing-worker
+"#;
+
+/// A person rotates an existing worker's secret in PingOne (keeping the previous one valid for
+/// a while, as PingOne offers) and updates the Kubernetes Secret; later they delete the previous
+/// secret. The operator pushes the new ESV version at once, verifies it, disables the old one,
+/// and no connection fails. Then the operator's own PingOne admin secret and AIC service-account
+/// key: a changed value is used on the next reconcile (a wrong one shows at once, the right one
+/// recovers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_rotated_in_kubernetes_are_used_at_once() {
+    use pingone_aic_operator::pingone::{PingOneApi, Scope, TokenAuthMethod, WorkerApplication};
+    let dir = examples_dir(
+        "cluster-rotation",
+        &[
+            ("01-secrets.yaml", example_secrets()),
+            ("02-tenant.yaml", DEV_TENANT.to_owned()),
+        ],
+    );
+    let playground = start(dir.clone(), Duration::from_secs(30)).await;
+    ready(&playground).await;
+
+    // As a person in the PingOne console: an existing worker with Identity Data Admin.
+    let admin = admin_session(&playground, ADMIN_SECRET).await;
+    let app = admin
+        .create_worker_application(
+            DEV_ENVIRONMENT,
+            &WorkerApplication {
+                name: "Existing Worker".into(),
+                description: None,
+                enabled: true,
+                token_endpoint_auth_method: TokenAuthMethod::ClientSecretBasic,
+            },
+        )
+        .await
+        .expect("the worker is created");
+    let role = admin
+        .role_id("Identity Data Admin")
+        .await
+        .expect("the role");
+    admin
+        .create_role_assignment(
+            DEV_ENVIRONMENT,
+            &app.id,
+            &role,
+            &Scope::environment(DEV_ENVIRONMENT),
+        )
+        .await
+        .expect("the role is granted");
+    let first = admin
+        .application_secret(DEV_ENVIRONMENT, &app.id)
+        .await
+        .expect("the secret");
+    put_secret(
+        &playground,
+        "existing-worker",
+        &[
+            ("clientId", &app.id),
+            ("clientSecret", first.secret.expose()),
+        ],
+    )
+    .await;
+    let integration: PingOneIntegration = serde_json::from_value(
+        pingone_aic_operator::manifests::parse_documents(EXISTING_WORKER).expect("YAML")[0].clone(),
+    )
+    .expect("an integration");
+    let api: Api<PingOneIntegration> = Api::namespaced(playground.client.clone(), "default");
+    api.create(&Default::default(), &integration)
+        .await
+        .expect("the integration is created");
+    ready(&playground).await;
+
+    // Rotate in PingOne, keeping the previous secret valid; put the new one in the Secret.
+    let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600);
+    let second = admin
+        .rotate_application_secret(DEV_ENVIRONMENT, &app.id, Some(expires))
+        .await
+        .expect("the secret is rotated");
+    put_secret(
+        &playground,
+        "existing-worker",
+        &[("clientSecret", second.secret.expose())],
+    )
+    .await;
+    let new_digest = esv_version_digest(second.secret.expose());
+    let old_digest = esv_version_digest(first.secret.expose());
+    eventually("the new version verified and the old one disabled", || {
+        let api = api.clone();
+        let playground = &playground;
+        let (new_digest, old_digest) = (new_digest.clone(), old_digest.clone());
+        async move {
+            let versions = esv_versions(
+                &playground.aic,
+                "acme-dev",
+                "esv-pingone-worker-client-secret",
+            );
+            let env = api
+                .get("existing")
+                .await
+                .ok()?
+                .status?
+                .environments
+                .into_iter()
+                .next()?;
+            let new_enabled = versions
+                .iter()
+                .any(|v| v.2 == new_digest && v.1 == "ENABLED");
+            let old_disabled = versions
+                .iter()
+                .any(|v| v.2 == old_digest && v.1 == "DISABLED");
+            (new_enabled && old_disabled && env.connection_verified).then_some(())
+        }
+    })
+    .await;
+    // Nobody used the previous secret after the rotation: AIC tried the new version first.
+    let app_state = pingone_app(&playground, &app.id);
+    assert!(
+        app_state["previous"]["lastUsed"].is_null(),
+        "{}",
+        app_state["previous"]
+    );
+    admin
+        .delete_previous_secret(DEV_ENVIRONMENT, &app.id)
+        .await
+        .expect("the previous secret is deleted");
+
+    ready(&playground).await;
+    let pingone_calls = playground.pingone_control.calls();
+    let aic_calls = playground.aic.calls();
+    assert_eq!(failed_connection_tests(&aic_calls), Vec::<String>::new());
+    assert_eq!(refused_tokens(&pingone_calls), Vec::<String>::new());
+
+    // The operator's own credentials are read at once too: a wrong PingOne admin secret and a
+    // wrong AIC service-account key show at once, and the right ones recover.
+    put_secret(
+        &playground,
+        "pingone-admin-worker",
+        &[("clientSecret", "not-the-secret")],
+    )
+    .await;
+    tenant_condition(&playground, PINGONE_AUTHENTICATED, "False").await;
+    put_secret(
+        &playground,
+        "pingone-admin-worker",
+        &[("clientSecret", ADMIN_SECRET)],
+    )
+    .await;
+    tenant_condition(&playground, PINGONE_AUTHENTICATED, "True").await;
+    let uat_key = k8s_secret_value(&playground, "aic-acme-uat-service-account", "jwk").await;
+    let dev_key = k8s_secret_value(&playground, "aic-acme-dev-service-account", "jwk").await;
+    put_secret(
+        &playground,
+        "aic-acme-dev-service-account",
+        &[("jwk", &uat_key)],
+    )
+    .await;
+    tenant_condition(&playground, AIC_AUTHENTICATED, "False").await;
+    put_secret(
+        &playground,
+        "aic-acme-dev-service-account",
+        &[("jwk", &dev_key)],
+    )
+    .await;
+    tenant_condition(&playground, AIC_AUTHENTICATED, "True").await;
+    ready(&playground).await;
+    playground.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+async fn tenant_condition(
+    playground: &pingone_aic_operator::playground::Playground,
+    type_: &str,
+    value: &str,
+) {
+    use pingone_aic_operator::crd::TenantEnvironment;
+    let api: Api<TenantEnvironment> = Api::namespaced(playground.client.clone(), "default");
+    eventually(&format!("{type_} = {value}"), || {
+        let api = api.clone();
+        async move {
+            let tenant = api.get("acme-dev").await.ok()?;
+            tenant
+                .status?
+                .conditions
+                .iter()
+                .any(|c| c.type_ == type_ && c.status == value)
+                .then_some(())
+        }
+    })
+    .await;
+}
+
+async fn k8s_secret_value(
+    playground: &pingone_aic_operator::playground::Playground,
+    name: &str,
+    key: &str,
+) -> String {
+    use k8s_openapi::api::core::v1::Secret;
+    let api: Api<Secret> = Api::namespaced(playground.client.clone(), "default");
+    let secret = api.get(name).await.expect("the Secret");
+    let data = secret.data.unwrap_or_default();
+    String::from_utf8(data[key].0.clone()).expect("text")
 }

@@ -214,3 +214,83 @@ pub fn refused_tokens(calls: &[pingone_aic_operator::sim::control::CallRecord]) 
         .map(|c| format!("{} {} -> {}", c.method, c.path, c.status))
         .collect()
 }
+
+/// The example admin worker's credentials (see `deploy/examples/01-secrets.yaml`).
+pub const ADMIN_CLIENT_ID: &str = "9a9a9a9a-0000-4000-8000-000000000001";
+/// Its secret.
+pub const ADMIN_SECRET: &str = "example-admin-client-secret-not-real";
+/// Its environment.
+pub const ADMIN_ENVIRONMENT: &str = "99999999-9999-4999-8999-999999999999";
+/// The PingOne environment of `acme-dev`.
+pub const DEV_ENVIRONMENT: &str = "11111111-1111-4111-8111-111111111111";
+
+/// A PingOne session of the example admin worker against the playground's PingOne simulator,
+/// for tests acting as a person in the PingOne console.
+pub async fn admin_session(
+    playground: &Playground,
+    secret: &str,
+) -> pingone_aic_operator::pingone::PingOneSession {
+    use pingone_aic_operator::crd::TenantEnvironment;
+    let tenants: kube::Api<TenantEnvironment> =
+        kube::Api::namespaced(playground.client.clone(), &playground.namespace);
+    let tenant = tenants.get("acme-dev").await.expect("acme-dev");
+    let endpoints =
+        pingone_aic_operator::pingone::Endpoints::for_environment(&tenant.spec.ping_one)
+            .expect("endpoints");
+    pingone_aic_operator::pingone::PingOne::new(Default::default())
+        .expect("a PingOne client")
+        .session(
+            endpoints,
+            pingone_aic_operator::pingone::Credentials {
+                environment_id: ADMIN_ENVIRONMENT.to_owned(),
+                client_id: ADMIN_CLIENT_ID.to_owned(),
+                client_secret: secret.into(),
+                auth_method: pingone_aic_operator::pingone::TokenAuthMethod::ClientSecretBasic,
+            },
+        )
+}
+
+/// An application in the PingOne simulator's state.
+pub fn pingone_app(playground: &Playground, id: &str) -> serde_json::Value {
+    playground.pingone.state()["applications"]
+        .as_array()
+        .and_then(|apps| apps.iter().find(|a| a["id"] == id))
+        .cloned()
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// Creates a Secret with string data, or replaces the given keys of an existing one.
+pub async fn put_secret(playground: &Playground, name: &str, data: &[(&str, &str)]) {
+    use base64::Engine;
+    use k8s_openapi::api::core::v1::Secret;
+    let api: kube::Api<Secret> =
+        kube::Api::namespaced(playground.client.clone(), &playground.namespace);
+    if api.get_opt(name).await.expect("a Secret read").is_some() {
+        let encoded: serde_json::Map<String, serde_json::Value> = data
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    serde_json::json!(base64::engine::general_purpose::STANDARD.encode(v)),
+                )
+            })
+            .collect();
+        api.patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"data": encoded})),
+        )
+        .await
+        .expect("the Secret is updated");
+    } else {
+        let secret: Secret = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name},
+            "stringData": data.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
+        }))
+        .expect("a Secret");
+        api.create(&Default::default(), &secret)
+            .await
+            .expect("the Secret is created");
+    }
+}

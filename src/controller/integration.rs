@@ -15,10 +15,15 @@
 //!   later one (by creation time, then name) reports `Conflict` and touches nothing.
 //! - Worker services in upper environments count as promoted when the configuration there
 //!   equals the one written in the development environment of the group.
+//! - Operator-managed rotation (`workerApplication.secretRotation`) rotates in PingOne with the
+//!   previous secret valid for at least the ESV store's cache time plus a restart and
+//!   verification ([`MIN_ROTATION_OVERLAP`]), pushes the new version, and deletes the previous
+//!   secret only after `testConnection` succeeded with the new one loaded. It starts only while
+//!   the connection is verified; each step is recorded in the status before it is taken.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::api::{Api, PostParams};
@@ -28,6 +33,7 @@ use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Resource, ResourceExt};
 
 use super::clients::{Clients, namespace_of};
+use super::tenant::parse_duration;
 use super::{Context, FINALIZER, ReconcileError, finish, is_paused, patch_status};
 use crate::aic::am::{self, ConnectionTest, Worker, WorkerOutcome};
 use crate::aic::esv::{self, VariableOutcome};
@@ -35,7 +41,7 @@ use crate::aic::{AicClient, AmApi, EsvApi};
 use crate::crd::common::{ApprovalPolicy, condition};
 use crate::crd::pingone_integration::{
     CredentialType, DeletionPolicy, EnvironmentStatus, IntegrationEnvironment,
-    PingOneIntegrationStatus,
+    PingOneIntegrationStatus, RotationPhase, SecretRotation, SecretRotationStatus,
 };
 use crate::crd::promotion::{PromotionPhase, PromotionSpec};
 use crate::crd::{PingOneIntegration, Promotion, TenantEnvironment};
@@ -107,6 +113,8 @@ struct Facts {
     promoted: Option<bool>,
     /// What the environment waits for, or what failed there.
     note: Option<String>,
+    /// Look again this soon (operator-managed rotation).
+    requeue: Option<Duration>,
 }
 
 /// One environment of the integration with its TenantEnvironment.
@@ -237,6 +245,9 @@ async fn apply(integration: &PingOneIntegration, ctx: &Context) -> Result<Action
         if fact.note.is_some() {
             next = next.min(ctx.config.wait);
         }
+        if let Some(requeue) = fact.requeue {
+            next = next.min(requeue.max(Duration::from_millis(100)));
+        }
         facts.insert(name, fact);
     }
     set_conditions(&mut status, generation, &facts, &now);
@@ -337,6 +348,8 @@ fn claimed_names(integration: &PingOneIntegration) -> Vec<String> {
 struct Credential {
     client_id: Option<String>,
     secret: SecretString,
+    /// When operator-managed rotation wants to look again.
+    requeue: Option<Duration>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -354,6 +367,7 @@ async fn sync_environment(
     let mut facts = Facts::default();
     let credential = credential(integration, ctx, api, target, status, index).await?;
     facts.client_ready = true;
+    facts.requeue = credential.requeue;
     status.environments[index].client_id = credential.client_id.clone();
 
     let aic = ctx.clients.aic(&ctx.client, tenant, &[]).await?;
@@ -475,6 +489,7 @@ async fn credential(
                 Credential {
                     client_id: None,
                     secret: jwt.0,
+                    requeue: None,
                 }
             }
             CredentialType::WorkerApplication => {
@@ -482,6 +497,7 @@ async fn credential(
                 Credential {
                     client_id: Some(credentials.client_id),
                     secret: credentials.client_secret,
+                    requeue: None,
                 }
             }
         });
@@ -637,11 +653,213 @@ async fn credential(
             .await;
         }
     }
-    let secret = session.application_secret(&environment_id, &app.id).await?;
+    let mut secret = session.application_secret(&environment_id, &app.id).await?;
+    let mut requeue = None;
+    if let Some(rotation) = &app_spec.secret_rotation {
+        let outcome = rotate(
+            integration,
+            ctx,
+            api,
+            &session,
+            &environment_id,
+            &app.id,
+            rotation,
+            status,
+            index,
+            &secret,
+        )
+        .await?;
+        requeue = Some(outcome.requeue);
+        if let Some(rotated) = outcome.rotated {
+            secret = rotated;
+        }
+    }
     Ok(Credential {
         client_id: Some(app.id),
         secret: secret.secret,
+        requeue,
     })
+}
+
+/// How long PingOne must keep accepting the previous secret after a rotation at the least: AIC
+/// caches ESV secrets for up to `expiryDurationSeconds` (600 s by default) after a new version,
+/// and the new version still has to be loaded by a restart and verified with `testConnection`.
+pub const MIN_ROTATION_OVERLAP: Duration = Duration::from_secs(600 + 20 * 60);
+
+/// The overlap a rotation grants the previous secret: the spec's, raised to the minimum above
+/// and capped at the 30 days PingOne allows.
+pub fn rotation_overlap(spec_overlap: Duration) -> Duration {
+    spec_overlap
+        .max(MIN_ROTATION_OVERLAP)
+        .min(Duration::from_secs(30 * 24 * 3600))
+}
+
+/// What a pass of the rotation state machine decided.
+struct RotationOutcome {
+    /// The secret after a rotation made in this pass.
+    rotated: Option<pingone::ApplicationSecret>,
+    /// When to look again.
+    requeue: Duration,
+}
+
+/// Operator-managed rotation of a managed worker's secret: record → rotate in PingOne with the
+/// previous secret kept valid → (the caller pushes the new ESV version; a restart loads it;
+/// `testConnection` verifies it and disables the superseded versions) → drop the previous
+/// secret in PingOne. Each step is recorded in the status before it is taken, so a restarted
+/// operator resumes instead of rotating twice. A rotation starts only while the connection is
+/// verified, so a broken setup is never made worse by one.
+#[allow(clippy::too_many_arguments)]
+async fn rotate(
+    integration: &PingOneIntegration,
+    ctx: &Context,
+    api: &Api<PingOneIntegration>,
+    session: &impl PingOneApi,
+    environment_id: &str,
+    app_id: &str,
+    spec: &SecretRotation,
+    status: &mut PingOneIntegrationStatus,
+    index: usize,
+    current: &pingone::ApplicationSecret,
+) -> Result<RotationOutcome, ReconcileError> {
+    let now = jiff::Timestamp::now();
+    let interval = parse_duration(&spec.interval).max(Duration::from_secs(1));
+    let env_name = status.environments[index].name.clone();
+    let soon = ctx.config.wait;
+    let mut state = status.environments[index]
+        .secret_rotation
+        .clone()
+        .unwrap_or_default();
+    let mut outcome = RotationOutcome {
+        rotated: None,
+        requeue: interval,
+    };
+    match state.phase {
+        None => {
+            let Some(last) = state.last_rotation_time.clone() else {
+                // The secret in use counts as fresh from the moment the operator first sees it.
+                state.last_rotation_time = Some(Time(now));
+                status.environments[index].secret_rotation = Some(state);
+                return Ok(outcome);
+            };
+            let due = elapsed(&last.0, &now) >= interval;
+            if !due {
+                outcome.requeue = interval.saturating_sub(elapsed(&last.0, &now));
+                return Ok(outcome);
+            }
+            if !status.environments[index].connection_verified {
+                outcome.requeue = soon;
+                return Ok(outcome);
+            }
+            let overlap = rotation_overlap(parse_duration(&spec.overlap));
+            state.phase = Some(RotationPhase::Rotating);
+            state.started_time = Some(Time(now));
+            state.previous_expires_time = Some(Time(add(now, overlap)));
+            status.environments[index].secret_rotation = Some(state.clone());
+            patch_status(api, &integration.name_any(), None, status).await?;
+            outcome.rotated = Some(
+                pingone_rotate(
+                    integration,
+                    ctx,
+                    session,
+                    environment_id,
+                    app_id,
+                    &env_name,
+                    &state,
+                )
+                .await?,
+            );
+            state.phase = Some(RotationPhase::Verifying);
+            outcome.requeue = soon;
+        }
+        Some(RotationPhase::Rotating) => {
+            // Recorded but perhaps not done: PingOne shows a previous secret once it rotated.
+            if current.previous.is_none() {
+                outcome.rotated = Some(
+                    pingone_rotate(
+                        integration,
+                        ctx,
+                        session,
+                        environment_id,
+                        app_id,
+                        &env_name,
+                        &state,
+                    )
+                    .await?,
+                );
+            }
+            state.phase = Some(RotationPhase::Verifying);
+            outcome.requeue = soon;
+        }
+        Some(RotationPhase::Verifying) => {
+            // `connectionVerified` was cleared when the new version was pushed and is set again
+            // only by a successful `testConnection` after it was loaded; the superseded ESV
+            // versions were disabled right then.
+            if status.environments[index].connection_verified {
+                session
+                    .delete_previous_secret(environment_id, app_id)
+                    .await?;
+                state.phase = None;
+                state.last_rotation_time = state.started_time.take().or(Some(Time(now)));
+                state.previous_expires_time = None;
+                state.rotations += 1;
+                ctx.publish(
+                    integration,
+                    EventType::Normal,
+                    "Rotate",
+                    "PreviousSecretDeleted",
+                    format!(
+                        "{env_name}: the new worker secret is verified in AIC; deleted the previous one in PingOne"
+                    ),
+                )
+                .await;
+            } else {
+                outcome.requeue = soon;
+            }
+        }
+    }
+    status.environments[index].secret_rotation = Some(state);
+    Ok(outcome)
+}
+
+async fn pingone_rotate(
+    integration: &PingOneIntegration,
+    ctx: &Context,
+    session: &impl PingOneApi,
+    environment_id: &str,
+    app_id: &str,
+    env_name: &str,
+    state: &SecretRotationStatus,
+) -> Result<pingone::ApplicationSecret, ReconcileError> {
+    let expires = state
+        .previous_expires_time
+        .as_ref()
+        .map(|t| t.0)
+        .unwrap_or_else(|| add(jiff::Timestamp::now(), MIN_ROTATION_OVERLAP));
+    let secret = session
+        .rotate_application_secret(environment_id, app_id, Some(expires))
+        .await?;
+    ctx.publish(
+        integration,
+        EventType::Normal,
+        "Rotate",
+        "SecretRotated",
+        format!(
+            "{env_name}: rotated the worker secret in PingOne; the previous one stays valid until {expires}"
+        ),
+    )
+    .await;
+    Ok(secret)
+}
+
+fn elapsed(since: &jiff::Timestamp, now: &jiff::Timestamp) -> Duration {
+    Duration::try_from(now.duration_since(*since)).unwrap_or(Duration::ZERO)
+}
+
+fn add(at: jiff::Timestamp, by: Duration) -> jiff::Timestamp {
+    jiff::SignedDuration::try_from(by)
+        .ok()
+        .and_then(|d| at.checked_add(d).ok())
+        .unwrap_or(at)
 }
 
 /// Creates the worker application and records its id in the status at once.
@@ -1204,4 +1422,28 @@ async fn cleanup(
         .await;
     }
     Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_previous_secret_outlives_the_esv_cache_and_verification() {
+        // AIC caches ESV secrets for 600 s (expiryDurationSeconds); a short overlap is raised.
+        assert!(rotation_overlap(Duration::from_secs(2)) >= Duration::from_secs(600));
+        assert_eq!(
+            rotation_overlap(Duration::from_secs(2)),
+            MIN_ROTATION_OVERLAP
+        );
+        assert_eq!(
+            rotation_overlap(Duration::from_secs(7200)),
+            Duration::from_secs(7200)
+        );
+        // PingOne accepts at most 30 days.
+        assert_eq!(
+            rotation_overlap(Duration::from_secs(90 * 24 * 3600)),
+            Duration::from_secs(30 * 24 * 3600)
+        );
+    }
 }

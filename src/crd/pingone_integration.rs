@@ -356,4 +356,40 @@ pub struct EnvironmentStatus {
     /// The configuration reached this environment by promotion (upper environments only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promoted: Option<bool>,
+    /// Operator-managed secret rotation (`workerApplication.secretRotation`) in this
+    /// environment. Times only, never a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_rotation: Option<SecretRotationStatus>,
+}
+
+/// Where operator-managed rotation of a worker application's secret stands.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRotationStatus {
+    /// When the secret in use was rotated (or first taken into use); the next rotation is due
+    /// `interval` later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_rotation_time: Option<Time>,
+    /// The rotation under way, absent when none is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<RotationPhase>,
+    /// When the rotation under way started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_time: Option<Time>,
+    /// Until when PingOne keeps accepting the previous secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_expires_time: Option<Time>,
+    /// Rotations completed.
+    #[serde(default)]
+    pub rotations: i64,
+}
+
+/// The steps of a rotation, recorded before each is taken so a restarted operator resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RotationPhase {
+    /// Decided and recorded; PingOne may or may not have rotated yet.
+    Rotating,
+    /// PingOne holds the new secret and keeps the previous one valid; the new one is pushed to
+    /// the ESV and waits for a restart and `testConnection`.
+    Verifying,
 }

@@ -1,0 +1,346 @@
+//! Secret rotation without a failed connection: operator-managed rotation of a managed
+//! worker's secret (`workerApplication.secretRotation`), and rotation through an updated
+//! Kubernetes Secret (an existing worker's client secret, the PingOne admin secret).
+//!
+//! "No failed connection" is checked on the simulators: no `testConnection` answered with an
+//! error and PingOne refused no token request, from start to end.
+
+mod scenario_support;
+
+use std::time::Duration;
+
+use kube::api::Api;
+use pingone_aic_operator::controller::tenant::{AIC_AUTHENTICATED, PINGONE_AUTHENTICATED};
+use pingone_aic_operator::crd::PingOneIntegration;
+use pingone_aic_operator::crd::pingone_integration::RotationPhase;
+use scenario_support::*;
+
+const ROTATING_WORKER: &str = r#"
+apiVersion: pingone-aic.io/v1alpha1
+kind: PingOneIntegration
+metadata:
+  name: rotating
+spec:
+  credentialType: WorkerApplication
+  environments:
+    - name: acme-dev
+  workerApplication:
+    name: Rotating Worker
+    secretRotation:
+      interval: 8s
+      overlap: 2s
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_managed_rotation_keeps_the_connection_working() {
+    let dir = examples_dir(
+        "rotation",
+        &[
+            ("01-secrets.yaml", example_secrets()),
+            ("02-tenant.yaml", DEV_TENANT.to_owned()),
+            ("03-integration.yaml", ROTATING_WORKER.to_owned()),
+        ],
+    );
+    let playground = start(dir.clone(), Duration::from_secs(30)).await;
+    ready(&playground).await;
+    let api: Api<PingOneIntegration> = Api::namespaced(playground.client.clone(), "default");
+    let first = api.get("rotating").await.expect("the integration");
+    let env = &first.status.as_ref().expect("a status").environments[0];
+    let app_id = env.worker_app_id.clone().expect("a managed application");
+    let first_secret = playground
+        .pingone
+        .application_secret(&app_id)
+        .expect("the application's secret");
+
+    // Wait for a whole rotation: rotated, pushed, restarted, verified, previous deleted.
+    let rotated = eventually("a completed rotation", || {
+        let api = api.clone();
+        async move {
+            let integration = api.get("rotating").await.ok()?;
+            let env = integration.status?.environments.into_iter().next()?;
+            let rotation = env.secret_rotation.clone()?;
+            (rotation.rotations >= 1 && rotation.phase.is_none()).then_some(env)
+        }
+    })
+    .await;
+    let progress = playground.progress().await.expect("progress");
+    let pingone_calls = playground.pingone_control.calls();
+    let aic_calls = playground.aic.calls();
+    let current_secret = playground
+        .pingone
+        .application_secret(&app_id)
+        .expect("the application's secret");
+    let state = playground.pingone.state();
+    let versions = esv_versions(
+        &playground.aic,
+        "acme-dev",
+        "esv-pingone-worker-client-secret",
+    );
+    let restarts = playground.summary().await.restarts;
+    playground.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+
+    assert_ne!(first_secret, current_secret, "PingOne holds a new secret");
+    let rotations = pingone_calls
+        .iter()
+        .filter(|c| c.method == "POST" && c.path.ends_with(&format!("{app_id}/secret")))
+        .count();
+    assert!(rotations >= 1, "the secret was rotated in PingOne");
+    let previous_deleted = pingone_calls
+        .iter()
+        .filter(|c| c.method == "DELETE" && c.path.ends_with(&format!("{app_id}/secret")))
+        .count();
+    assert!(previous_deleted >= 1, "the previous secret was deleted");
+    let app = state["applications"]
+        .as_array()
+        .and_then(|apps| apps.iter().find(|a| a["id"] == app_id.as_str()))
+        .cloned()
+        .expect("the application in the simulator");
+    assert!(
+        app["previous"].is_null(),
+        "no previous secret is left valid after verification: {}",
+        app["previous"]
+    );
+    // The ESV: the new secret is the one enabled version; the first one is disabled.
+    let enabled: Vec<_> = versions.iter().filter(|v| v.1 == "ENABLED").collect();
+    assert_eq!(enabled.len(), 1, "{versions:?}");
+    assert_eq!(
+        enabled[0].2,
+        esv_version_digest(&current_secret),
+        "{versions:?}"
+    );
+    assert!(
+        versions
+            .iter()
+            .any(|v| v.2 == esv_version_digest(&first_secret) && v.1 == "DISABLED"),
+        "{versions:?}"
+    );
+    assert_eq!(rotated.secret_version, Some(enabled[0].0.to_string()));
+    assert!(rotated.connection_verified);
+    assert_eq!(
+        rotated.secret_rotation.unwrap().phase,
+        None::<RotationPhase>
+    );
+    // No failed connection at any point.
+    assert_eq!(failed_connection_tests(&aic_calls), Vec::<String>::new());
+    assert_eq!(refused_tokens(&pingone_calls), Vec::<String>::new());
+    assert!(
+        restarts >= 2,
+        "the first setup and the rotation each needed a restart"
+    );
+    assert!(progress.iter().all(|p| p.ready), "{progress:#?}");
+}
+
+const EXISTING_WORKER: &str = r#"
+apiVersion: pingone-aic.io/v1alpha1
+kind: PingOneIntegration
+metadata:
+  name: existing
+  namespace: default
+spec:
+  credentialType: WorkerApplication
+  environments:
+    - name: acme-dev
+      credentialsSecretRef:
+        name: existing-worker
+"#;
+
+/// A person rotates an existing worker's secret in PingOne (keeping the previous one valid for
+/// a while, as PingOne offers) and updates the Kubernetes Secret; later they delete the previous
+/// secret. The operator pushes the new ESV version at once, verifies it, disables the old one,
+/// and no connection fails. Then the operator's own PingOne admin secret and AIC service-account
+/// key: a changed value is used on the next reconcile (a wrong one shows at once, the right one
+/// recovers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_rotated_in_kubernetes_are_used_at_once() {
+    use pingone_aic_operator::pingone::{PingOneApi, Scope, TokenAuthMethod, WorkerApplication};
+    let dir = examples_dir(
+        "cluster-rotation",
+        &[
+            ("01-secrets.yaml", example_secrets()),
+            ("02-tenant.yaml", DEV_TENANT.to_owned()),
+        ],
+    );
+    let playground = start(dir.clone(), Duration::from_secs(30)).await;
+    ready(&playground).await;
+
+    // As a person in the PingOne console: an existing worker with Identity Data Admin.
+    let admin = admin_session(&playground, ADMIN_SECRET).await;
+    let app = admin
+        .create_worker_application(
+            DEV_ENVIRONMENT,
+            &WorkerApplication {
+                name: "Existing Worker".into(),
+                description: None,
+                enabled: true,
+                token_endpoint_auth_method: TokenAuthMethod::ClientSecretBasic,
+            },
+        )
+        .await
+        .expect("the worker is created");
+    let role = admin
+        .role_id("Identity Data Admin")
+        .await
+        .expect("the role");
+    admin
+        .create_role_assignment(
+            DEV_ENVIRONMENT,
+            &app.id,
+            &role,
+            &Scope::environment(DEV_ENVIRONMENT),
+        )
+        .await
+        .expect("the role is granted");
+    let first = admin
+        .application_secret(DEV_ENVIRONMENT, &app.id)
+        .await
+        .expect("the secret");
+    put_secret(
+        &playground,
+        "existing-worker",
+        &[
+            ("clientId", &app.id),
+            ("clientSecret", first.secret.expose()),
+        ],
+    )
+    .await;
+    let integration: PingOneIntegration = serde_json::from_value(
+        pingone_aic_operator::manifests::parse_documents(EXISTING_WORKER).expect("YAML")[0].clone(),
+    )
+    .expect("an integration");
+    let api: Api<PingOneIntegration> = Api::namespaced(playground.client.clone(), "default");
+    api.create(&Default::default(), &integration)
+        .await
+        .expect("the integration is created");
+    ready(&playground).await;
+
+    // Rotate in PingOne, keeping the previous secret valid; put the new one in the Secret.
+    let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600);
+    let second = admin
+        .rotate_application_secret(DEV_ENVIRONMENT, &app.id, Some(expires))
+        .await
+        .expect("the secret is rotated");
+    put_secret(
+        &playground,
+        "existing-worker",
+        &[("clientSecret", second.secret.expose())],
+    )
+    .await;
+    let new_digest = esv_version_digest(second.secret.expose());
+    let old_digest = esv_version_digest(first.secret.expose());
+    eventually("the new version verified and the old one disabled", || {
+        let api = api.clone();
+        let playground = &playground;
+        let (new_digest, old_digest) = (new_digest.clone(), old_digest.clone());
+        async move {
+            let versions = esv_versions(
+                &playground.aic,
+                "acme-dev",
+                "esv-pingone-worker-client-secret",
+            );
+            let env = api
+                .get("existing")
+                .await
+                .ok()?
+                .status?
+                .environments
+                .into_iter()
+                .next()?;
+            let new_enabled = versions
+                .iter()
+                .any(|v| v.2 == new_digest && v.1 == "ENABLED");
+            let old_disabled = versions
+                .iter()
+                .any(|v| v.2 == old_digest && v.1 == "DISABLED");
+            (new_enabled && old_disabled && env.connection_verified).then_some(())
+        }
+    })
+    .await;
+    // Nobody used the previous secret after the rotation: AIC tried the new version first.
+    let app_state = pingone_app(&playground, &app.id);
+    assert!(
+        app_state["previous"]["lastUsed"].is_null(),
+        "{}",
+        app_state["previous"]
+    );
+    admin
+        .delete_previous_secret(DEV_ENVIRONMENT, &app.id)
+        .await
+        .expect("the previous secret is deleted");
+
+    ready(&playground).await;
+    let pingone_calls = playground.pingone_control.calls();
+    let aic_calls = playground.aic.calls();
+    assert_eq!(failed_connection_tests(&aic_calls), Vec::<String>::new());
+    assert_eq!(refused_tokens(&pingone_calls), Vec::<String>::new());
+
+    // The operator's own credentials are read at once too: a wrong PingOne admin secret and a
+    // wrong AIC service-account key show at once, and the right ones recover.
+    put_secret(
+        &playground,
+        "pingone-admin-worker",
+        &[("clientSecret", "not-the-secret")],
+    )
+    .await;
+    tenant_condition(&playground, PINGONE_AUTHENTICATED, "False").await;
+    put_secret(
+        &playground,
+        "pingone-admin-worker",
+        &[("clientSecret", ADMIN_SECRET)],
+    )
+    .await;
+    tenant_condition(&playground, PINGONE_AUTHENTICATED, "True").await;
+    let uat_key = k8s_secret_value(&playground, "aic-acme-uat-service-account", "jwk").await;
+    let dev_key = k8s_secret_value(&playground, "aic-acme-dev-service-account", "jwk").await;
+    put_secret(
+        &playground,
+        "aic-acme-dev-service-account",
+        &[("jwk", &uat_key)],
+    )
+    .await;
+    tenant_condition(&playground, AIC_AUTHENTICATED, "False").await;
+    put_secret(
+        &playground,
+        "aic-acme-dev-service-account",
+        &[("jwk", &dev_key)],
+    )
+    .await;
+    tenant_condition(&playground, AIC_AUTHENTICATED, "True").await;
+    ready(&playground).await;
+    playground.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+async fn tenant_condition(
+    playground: &pingone_aic_operator::playground::Playground,
+    type_: &str,
+    value: &str,
+) {
+    use pingone_aic_operator::crd::TenantEnvironment;
+    let api: Api<TenantEnvironment> = Api::namespaced(playground.client.clone(), "default");
+    eventually(&format!("{type_} = {value}"), || {
+        let api = api.clone();
+        async move {
+            let tenant = api.get("acme-dev").await.ok()?;
+            tenant
+                .status?
+                .conditions
+                .iter()
+                .any(|c| c.type_ == type_ && c.status == value)
+                .then_some(())
+        }
+    })
+    .await;
+}
+
+async fn k8s_secret_value(
+    playground: &pingone_aic_operator::playground::Playground,
+    name: &str,
+    key: &str,
+) -> String {
+    use k8s_openapi::api::core::v1::Secret;
+    let api: Api<Secret> = Api::namespaced(playground.client.clone(), "default");
+    let secret = api.get(name).await.expect("the Secret");
+    let data = secret.data.unwrap_or_default();
+    String::from_utf8(data[key].0.clone()).expect("text")
+}

@@ -1,0 +1,296 @@
+//! Helpers shared by the scenario tests: starting the playground, waiting for conditions, and
+//! reading the simulators' and devkube's logs.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use pingone_aic_operator::playground::{Playground, PlaygroundOptions, Progress};
+
+/// Starts the playground on `examples` with a short resync.
+pub async fn start(examples: PathBuf, resync: Duration) -> Playground {
+    init_logs();
+    Playground::start(PlaygroundOptions {
+        examples,
+        resync,
+        ..Default::default()
+    })
+    .await
+    .expect("the playground starts")
+}
+
+/// Logs to stderr when `TEST_LOG` names a filter.
+pub fn init_logs() {
+    if let Ok(filter) = std::env::var("TEST_LOG") {
+        let _ = tracing::subscriber::set_global_default(
+            pingone_aic_operator::telemetry::subscriber(
+                pingone_aic_operator::telemetry::LogFormat::Human,
+                &filter,
+                std::io::stderr,
+            )
+            .unwrap(),
+        );
+    }
+}
+
+/// Waits until every resource is Ready; panics with the last progress after a generous timeout.
+pub async fn ready(playground: &Playground) -> Vec<Progress> {
+    playground
+        .wait_ready(Duration::from_secs(180), |_| {})
+        .await
+        .unwrap_or_else(|last| panic!("not everything became Ready: {last:#?}"))
+}
+
+/// Polls `check` until it returns `Some`, panicking with `what` after a generous timeout
+/// (only there to avoid hanging; nothing is asserted about time).
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// PingOne calls that change something: every call but reads and token requests.
+pub fn pingone_writes(calls: &[pingone_aic_operator::sim::control::CallRecord]) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| c.method != "GET" && !c.path.ends_with("/as/token"))
+        .map(|c| format!("{} {} -> {}", c.method, c.path, c.status))
+        .collect()
+}
+
+/// AIC calls that change something or cost a round trip to PingOne: every call but reads
+/// (including the read-only `_action=schema`) and service-account token requests. `testConnection` counts: it is verification, done once
+/// after a change, never on a resync without drift.
+pub fn aic_writes(calls: &[pingone_aic_operator::sim::aic::CallRecord]) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| {
+            c.method != "GET"
+                && !c.path.ends_with("/access_token")
+                && c.query.as_deref() != Some("_action=schema")
+        })
+        .map(|c| {
+            format!(
+                "{} {} {}?{} -> {}",
+                c.tenant,
+                c.method,
+                c.path,
+                c.query.clone().unwrap_or_default(),
+                c.status
+            )
+        })
+        .collect()
+}
+
+/// devkube requests that patch or replace a status subresource.
+pub fn status_writes(requests: &[String]) -> Vec<String> {
+    requests
+        .iter()
+        .filter(|r| {
+            (r.starts_with("PATCH") || r.starts_with("PUT"))
+                && r.split('?').next().unwrap_or_default().ends_with("/status")
+        })
+        .cloned()
+        .collect()
+}
+
+/// `testConnection` calls answered with an error.
+pub fn failed_connection_tests(
+    calls: &[pingone_aic_operator::sim::aic::CallRecord],
+) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| {
+            c.query
+                .as_deref()
+                .is_some_and(|q| q.contains("testConnection"))
+                && c.status >= 300
+        })
+        .map(|c| format!("{} {} -> {}", c.tenant, c.path, c.status))
+        .collect()
+}
+
+/// Writes `documents` (YAML text per file name) into a fresh folder for a focused scenario.
+pub fn examples_dir(name: &str, files: &[(&str, String)]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "pingone-aic-scenario-{name}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    for (file, text) in files {
+        std::fs::write(dir.join(file), text).expect("an example file");
+    }
+    dir
+}
+
+/// The repository's example Secrets, for focused scenarios that reuse their keys.
+pub fn example_secrets() -> String {
+    std::fs::read_to_string(
+        pingone_aic_operator::playground::repository_examples().join("01-secrets.yaml"),
+    )
+    .expect("the example Secrets")
+}
+
+/// The repository's example TenantEnvironments.
+pub fn example_tenants() -> String {
+    std::fs::read_to_string(
+        pingone_aic_operator::playground::repository_examples().join("02-tenant-environments.yaml"),
+    )
+    .expect("the example TenantEnvironments")
+}
+
+/// The example development TenantEnvironment alone (`acme-dev`).
+pub const DEV_TENANT: &str = r#"
+apiVersion: pingone-aic.io/v1alpha1
+kind: TenantEnvironment
+metadata:
+  name: acme-dev
+spec:
+  tenantUrl: https://openam-acme-euw2-dev.id.forgerock.io
+  tier: development
+  realm: alpha
+  serviceAccount:
+    id: 2f6c5a1e-0d1b-4c3a-9e8f-7a6b5c4d3e01
+    privateKeySecretRef:
+      name: aic-acme-dev-service-account
+      key: jwk
+  pingOne:
+    environmentId: 11111111-1111-4111-8111-111111111111
+    region: EU
+    adminCredentialsSecretRef:
+      name: pingone-admin-worker
+  restart:
+    policy: Automatic
+    debounce: 60s
+"#;
+
+/// SHA-256 (hex) of a secret as the AIC simulator's snapshot shows ESV secret versions (it
+/// hashes the stored base64 text).
+pub fn esv_version_digest(secret: &str) -> String {
+    use base64::Engine;
+    let stored = base64::engine::general_purpose::STANDARD.encode(secret);
+    let digest = ring::digest::digest(&ring::digest::SHA256, stored.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The versions of an ESV secret in a tenant: (version, status, sha256).
+pub fn esv_versions(
+    aic: &pingone_aic_operator::sim::aic::AicSimulator,
+    tenant: &str,
+    secret: &str,
+) -> Vec<(i64, String, String)> {
+    let snapshot = aic.snapshot();
+    snapshot["tenants"][tenant]["secrets"][secret]["versions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|v| {
+            (
+                v["version"].as_i64().unwrap_or_default(),
+                v["status"].as_str().unwrap_or_default().to_owned(),
+                v["sha256"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// PingOne token requests that were refused.
+pub fn refused_tokens(calls: &[pingone_aic_operator::sim::control::CallRecord]) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| c.path.ends_with("/as/token") && c.status >= 300)
+        .map(|c| format!("{} {} -> {}", c.method, c.path, c.status))
+        .collect()
+}
+
+/// The example admin worker's credentials (see `deploy/examples/01-secrets.yaml`).
+pub const ADMIN_CLIENT_ID: &str = "9a9a9a9a-0000-4000-8000-000000000001";
+/// Its secret.
+pub const ADMIN_SECRET: &str = "example-admin-client-secret-not-real";
+/// Its environment.
+pub const ADMIN_ENVIRONMENT: &str = "99999999-9999-4999-8999-999999999999";
+/// The PingOne environment of `acme-dev`.
+pub const DEV_ENVIRONMENT: &str = "11111111-1111-4111-8111-111111111111";
+
+/// A PingOne session of the example admin worker against the playground's PingOne simulator,
+/// for tests acting as a person in the PingOne console.
+pub async fn admin_session(
+    playground: &Playground,
+    secret: &str,
+) -> pingone_aic_operator::pingone::PingOneSession {
+    use pingone_aic_operator::crd::TenantEnvironment;
+    let tenants: kube::Api<TenantEnvironment> =
+        kube::Api::namespaced(playground.client.clone(), &playground.namespace);
+    let tenant = tenants.get("acme-dev").await.expect("acme-dev");
+    let endpoints =
+        pingone_aic_operator::pingone::Endpoints::for_environment(&tenant.spec.ping_one)
+            .expect("endpoints");
+    pingone_aic_operator::pingone::PingOne::new(Default::default())
+        .expect("a PingOne client")
+        .session(
+            endpoints,
+            pingone_aic_operator::pingone::Credentials {
+                environment_id: ADMIN_ENVIRONMENT.to_owned(),
+                client_id: ADMIN_CLIENT_ID.to_owned(),
+                client_secret: secret.into(),
+                auth_method: pingone_aic_operator::pingone::TokenAuthMethod::ClientSecretBasic,
+            },
+        )
+}
+
+/// An application in the PingOne simulator's state.
+pub fn pingone_app(playground: &Playground, id: &str) -> serde_json::Value {
+    playground.pingone.state()["applications"]
+        .as_array()
+        .and_then(|apps| apps.iter().find(|a| a["id"] == id))
+        .cloned()
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// Creates a Secret with string data, or replaces the given keys of an existing one.
+pub async fn put_secret(playground: &Playground, name: &str, data: &[(&str, &str)]) {
+    use base64::Engine;
+    use k8s_openapi::api::core::v1::Secret;
+    let api: kube::Api<Secret> =
+        kube::Api::namespaced(playground.client.clone(), &playground.namespace);
+    if api.get_opt(name).await.expect("a Secret read").is_some() {
+        let encoded: serde_json::Map<String, serde_json::Value> = data
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    serde_json::json!(base64::engine::general_purpose::STANDARD.encode(v)),
+                )
+            })
+            .collect();
+        api.patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"data": encoded})),
+        )
+        .await
+        .expect("the Secret is updated");
+    } else {
+        let secret: Secret = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name},
+            "stringData": data.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
+        }))
+        .expect("a Secret");
+        api.create(&Default::default(), &secret)
+            .await
+            .expect("the Secret is created");
+    }
+}

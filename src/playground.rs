@@ -131,7 +131,9 @@ pub struct Playground {
     _pingone_server: ServerGuard,
     aic_server: Option<RunningAicSim>,
     stop: tokio::sync::watch::Sender<bool>,
+    operator_stop: tokio::sync::watch::Sender<bool>,
     operator: tokio::task::JoinHandle<()>,
+    resync: Duration,
     helper: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -188,41 +190,9 @@ impl Playground {
         };
         apply_examples(&client, &options, &documents, &urls).await?;
 
-        let clients = Clients::with(
-            crate::pingone::PingOneConfig::default(),
-            Backoff {
-                base: Duration::from_millis(100),
-                cap: Duration::from_secs(2),
-                max_retries: 3,
-            },
-        )
-        .map_err(|e| start_error("the operator", e))?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let run_options = RunOptions {
-            kubeconfig: None,
-            operator: OperatorConfig {
-                namespaces: vec![options.namespace.clone()],
-                resync: options.resync,
-                concurrency: 4,
-                instance: Some("playground".to_owned()),
-                poll: Duration::from_millis(500),
-                wait: Duration::from_secs(1),
-            },
-            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            leader_election: None,
-        };
-        let operator_client = client.clone();
-        let mut operator_stop = stopped.clone();
-        let operator = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = operator_stop.wait_for(|s| *s).await;
-            };
-            if let Err(err) =
-                runtime::run_with(operator_client, clients, run_options, shutdown).await
-            {
-                tracing::error!(error = %err, "the operator stopped");
-            }
-        });
+        let (operator_stop, operator) =
+            spawn_operator(client.clone(), options.namespace.clone(), options.resync)?;
         let helper = options.act_as_user.then(|| {
             tokio::spawn(act_as_user(
                 client.clone(),
@@ -243,9 +213,34 @@ impl Playground {
             _pingone_server: pingone_server,
             aic_server: Some(aic_server),
             stop,
+            operator_stop,
             operator,
+            resync: options.resync,
             helper,
         })
+    }
+
+    /// Stops the operator and starts a new one against the same devkube and simulators, as a
+    /// rescheduled pod would: nothing carries over but what is in Kubernetes and the services.
+    /// `graceful` lets it shut down; otherwise it is killed wherever it is, mid-request.
+    pub async fn restart_operator(&mut self, graceful: bool) -> Result<(), PlaygroundError> {
+        if graceful {
+            let _ = self.operator_stop.send(true);
+            if tokio::time::timeout(Duration::from_secs(10), &mut self.operator)
+                .await
+                .is_err()
+            {
+                self.operator.abort();
+            }
+        } else {
+            self.operator.abort();
+            let _ = (&mut self.operator).await;
+        }
+        let (operator_stop, operator) =
+            spawn_operator(self.client.clone(), self.namespace.clone(), self.resync)?;
+        self.operator_stop = operator_stop;
+        self.operator = operator;
+        Ok(())
     }
 
     /// Where each resource stands.
@@ -348,6 +343,7 @@ impl Playground {
     /// Stops the operator, the simulators and devkube.
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
+        let _ = self.operator_stop.send(true);
         if let Some(helper) = self.helper.take() {
             helper.abort();
         }
@@ -381,6 +377,54 @@ pub struct Summary {
     pub restarts: i64,
     /// Promotions that succeeded.
     pub promotions: usize,
+}
+
+/// Starts the operator in-process against devkube; it runs until the returned sender says stop.
+fn spawn_operator(
+    client: kube::Client,
+    namespace: String,
+    resync: Duration,
+) -> Result<
+    (
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    ),
+    PlaygroundError,
+> {
+    let clients = Clients::with(
+        crate::pingone::PingOneConfig::default(),
+        Backoff {
+            base: Duration::from_millis(100),
+            cap: Duration::from_secs(2),
+            max_retries: 3,
+        },
+    )
+    .map_err(|e| start_error("the operator", e))?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let run_options = RunOptions {
+        kubeconfig: None,
+        operator: OperatorConfig {
+            namespaces: vec![namespace],
+            resync,
+            concurrency: 4,
+            instance: Some("playground".to_owned()),
+            poll: Duration::from_millis(500),
+            wait: Duration::from_secs(1),
+        },
+        listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        leader_election: None,
+    };
+    let operator_client = client;
+    let mut operator_stop = stopped.clone();
+    let operator = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = operator_stop.wait_for(|s| *s).await;
+        };
+        if let Err(err) = runtime::run_with(operator_client, clients, run_options, shutdown).await {
+            tracing::error!(error = %err, "the operator stopped");
+        }
+    });
+    Ok((stop, operator))
 }
 
 fn start_error(what: &'static str, err: impl std::fmt::Display) -> PlaygroundError {

@@ -115,6 +115,9 @@ struct Facts {
     note: Option<String>,
     /// Look again this soon (operator-managed rotation).
     requeue: Option<Duration>,
+    /// The environment failed on a conflict the operator will not resolve by guessing (e.g.
+    /// two applications of the same name).
+    conflict: bool,
 }
 
 /// One environment of the integration with its TenantEnvironment.
@@ -238,6 +241,7 @@ async fn apply(integration: &PingOneIntegration, ctx: &Context) -> Result<Action
                 .await;
                 Facts {
                     note: Some(format!("{name}: {err}")),
+                    conflict: matches!(err, ReconcileError::Conflict { .. }),
                     ..Default::default()
                 }
             }
@@ -1335,6 +1339,10 @@ fn set_conditions(
                 now,
             );
         }
+    }
+    // A conflict is what a person must resolve, so it is what Ready reports first.
+    if facts.values().any(|f| f.conflict) {
+        first_failure = Some("Conflict");
     }
     if all {
         set(

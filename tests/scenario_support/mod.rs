@@ -294,3 +294,87 @@ pub async fn put_secret(playground: &Playground, name: &str, data: &[(&str, &str
             .expect("the Secret is created");
     }
 }
+
+/// A WorkerApplication integration in `acme-dev` named `name`, with ESVs and a service of its
+/// own (`esv-<name>-…`, service `<name>-svc`, label `<name>label`), and extra YAML under `spec`.
+pub fn worker_integration(name: &str, app: &str, extra_spec: &str) -> String {
+    format!(
+        r#"
+apiVersion: pingone-aic.io/v1alpha1
+kind: PingOneIntegration
+metadata:
+  name: {name}
+  namespace: default
+spec:
+  credentialType: WorkerApplication
+  environments:
+    - name: acme-dev
+  workerApplication:
+    name: {app}
+    adoptExisting: true
+  esv:
+    environmentId: esv-{name}-environment-id
+    clientId: esv-{name}-client-id
+    clientSecret: esv-{name}-client-secret
+  service:
+    name: {name}-svc
+    secretLabelIdentifier: {name}label
+{extra_spec}
+"#
+    )
+}
+
+/// Creates an object from YAML text.
+pub async fn apply_yaml<K>(playground: &Playground, text: &str) -> K
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    let object: K = serde_json::from_value(
+        pingone_aic_operator::manifests::parse_documents(text).expect("YAML")[0].clone(),
+    )
+    .expect("a valid object");
+    let api: kube::Api<K> = kube::Api::namespaced(playground.client.clone(), &playground.namespace);
+    api.create(&Default::default(), &object)
+        .await
+        .expect("the object is created")
+}
+
+/// The Ready condition (status, reason, message) of an integration.
+pub async fn integration_ready(
+    playground: &Playground,
+    name: &str,
+) -> Option<(String, String, String)> {
+    use pingone_aic_operator::crd::PingOneIntegration;
+    let api: kube::Api<PingOneIntegration> =
+        kube::Api::namespaced(playground.client.clone(), &playground.namespace);
+    let integration = api.get(name).await.ok()?;
+    let status = integration.status?;
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// Creates a worker application as a person would, returning its id.
+pub async fn create_app(playground: &Playground, name: &str) -> String {
+    use pingone_aic_operator::pingone::{PingOneApi, TokenAuthMethod, WorkerApplication};
+    let admin = admin_session(playground, ADMIN_SECRET).await;
+    admin
+        .create_worker_application(
+            DEV_ENVIRONMENT,
+            &WorkerApplication {
+                name: name.into(),
+                description: None,
+                enabled: true,
+                token_endpoint_auth_method: TokenAuthMethod::ClientSecretBasic,
+            },
+        )
+        .await
+        .expect("the application is created")
+        .id
+}

@@ -56,6 +56,9 @@ pub struct PlaygroundOptions {
     pub debounce: Option<String>,
     /// Apply the Promotions and restart approvals the examples' `Manual` policies wait for.
     pub act_as_user: bool,
+    /// Run the operator in this process; without it, operator processes started against the
+    /// served kubeconfig do the work (the process-level tests).
+    pub run_operator: bool,
 }
 
 impl Default for PlaygroundOptions {
@@ -69,6 +72,7 @@ impl Default for PlaygroundOptions {
             resync: Duration::from_secs(60),
             debounce: Some("2s".to_owned()),
             act_as_user: true,
+            run_operator: true,
         }
     }
 }
@@ -126,12 +130,18 @@ pub struct Playground {
     pub namespace: String,
     /// The kubeconfig written for `kubectl`, when serving over TCP.
     pub kubeconfig: Option<PathBuf>,
+    /// devkube's URL, when serving over TCP.
+    pub devkube_url: Option<String>,
+    /// The PingOne simulator's base URL (its control API is under `/_sim/`).
+    pub pingone_url: String,
+    /// Each AIC tenant's base URL, by TenantEnvironment name.
+    pub aic_urls: BTreeMap<String, String>,
     started: Instant,
     _devkube_server: Option<crate::devkube::Server>,
     _pingone_server: ServerGuard,
     aic_server: Option<RunningAicSim>,
     stop: tokio::sync::watch::Sender<bool>,
-    operator: tokio::task::JoinHandle<()>,
+    operator: Option<tokio::task::JoinHandle<()>>,
     helper: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -213,15 +223,17 @@ impl Playground {
         };
         let operator_client = client.clone();
         let mut operator_stop = stopped.clone();
-        let operator = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = operator_stop.wait_for(|s| *s).await;
-            };
-            if let Err(err) =
-                runtime::run_with(operator_client, clients, run_options, shutdown).await
-            {
-                tracing::error!(error = %err, "the operator stopped");
-            }
+        let operator = options.run_operator.then(|| {
+            tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = operator_stop.wait_for(|s| *s).await;
+                };
+                if let Err(err) =
+                    runtime::run_with(operator_client, clients, run_options, shutdown).await
+                {
+                    tracing::error!(error = %err, "the operator stopped");
+                }
+            })
         });
         let helper = options.act_as_user.then(|| {
             tokio::spawn(act_as_user(
@@ -238,6 +250,9 @@ impl Playground {
             aic,
             namespace: options.namespace,
             kubeconfig,
+            devkube_url: devkube_server.as_ref().map(crate::devkube::Server::url),
+            pingone_url: urls.pingone,
+            aic_urls: urls.tenants,
             started: Instant::now(),
             _devkube_server: devkube_server,
             _pingone_server: pingone_server,
@@ -351,7 +366,9 @@ impl Playground {
         if let Some(helper) = self.helper.take() {
             helper.abort();
         }
-        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.operator).await;
+        if let Some(operator) = self.operator.as_mut() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), operator).await;
+        }
         if let Some(server) = self.aic_server.take() {
             server.stop().await;
         }
@@ -361,7 +378,9 @@ impl Playground {
 impl Drop for Playground {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
-        self.operator.abort();
+        if let Some(operator) = self.operator.take() {
+            operator.abort();
+        }
         if let Some(helper) = self.helper.take() {
             helper.abort();
         }

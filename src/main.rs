@@ -60,6 +60,13 @@ struct RunArgs {
     /// How often a resource in steady state is looked at again (e.g. `10m`).
     #[arg(long, env = "RESYNC_INTERVAL", default_value = "10m", value_parser = parse_duration)]
     resync_interval: Duration,
+    /// How often a running AIC operation (restart, lock, promotion) is polled.
+    #[arg(long, env = "POLL_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    poll_interval: Duration,
+    /// How often a wait on something outside the operator's hands (a restart, a promotion,
+    /// another promotion's lock) is looked at again.
+    #[arg(long, env = "WAIT_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    wait_interval: Duration,
     /// Reconciles running at once per resource kind.
     #[arg(long, env = "CONCURRENCY", default_value_t = 4)]
     concurrency: u16,
@@ -125,7 +132,8 @@ fn run(args: RunArgs) -> ExitCode {
             resync: args.resync_interval,
             concurrency: args.concurrency.max(1),
             instance: Some(identity.clone()),
-            ..OperatorConfig::default()
+            poll: args.poll_interval,
+            wait: args.wait_interval,
         },
         listen_addr: args.listen_addr,
         leader_election: args.leader_election.then(|| LeaderElection {

@@ -276,6 +276,7 @@ mod playground_command {
         let mut display = Display::default();
         let mut ready_since: Option<Instant> = None;
         let mut timed_out = false;
+        let mut announced = false;
         let code = loop {
             tokio::select! {
                 () = &mut signal => {
@@ -294,8 +295,13 @@ mod playground_command {
             display.show(&progress, started.elapsed());
             let all_ready = !progress.is_empty() && progress.iter().all(|p| p.ready);
             match (all_ready, ready_since) {
+                (true, None) if announced => {
+                    ready_since = Some(Instant::now());
+                    println!("{} Everything is Ready again.", stamp(started.elapsed()));
+                }
                 (true, None) => {
                     ready_since = Some(Instant::now());
+                    announced = true;
                     print_summary(&playground).await;
                     if args.exit_when_ready {
                         break ExitCode::SUCCESS;
@@ -305,7 +311,7 @@ mod playground_command {
                 (false, Some(_)) => ready_since = None,
                 _ => {}
             }
-            if ready_since.is_none() && !timed_out && started.elapsed() >= args.timeout {
+            if !announced && !timed_out && started.elapsed() >= args.timeout {
                 timed_out = true;
                 println!(
                     "Not everything became Ready within {}; failing conditions:",
@@ -480,16 +486,24 @@ mod playground_command {
                     current.insert(format!("{}  {environment}:", p.resource), note);
                 }
             }
-            // An environment note that disappeared means that environment has nothing left to do.
-            let finished: Vec<String> = self
+            // An environment note that disappeared means that environment has nothing left to do;
+            // a resource that disappeared was deleted.
+            let gone: Vec<String> = self
                 .shown
                 .keys()
-                .filter(|k| k.ends_with(':') && !current.contains_key(*k))
+                .filter(|k| !current.contains_key(*k))
                 .cloned()
                 .collect();
-            for key in finished {
+            for key in gone {
                 self.shown.remove(&key);
-                println!("{} {key} done", stamp(elapsed));
+                if let Some((resource, _)) = key.split_once("  ") {
+                    // The notes of a deleted resource go with it.
+                    if current.contains_key(resource) {
+                        println!("{} {key} done", stamp(elapsed));
+                    }
+                } else {
+                    println!("{} {key:<44} deleted", stamp(elapsed));
+                }
             }
             for (key, text) in current {
                 let normalised = normalise(&text);

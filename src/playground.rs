@@ -691,7 +691,16 @@ async fn act_as_user(
                             .cloned()
                     })
                     .is_some_and(|c| c.reason == "AwaitingApproval");
-                if waiting {
+                // An approval the operator has not acted on yet is still in flight: approving
+                // again would only repeat the line (and the annotation write).
+                let given = tenant.annotations().get(APPROVE_RESTART_ANNOTATION);
+                let acted_on = tenant
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.restart.as_ref())
+                    .and_then(|r| r.last_approval.as_ref());
+                let in_flight = given.is_some() && given != acted_on;
+                if waiting && !in_flight {
                     approvals += 1;
                     let patch = json!({"metadata": {"annotations": {APPROVE_RESTART_ANNOTATION: format!("playground-{approvals}")}}});
                     if tenants

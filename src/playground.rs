@@ -56,6 +56,9 @@ pub struct PlaygroundOptions {
     pub debounce: Option<String>,
     /// Apply the Promotions and restart approvals the examples' `Manual` policies wait for.
     pub act_as_user: bool,
+    /// Run the operator in this process; without it, operator processes started against the
+    /// served kubeconfig do the work (the process-level tests).
+    pub run_operator: bool,
 }
 
 impl Default for PlaygroundOptions {
@@ -69,6 +72,7 @@ impl Default for PlaygroundOptions {
             resync: Duration::from_secs(60),
             debounce: Some("2s".to_owned()),
             act_as_user: true,
+            run_operator: true,
         }
     }
 }
@@ -126,13 +130,19 @@ pub struct Playground {
     pub namespace: String,
     /// The kubeconfig written for `kubectl`, when serving over TCP.
     pub kubeconfig: Option<PathBuf>,
+    /// devkube's URL, when serving over TCP.
+    pub devkube_url: Option<String>,
+    /// The PingOne simulator's base URL (its control API is under `/_sim/`).
+    pub pingone_url: String,
+    /// Each AIC tenant's base URL, by TenantEnvironment name.
+    pub aic_urls: BTreeMap<String, String>,
     started: Instant,
     _devkube_server: Option<crate::devkube::Server>,
     _pingone_server: ServerGuard,
     aic_server: Option<RunningAicSim>,
     stop: tokio::sync::watch::Sender<bool>,
     operator_stop: tokio::sync::watch::Sender<bool>,
-    operator: tokio::task::JoinHandle<()>,
+    operator: Option<tokio::task::JoinHandle<()>>,
     resync: Duration,
     helper: Option<tokio::task::JoinHandle<()>>,
 }
@@ -191,8 +201,13 @@ impl Playground {
         apply_examples(&client, &options, &documents, &urls).await?;
 
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let (operator_stop, operator) =
-            spawn_operator(client.clone(), options.namespace.clone(), options.resync)?;
+        let (operator_stop, operator) = if options.run_operator {
+            let (stop, handle) =
+                spawn_operator(client.clone(), options.namespace.clone(), options.resync)?;
+            (stop, Some(handle))
+        } else {
+            (tokio::sync::watch::channel(false).0, None)
+        };
         let helper = options.act_as_user.then(|| {
             tokio::spawn(act_as_user(
                 client.clone(),
@@ -208,6 +223,9 @@ impl Playground {
             aic,
             namespace: options.namespace,
             kubeconfig,
+            devkube_url: devkube_server.as_ref().map(crate::devkube::Server::url),
+            pingone_url: urls.pingone,
+            aic_urls: urls.tenants,
             started: Instant::now(),
             _devkube_server: devkube_server,
             _pingone_server: pingone_server,
@@ -224,22 +242,24 @@ impl Playground {
     /// rescheduled pod would: nothing carries over but what is in Kubernetes and the services.
     /// `graceful` lets it shut down; otherwise it is killed wherever it is, mid-request.
     pub async fn restart_operator(&mut self, graceful: bool) -> Result<(), PlaygroundError> {
-        if graceful {
-            let _ = self.operator_stop.send(true);
-            if tokio::time::timeout(Duration::from_secs(10), &mut self.operator)
-                .await
-                .is_err()
-            {
-                self.operator.abort();
+        if let Some(mut running) = self.operator.take() {
+            if graceful {
+                let _ = self.operator_stop.send(true);
+                if tokio::time::timeout(Duration::from_secs(10), &mut running)
+                    .await
+                    .is_err()
+                {
+                    running.abort();
+                }
+            } else {
+                running.abort();
+                let _ = running.await;
             }
-        } else {
-            self.operator.abort();
-            let _ = (&mut self.operator).await;
         }
         let (operator_stop, operator) =
             spawn_operator(self.client.clone(), self.namespace.clone(), self.resync)?;
         self.operator_stop = operator_stop;
-        self.operator = operator;
+        self.operator = Some(operator);
         Ok(())
     }
 
@@ -347,7 +367,9 @@ impl Playground {
         if let Some(helper) = self.helper.take() {
             helper.abort();
         }
-        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.operator).await;
+        if let Some(operator) = self.operator.as_mut() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), operator).await;
+        }
         if let Some(server) = self.aic_server.take() {
             server.stop().await;
         }
@@ -357,7 +379,9 @@ impl Playground {
 impl Drop for Playground {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
-        self.operator.abort();
+        if let Some(operator) = self.operator.take() {
+            operator.abort();
+        }
         if let Some(helper) = self.helper.take() {
             helper.abort();
         }
@@ -716,7 +740,16 @@ async fn act_as_user(
                             .cloned()
                     })
                     .is_some_and(|c| c.reason == "AwaitingApproval");
-                if waiting {
+                // An approval the operator has not acted on yet is still in flight: approving
+                // again would only repeat the line (and the annotation write).
+                let given = tenant.annotations().get(APPROVE_RESTART_ANNOTATION);
+                let acted_on = tenant
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.restart.as_ref())
+                    .and_then(|r| r.last_approval.as_ref());
+                let in_flight = given.is_some() && given != acted_on;
+                if waiting && !in_flight {
                     approvals += 1;
                     let patch = json!({"metadata": {"annotations": {APPROVE_RESTART_ANNOTATION: format!("playground-{approvals}")}}});
                     if tenants

@@ -94,6 +94,9 @@ pub struct Context {
     /// The Promotions of the scope.
     pub promotions: Store<Promotion>,
     failures: Mutex<HashMap<String, u32>>,
+    /// The worker schema's credential label field per tenant URL and realm: a property of the
+    /// AIC release, read once per operator process instead of on every resync.
+    credential_fields: Mutex<HashMap<String, String>>,
 }
 
 impl Context {
@@ -118,6 +121,23 @@ impl Context {
         if let Err(err) = self.recorder.publish(&event, &object.object_ref(&())).await {
             tracing::warn!(error = %err, reason, "cannot publish an event");
         }
+    }
+
+    /// The cached credential label field of a tenant's worker schema.
+    pub fn credential_field(&self, tenant: &str) -> Option<String> {
+        self.credential_fields
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+            .cloned()
+    }
+
+    /// Remembers the credential label field of a tenant's worker schema.
+    pub fn remember_credential_field(&self, tenant: &str, field: &str) {
+        self.credential_fields
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.to_owned(), field.to_owned());
     }
 
     /// Counts a failure of `key`'s reconcile and returns how many happened in a row.
@@ -372,6 +392,7 @@ async fn run_scope(
         integrations: integrations.store(),
         promotions: promotions.store(),
         failures: Mutex::new(HashMap::new()),
+        credential_fields: Mutex::new(HashMap::new()),
     });
 
     let tenant_store = ctx.tenants.clone();

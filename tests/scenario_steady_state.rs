@@ -49,7 +49,33 @@ async fn resyncs_without_drift_write_nothing() {
     let kube = playground.devkube.requests()[kube_start..].to_vec();
     let summary = playground.summary().await;
     let progress = playground.progress().await.expect("progress");
+    let restarts_per_tenant: Vec<(String, i64)> = {
+        let tenants: kube::Api<pingone_aic_operator::crd::TenantEnvironment> =
+            kube::Api::namespaced(playground.client.clone(), "default");
+        tenants
+            .list(&Default::default())
+            .await
+            .expect("tenants")
+            .items
+            .iter()
+            .map(|t| {
+                (
+                    kube::ResourceExt::name_any(t),
+                    t.status
+                        .as_ref()
+                        .and_then(|s| s.restart.as_ref())
+                        .map_or(0, |r| r.restart_count),
+                )
+            })
+            .collect()
+    };
     playground.stop().await;
+    eprintln!("restarts per tenant: {restarts_per_tenant:?}");
+    // Every tenant needed its ESVs loaded once: exactly one restart each, however many
+    // integrations and changes went into it.
+    for (tenant, count) in &restarts_per_tenant {
+        assert_eq!(*count, 1, "{tenant} restarted {count} times");
+    }
 
     assert!(progress.iter().all(|p| p.ready), "{progress:#?}");
     assert!(
@@ -70,4 +96,9 @@ async fn resyncs_without_drift_write_nothing() {
         aic.len(),
         kube.len()
     );
+    let mut per_tenant = std::collections::BTreeMap::<String, usize>::new();
+    for call in &aic {
+        *per_tenant.entry(call.tenant.clone()).or_default() += 1;
+    }
+    eprintln!("AIC calls per tenant: {per_tenant:?}");
 }

@@ -43,6 +43,16 @@ pub enum ReconcileError {
     /// The finalizer machinery failed.
     #[error("finalizer: {0}")]
     Finalizer(String),
+    /// A step that must finish before the reconcile can (e.g. releasing a promotion lock before
+    /// a deletion) is under way remotely. Not a failure: it is polled at a fixed interval, not
+    /// backed off, because the finalizer can only wait by returning an error.
+    #[error("{message}")]
+    InProgress {
+        /// What is under way.
+        message: String,
+        /// When to look again.
+        poll: Duration,
+    },
 }
 
 impl ReconcileError {
@@ -73,6 +83,7 @@ impl ReconcileError {
                 reason
             }
             ReconcileError::Finalizer(_) => "FinalizerError",
+            ReconcileError::InProgress { .. } => "InProgress",
         }
     }
 
@@ -84,7 +95,7 @@ impl ReconcileError {
             ReconcileError::Aic(err) => err.is_transient(),
             ReconcileError::Kube(err) => kube_error_is_transient(err),
             ReconcileError::Invalid { .. } | ReconcileError::Conflict { .. } => false,
-            ReconcileError::Finalizer(_) => true,
+            ReconcileError::Finalizer(_) | ReconcileError::InProgress { .. } => true,
         }
     }
 
@@ -109,6 +120,9 @@ fn kube_error_is_transient(err: &kube::Error) -> bool {
 /// object (honouring `Retry-After`); permanent ones wait for a change, with a slow safety-net
 /// retry in case what was wrong outside Kubernetes is fixed there.
 pub fn retry_delay(error: &ReconcileError, consecutive_failures: u32) -> Duration {
+    if let ReconcileError::InProgress { poll, .. } = error {
+        return *poll;
+    }
     if !error.is_transient() {
         return Duration::from_secs(300);
     }

@@ -35,7 +35,7 @@ use kube::{Resource, ResourceExt};
 use super::clients::{Clients, namespace_of};
 use super::tenant::parse_duration;
 use super::{Context, FINALIZER, ReconcileError, finish, is_paused, patch_status};
-use crate::aic::am::{self, ConnectionTest, Worker, WorkerOutcome};
+use crate::aic::am::{self, ConnectionTest, Worker};
 use crate::aic::esv::{self, VariableOutcome};
 use crate::aic::{AicClient, AmApi, EsvApi};
 use crate::crd::common::{ApprovalPolicy, condition};
@@ -1028,10 +1028,18 @@ async fn desired_worker(
     if integration.spec.credential_type == CredentialType::ProductConnection {
         worker.use_credential = true;
         worker.client_id = String::new();
-        let schema = aic.worker_schema().await?;
-        let field = am::credential_field(&schema).ok_or_else(|| {
-            ReconcileError::invalid("CredentialFieldUnknown", "the worker service schema names no credential label field; this AIC release may not support product connections")
-        })?;
+        let key = format!("{}#{}", tenant.spec.tenant_url, tenant.spec.realm);
+        let field = match ctx.credential_field(&key) {
+            Some(field) => field,
+            None => {
+                let schema = aic.worker_schema().await?;
+                let field = am::credential_field(&schema).ok_or_else(|| {
+                    ReconcileError::invalid("CredentialFieldUnknown", "the worker service schema names no credential label field; this AIC release may not support product connections")
+                })?;
+                ctx.remember_credential_field(&key, &field);
+                field
+            }
+        };
         worker
             .other
             .insert(field, serde_json::Value::String(label.clone()));
@@ -1072,7 +1080,10 @@ async fn configure_service(
     env: &mut EnvironmentStatus,
 ) -> Result<(), ReconcileError> {
     let service = &integration.spec.service;
-    if am::ensure_worker_service(aic).await? {
+    let current = aic.get_worker(&service.name).await?;
+    // A worker configuration lives inside the service, so finding it proves the service
+    // exists: the service is read only when the worker is missing (one read less per resync).
+    if current.is_none() && am::ensure_worker_service(aic).await? {
         ctx.publish(
             integration,
             EventType::Normal,
@@ -1082,7 +1093,9 @@ async fn configure_service(
         )
         .await;
     }
-    if let WorkerOutcome::Written(_) = am::upsert_worker(aic, &service.name, desired).await? {
+    let unchanged = current.as_ref().is_some_and(|c| c.satisfies(desired));
+    if !unchanged {
+        aic.put_worker(&service.name, desired).await?;
         env.connection_verified = false;
         ctx.publish(
             integration,

@@ -94,6 +94,9 @@ pub struct Context {
     /// The Promotions of the scope.
     pub promotions: Store<Promotion>,
     failures: Mutex<HashMap<String, u32>>,
+    /// The worker schema's credential label field per tenant URL and realm: a property of the
+    /// AIC release, read once per operator process instead of on every resync.
+    credential_fields: Mutex<HashMap<String, String>>,
 }
 
 impl Context {
@@ -118,6 +121,23 @@ impl Context {
         if let Err(err) = self.recorder.publish(&event, &object.object_ref(&())).await {
             tracing::warn!(error = %err, reason, "cannot publish an event");
         }
+    }
+
+    /// The cached credential label field of a tenant's worker schema.
+    pub fn credential_field(&self, tenant: &str) -> Option<String> {
+        self.credential_fields
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+            .cloned()
+    }
+
+    /// Remembers the credential label field of a tenant's worker schema.
+    pub fn remember_credential_field(&self, tenant: &str, field: &str) {
+        self.credential_fields
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.to_owned(), field.to_owned());
     }
 
     /// Counts a failure of `key`'s reconcile and returns how many happened in a row.
@@ -161,10 +181,46 @@ where
     if current == Some(status) {
         return Ok(false);
     }
-    let patch = serde_json::json!({ "status": status });
+    // Optional fields are left out when empty, and a merge patch that leaves a field out keeps
+    // it: fields the status no longer has must be sent as `null`, or the stored status never
+    // equals the computed one and every resync patches again.
+    let old = current
+        .map(serde_json::to_value)
+        .transpose()
+        .map_err(|err| ReconcileError::Finalizer(err.to_string()))?
+        .unwrap_or(serde_json::Value::Null);
+    let new =
+        serde_json::to_value(status).map_err(|err| ReconcileError::Finalizer(err.to_string()))?;
+    let patch = serde_json::json!({ "status": merge_patch(&old, &new) });
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
     Ok(true)
+}
+
+/// The JSON merge patch (RFC 7386) that turns `old` into `new`: objects recurse, fields only in
+/// `old` become `null`, everything else is `new`'s value.
+pub fn merge_patch(old: &serde_json::Value, new: &serde_json::Value) -> serde_json::Value {
+    match (old, new) {
+        (serde_json::Value::Object(old), serde_json::Value::Object(new)) => {
+            let mut patch = serde_json::Map::new();
+            for (key, value) in new {
+                match old.get(key) {
+                    Some(previous) if previous == value => {}
+                    Some(previous) => {
+                        patch.insert(key.clone(), merge_patch(previous, value));
+                    }
+                    None => {
+                        patch.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+            for key in old.keys().filter(|k| !new.contains_key(*k)) {
+                patch.insert(key.clone(), serde_json::Value::Null);
+            }
+            serde_json::Value::Object(patch)
+        }
+        _ => new.clone(),
+    }
 }
 
 /// Records metrics for a reconcile and turns its error into the next look.
@@ -336,6 +392,7 @@ async fn run_scope(
         integrations: integrations.store(),
         promotions: promotions.store(),
         failures: Mutex::new(HashMap::new()),
+        credential_fields: Mutex::new(HashMap::new()),
     });
 
     let tenant_store = ctx.tenants.clone();
@@ -436,4 +493,20 @@ async fn run_scope(
         promotion_controller,
         integration_controller
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_merge_patch_removes_what_the_status_no_longer_has() {
+        let old = serde_json::json!({"restart": {"state": "Pending", "pendingSince": "t1", "count": 1}, "gone": 1});
+        let new = serde_json::json!({"restart": {"state": "Idle", "count": 1}});
+        assert_eq!(
+            merge_patch(&old, &new),
+            serde_json::json!({"restart": {"state": "Idle", "pendingSince": null}, "gone": null})
+        );
+        assert_eq!(merge_patch(&serde_json::Value::Null, &new), new);
+    }
 }

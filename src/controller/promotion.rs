@@ -571,7 +571,25 @@ async fn cleanup(promotion: &Promotion, ctx: &Context) -> Result<Action, Reconci
         return Ok(Action::await_change());
     }
     let upper = upper_client(ctx, promotion).await?;
-    if unlock(&upper, status.promotion_id.as_deref()).await? {
+    let still_releasing = || ReconcileError::InProgress {
+        message: "the promotion lock is still being released".to_owned(),
+        poll: ctx.config.poll,
+    };
+    // AIC refuses to unlock while a dry run or promotion runs (409); that ends by itself, so
+    // it is polled like an unlock in progress rather than backed off exponentially, with one
+    // read instead of refused unlocks.
+    if upper.promotion_progress().await?.is_running() {
+        return Err(still_releasing());
+    }
+    let unlocked = match unlock(&upper, status.promotion_id.as_deref()).await {
+        Ok(unlocked) => unlocked,
+        Err(ReconcileError::Aic(err)) if err.is_transient() => {
+            tracing::debug!(error = %err, "unlock not possible yet");
+            false
+        }
+        Err(err) => return Err(err),
+    };
+    if unlocked {
         ctx.publish(
             promotion,
             EventType::Normal,
@@ -582,9 +600,7 @@ async fn cleanup(promotion: &Promotion, ctx: &Context) -> Result<Action, Reconci
         .await;
         Ok(Action::await_change())
     } else {
-        Err(ReconcileError::Finalizer(
-            "the promotion lock is still being released".to_owned(),
-        ))
+        Err(still_releasing())
     }
 }
 

@@ -378,3 +378,37 @@ pub async fn create_app(playground: &Playground, name: &str) -> String {
         .expect("the application is created")
         .id
 }
+
+/// The example uat TenantEnvironment (`acme-uat`, promoted from `acme-dev`).
+pub const UAT_TENANT: &str = r#"
+apiVersion: pingone-aic.io/v1alpha1
+kind: TenantEnvironment
+metadata:
+  name: acme-uat
+spec:
+  tenantUrl: https://openam-acme-euw2-uat.id.forgerock.io
+  tier: uat
+  promotesFrom: acme-dev
+  realm: alpha
+  serviceAccount:
+    id: 2f6c5a1e-0d1b-4c3a-9e8f-7a6b5c4d3e02
+    privateKeySecretRef:
+      name: aic-acme-uat-service-account
+      key: jwk
+  pingOne:
+    environmentId: 22222222-2222-4222-8222-222222222222
+    region: EU
+    adminCredentialsSecretRef:
+      name: pingone-admin-worker
+  restart:
+    policy: Automatic
+    debounce: 60s
+"#;
+
+/// Starts the playground with explicit options (the examples folder included).
+pub async fn start_with(options: PlaygroundOptions) -> Playground {
+    init_logs();
+    Playground::start(options)
+        .await
+        .expect("the playground starts")
+}

@@ -114,6 +114,8 @@ async fn unlock(State(ctx): State<Ctx>, headers: HeaderMap, Path(id): Path<Strin
         return r;
     }
     let mut state = ctx.state();
+    // A run that has ended by now has ended whether or not anyone asked for its progress.
+    tick_promotion(&mut state, &ctx.tenant);
     let Some(index) = state
         .locks
         .iter()

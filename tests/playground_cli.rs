@@ -1,5 +1,6 @@
 //! The `playground` command as a process: with `--exit-when-ready` it carries the examples to
-//! Ready and exits 0 with a summary; without it, it keeps serving so the installed `kubectl`
+//! Ready and exits 0 with a summary (or fails, listing the failing conditions, when they cannot
+//! become Ready in time); without it, it keeps serving so the installed `kubectl`
 //! can read the resources, rotate a Secret and delete a resource while the operator reacts,
 //! until SIGINT stops it cleanly.
 
@@ -459,4 +460,44 @@ fn kubectl_drives_the_serving_playground() {
         !output.contains(&rotated),
         "the rotated credential was printed"
     );
+}
+
+#[test]
+fn exit_when_ready_fails_with_the_failing_conditions_when_not_ready_in_time() {
+    // Without a person (`--no-act-as-user`) nobody applies the Promotions to staging and
+    // production the examples' Manual policy waits for: the examples cannot all become Ready.
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_pingone-aic-operator"))
+        .args([
+            "playground",
+            "--exit-when-ready",
+            "--no-act-as-user",
+            "--timeout",
+            "5s",
+        ])
+        .arg("--examples")
+        .arg(examples())
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    let stdout = running.0.stdout.take().unwrap();
+    let out = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    let status = wait_exit(&mut running.0, Duration::from_secs(120)).expect("the playground exits");
+    let stdout = out.join().unwrap();
+    assert!(!status.success(), "{stdout}");
+    assert!(
+        stdout.contains("Not everything became Ready within 5.0s; failing conditions:"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("PingOneIntegration/acme-worker: ") && l.contains("=False")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("Everything is Ready."), "{stdout}");
+    assert_no_secrets(&stdout);
 }

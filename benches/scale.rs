@@ -63,6 +63,22 @@ fn write_groups(dir: &Path, groups: usize) {
     }
 }
 
+/// The most frequent calls, with names and ids folded, for the steady-state breakdown.
+fn top_routes(calls: impl Iterator<Item = String>) -> Vec<(usize, String)> {
+    let names = regex::Regex::new(r"g[0-9]{3}-[a-z-]+[0-9]*|[0-9a-f]{8}-[0-9a-f-]{27}|\?.*$")
+        .expect("a valid pattern");
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for call in calls {
+        *counts
+            .entry(names.replace_all(&call, "{}").into_owned())
+            .or_default() += 1;
+    }
+    let mut top: Vec<(usize, String)> = counts.into_iter().map(|(k, v)| (v, k)).collect();
+    top.sort_by(|a, b| b.cmp(a));
+    top.truncate(12);
+    top
+}
+
 fn main() {
     let benchmarking = std::env::args().any(|a| a == "--bench");
     let groups: usize = if benchmarking {
@@ -141,6 +157,23 @@ async fn run(groups: usize) {
         .iter()
         .filter(|l| !l.starts_with("GET "))
         .count();
+    let steady_routes = top_routes(
+        steady_pingone
+            .iter()
+            .map(|c| {
+                format!(
+                    "PingOne {} {}",
+                    c.method,
+                    c.route.as_deref().unwrap_or(&c.path)
+                )
+            })
+            .chain(
+                steady_aic
+                    .iter()
+                    .map(|c| format!("AIC {} {}", c.method, c.path)),
+            )
+            .chain(steady_kube.iter().map(|l| format!("Kubernetes {l}"))),
+    );
     let peak_kib = proc_status_kib("VmHWM:");
     let summary = playground.summary().await;
     playground.stop().await;
@@ -184,4 +217,8 @@ async fn run(groups: usize) {
         steady_kube.len(),
         steady_kube_writes
     );
+    println!("  one resync, most frequent calls:");
+    for (count, route) in steady_routes {
+        println!("    {count:>6}  {route}");
+    }
 }

@@ -82,6 +82,8 @@ pub struct SimControl {
 struct ControlState {
     calls: Mutex<Vec<CallRecord>>,
     faults: Mutex<Vec<FaultSpec>>,
+    /// Faults answered with a raw body (`content type`, `body`), for malformed responses.
+    raw_faults: Mutex<Vec<(FaultSpec, String, String)>>,
     offset: Mutex<Duration>,
 }
 
@@ -110,9 +112,39 @@ impl SimControl {
         lock(&self.inner.faults).push(fault);
     }
 
+    /// Adds a fault answering `fault.status` (200 when absent) with `body` as is, under
+    /// `content_type` — truncated JSON, an HTML error page — where [`FaultSpec::body`] is JSON.
+    pub fn inject_raw(&self, fault: FaultSpec, content_type: &str, body: &str) {
+        lock(&self.inner.raw_faults).push((fault, content_type.to_owned(), body.to_owned()));
+    }
+
     /// Removes every pending fault.
     pub fn clear_faults(&self) {
         lock(&self.inner.faults).clear();
+        lock(&self.inner.raw_faults).clear();
+    }
+
+    /// Takes one use of the first raw-body fault matching the call.
+    fn take_raw_fault(&self, method: &str, path: &str) -> Option<(StatusCode, String, String)> {
+        let mut faults = lock(&self.inner.raw_faults);
+        let index = faults.iter().position(|(fault, _, _)| {
+            fault
+                .method
+                .as_deref()
+                .is_none_or(|wanted| wanted.eq_ignore_ascii_case(method))
+                && path_matches(&fault.path, path)
+        })?;
+        let (fault, content_type, body) = faults[index].clone();
+        if fault.times <= 1 {
+            faults.remove(index);
+        } else {
+            faults[index].0.times -= 1;
+        }
+        let status = fault
+            .status
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(StatusCode::OK);
+        Some((status, content_type, body))
     }
 
     /// The call log, oldest first.
@@ -203,6 +235,17 @@ async fn intercept(State(control): State<SimControl>, request: Request, next: Ne
         .extensions()
         .get::<MatchedPath>()
         .map(|matched| matched.as_str().to_owned());
+    if let Some((status, content_type, body)) = control.take_raw_fault(&method, &path) {
+        lock(&control.inner.calls).push(CallRecord {
+            method,
+            path,
+            route,
+            status: status.as_u16(),
+            faulted: true,
+            at: control.now().to_string(),
+        });
+        return (status, [(http::header::CONTENT_TYPE, content_type)], body).into_response();
+    }
     let fault = control.take_fault(&method, &path);
     if let Some(latency) = fault.as_ref().and_then(|fault| fault.latency_ms) {
         tokio::time::sleep(Duration::from_millis(latency)).await;

@@ -358,6 +358,7 @@ impl AicSimulator {
                     locks: Vec::new(),
                     calls: Vec::new(),
                     faults: Vec::new(),
+                    raw_faults: Vec::new(),
                     clock_offset_ms: 0,
                     timings: config.timings,
                     writes_in_flight: HashMap::new(),
@@ -530,6 +531,22 @@ impl AicSimulator {
     /// Adds a fault.
     pub fn inject_fault(&self, fault: Fault) {
         self.shared.lock().faults.push(fault);
+    }
+
+    /// Removes every pending fault.
+    pub fn clear_faults(&self) {
+        let mut state = self.shared.lock();
+        state.faults.clear();
+        state.raw_faults.clear();
+    }
+
+    /// Adds a fault answering `fault.status` (200 when absent) with `body` as is, under
+    /// `content_type`: truncated JSON, wrong types, an HTML error page from a proxy.
+    pub fn inject_raw_fault(&self, fault: Fault, content_type: &str, body: &str) {
+        self.shared
+            .lock()
+            .raw_faults
+            .push((fault, content_type.to_owned(), body.to_owned()));
     }
 
     /// Moves the simulator's clock forward.
@@ -853,7 +870,27 @@ async fn observe(State(ctx): State<Ctx>, request: Request, next: Next) -> Respon
         entry.0 += 1;
         entry.1 = entry.1.max(entry.0);
     }
-    let fault = if control {
+    let raw = if control {
+        None
+    } else {
+        let mut state = ctx.state();
+        let index = state.raw_faults.iter().position(|(f, _, _)| {
+            f.tenant.as_deref().is_none_or(|t| t == &*ctx.tenant)
+                && f.method
+                    .as_deref()
+                    .is_none_or(|m| m.eq_ignore_ascii_case(&method))
+                && path.starts_with(&f.path)
+        });
+        index.map(|i| {
+            let taken = state.raw_faults[i].clone();
+            state.raw_faults[i].0.count = state.raw_faults[i].0.count.saturating_sub(1);
+            if state.raw_faults[i].0.count == 0 {
+                state.raw_faults.remove(i);
+            }
+            taken
+        })
+    };
+    let fault = if control || raw.is_some() {
         None
     } else {
         let mut state = ctx.state();
@@ -873,8 +910,15 @@ async fn observe(State(ctx): State<Ctx>, request: Request, next: Next) -> Respon
             fault
         })
     };
-    let response = match fault {
-        Some(fault) => {
+    let response = match (raw, fault) {
+        (Some((fault, content_type, body)), _) => {
+            let status = fault
+                .status
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .unwrap_or(StatusCode::OK);
+            (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
+        }
+        (None, Some(fault)) => {
             if fault.latency_ms > 0 {
                 tokio::time::sleep(Duration::from_millis(fault.latency_ms)).await;
             }
@@ -891,7 +935,7 @@ async fn observe(State(ctx): State<Ctx>, request: Request, next: Next) -> Respon
                 None => next.run(request).await,
             }
         }
-        None => next.run(request).await,
+        (None, None) => next.run(request).await,
     };
     if write && let Some(entry) = ctx.state().writes_in_flight.get_mut(&*ctx.tenant) {
         entry.0 -= 1;

@@ -382,6 +382,8 @@ pub(crate) struct State {
     pub locks: Vec<Lock>,
     pub calls: Vec<CallRecord>,
     pub faults: Vec<Fault>,
+    /// Faults answered with a raw body: (fault, content type, body).
+    pub raw_faults: Vec<(Fault, String, String)>,
     pub clock_offset_ms: i64,
     pub timings: Timings,
     /// Writes being served per tenant, and the most seen at once.

@@ -56,6 +56,9 @@ pub struct PlaygroundOptions {
     pub debounce: Option<String>,
     /// Apply the Promotions and restart approvals the examples' `Manual` policies wait for.
     pub act_as_user: bool,
+    /// Run the operator in this process; without it, operator processes started against the
+    /// served kubeconfig do the work (the process-level tests).
+    pub run_operator: bool,
 }
 
 impl Default for PlaygroundOptions {
@@ -69,6 +72,7 @@ impl Default for PlaygroundOptions {
             resync: Duration::from_secs(60),
             debounce: Some("2s".to_owned()),
             act_as_user: true,
+            run_operator: true,
         }
     }
 }
@@ -126,12 +130,20 @@ pub struct Playground {
     pub namespace: String,
     /// The kubeconfig written for `kubectl`, when serving over TCP.
     pub kubeconfig: Option<PathBuf>,
+    /// devkube's URL, when serving over TCP.
+    pub devkube_url: Option<String>,
+    /// The PingOne simulator's base URL (its control API is under `/_sim/`).
+    pub pingone_url: String,
+    /// Each AIC tenant's base URL, by TenantEnvironment name.
+    pub aic_urls: BTreeMap<String, String>,
     started: Instant,
     _devkube_server: Option<crate::devkube::Server>,
     _pingone_server: ServerGuard,
     aic_server: Option<RunningAicSim>,
     stop: tokio::sync::watch::Sender<bool>,
-    operator: tokio::task::JoinHandle<()>,
+    operator_stop: tokio::sync::watch::Sender<bool>,
+    operator: Option<tokio::task::JoinHandle<()>>,
+    resync: Duration,
     helper: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -188,41 +200,14 @@ impl Playground {
         };
         apply_examples(&client, &options, &documents, &urls).await?;
 
-        let clients = Clients::with(
-            crate::pingone::PingOneConfig::default(),
-            Backoff {
-                base: Duration::from_millis(100),
-                cap: Duration::from_secs(2),
-                max_retries: 3,
-            },
-        )
-        .map_err(|e| start_error("the operator", e))?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let run_options = RunOptions {
-            kubeconfig: None,
-            operator: OperatorConfig {
-                namespaces: vec![options.namespace.clone()],
-                resync: options.resync,
-                concurrency: 4,
-                instance: Some("playground".to_owned()),
-                poll: Duration::from_millis(500),
-                wait: Duration::from_secs(1),
-            },
-            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            leader_election: None,
+        let (operator_stop, operator) = if options.run_operator {
+            let (stop, handle) =
+                spawn_operator(client.clone(), options.namespace.clone(), options.resync)?;
+            (stop, Some(handle))
+        } else {
+            (tokio::sync::watch::channel(false).0, None)
         };
-        let operator_client = client.clone();
-        let mut operator_stop = stopped.clone();
-        let operator = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = operator_stop.wait_for(|s| *s).await;
-            };
-            if let Err(err) =
-                runtime::run_with(operator_client, clients, run_options, shutdown).await
-            {
-                tracing::error!(error = %err, "the operator stopped");
-            }
-        });
         let helper = options.act_as_user.then(|| {
             tokio::spawn(act_as_user(
                 client.clone(),
@@ -238,14 +223,44 @@ impl Playground {
             aic,
             namespace: options.namespace,
             kubeconfig,
+            devkube_url: devkube_server.as_ref().map(crate::devkube::Server::url),
+            pingone_url: urls.pingone,
+            aic_urls: urls.tenants,
             started: Instant::now(),
             _devkube_server: devkube_server,
             _pingone_server: pingone_server,
             aic_server: Some(aic_server),
             stop,
+            operator_stop,
             operator,
+            resync: options.resync,
             helper,
         })
+    }
+
+    /// Stops the operator and starts a new one against the same devkube and simulators, as a
+    /// rescheduled pod would: nothing carries over but what is in Kubernetes and the services.
+    /// `graceful` lets it shut down; otherwise it is killed wherever it is, mid-request.
+    pub async fn restart_operator(&mut self, graceful: bool) -> Result<(), PlaygroundError> {
+        if let Some(mut running) = self.operator.take() {
+            if graceful {
+                let _ = self.operator_stop.send(true);
+                if tokio::time::timeout(Duration::from_secs(10), &mut running)
+                    .await
+                    .is_err()
+                {
+                    running.abort();
+                }
+            } else {
+                running.abort();
+                let _ = running.await;
+            }
+        }
+        let (operator_stop, operator) =
+            spawn_operator(self.client.clone(), self.namespace.clone(), self.resync)?;
+        self.operator_stop = operator_stop;
+        self.operator = Some(operator);
+        Ok(())
     }
 
     /// Where each resource stands.
@@ -348,10 +363,13 @@ impl Playground {
     /// Stops the operator, the simulators and devkube.
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
+        let _ = self.operator_stop.send(true);
         if let Some(helper) = self.helper.take() {
             helper.abort();
         }
-        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.operator).await;
+        if let Some(operator) = self.operator.as_mut() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), operator).await;
+        }
         if let Some(server) = self.aic_server.take() {
             server.stop().await;
         }
@@ -361,7 +379,9 @@ impl Playground {
 impl Drop for Playground {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
-        self.operator.abort();
+        if let Some(operator) = self.operator.take() {
+            operator.abort();
+        }
         if let Some(helper) = self.helper.take() {
             helper.abort();
         }
@@ -381,6 +401,54 @@ pub struct Summary {
     pub restarts: i64,
     /// Promotions that succeeded.
     pub promotions: usize,
+}
+
+/// Starts the operator in-process against devkube; it runs until the returned sender says stop.
+fn spawn_operator(
+    client: kube::Client,
+    namespace: String,
+    resync: Duration,
+) -> Result<
+    (
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    ),
+    PlaygroundError,
+> {
+    let clients = Clients::with(
+        crate::pingone::PingOneConfig::default(),
+        Backoff {
+            base: Duration::from_millis(100),
+            cap: Duration::from_secs(2),
+            max_retries: 3,
+        },
+    )
+    .map_err(|e| start_error("the operator", e))?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let run_options = RunOptions {
+        kubeconfig: None,
+        operator: OperatorConfig {
+            namespaces: vec![namespace],
+            resync,
+            concurrency: 4,
+            instance: Some("playground".to_owned()),
+            poll: Duration::from_millis(500),
+            wait: Duration::from_secs(1),
+        },
+        listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        leader_election: None,
+    };
+    let operator_client = client;
+    let mut operator_stop = stopped.clone();
+    let operator = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = operator_stop.wait_for(|s| *s).await;
+        };
+        if let Err(err) = runtime::run_with(operator_client, clients, run_options, shutdown).await {
+            tracing::error!(error = %err, "the operator stopped");
+        }
+    });
+    Ok((stop, operator))
 }
 
 fn start_error(what: &'static str, err: impl std::fmt::Display) -> PlaygroundError {
@@ -672,7 +740,16 @@ async fn act_as_user(
                             .cloned()
                     })
                     .is_some_and(|c| c.reason == "AwaitingApproval");
-                if waiting {
+                // An approval the operator has not acted on yet is still in flight: approving
+                // again would only repeat the line (and the annotation write).
+                let given = tenant.annotations().get(APPROVE_RESTART_ANNOTATION);
+                let acted_on = tenant
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.restart.as_ref())
+                    .and_then(|r| r.last_approval.as_ref());
+                let in_flight = given.is_some() && given != acted_on;
+                if waiting && !in_flight {
                     approvals += 1;
                     let patch = json!({"metadata": {"annotations": {APPROVE_RESTART_ANNOTATION: format!("playground-{approvals}")}}});
                     if tenants

@@ -6,6 +6,7 @@
 #![cfg(feature = "dev-tools")]
 
 mod aic_common;
+mod support;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,7 @@ use pingone_aic_operator::aic::{EsvApi, PromotionApi, RestartApi, VersionStatus,
 use pingone_aic_operator::secret::SecretString;
 use pingone_aic_operator::sim::aic::AicSimulator;
 use serde_json::{Value, json};
+use support::openapi::{Direction, Spec};
 
 #[derive(Clone, Debug)]
 struct Exchange {
@@ -120,122 +122,13 @@ async fn serve_captured(
     (urls, stops)
 }
 
-// ----- a small OpenAPI 3.0 schema validator (the keywords this spec uses) -----
-
-fn resolve<'a>(spec: &'a Value, schema: &'a Value) -> &'a Value {
-    match schema.get("$ref").and_then(Value::as_str) {
-        Some(reference) => {
-            let pointer = reference.trim_start_matches('#');
-            resolve(
-                spec,
-                spec.pointer(pointer)
-                    .unwrap_or_else(|| panic!("dangling $ref {reference}")),
-            )
-        }
-        None => schema,
-    }
+/// Checks `value` against `schema`, adding what is wrong to `errors`.
+fn validate(spec: &Spec, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
+    errors.extend(spec.validate_at(schema, value, Direction::Response, at));
 }
 
-fn validate(spec: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
-    let schema = resolve(spec, schema);
-    // `oneOf` is read as "matches at least one": the spec's v1 and v2 variable lists overlap
-    // (a v1 list is also a valid v2 list), so exactly-one would reject every v1 answer.
-    for keyword in ["oneOf", "anyOf"] {
-        if let Some(alternatives) = schema.get(keyword).and_then(Value::as_array) {
-            let results: Vec<Vec<String>> = alternatives
-                .iter()
-                .map(|alternative| {
-                    let mut errs = Vec::new();
-                    validate(spec, alternative, value, at, &mut errs);
-                    errs
-                })
-                .collect();
-            if results.iter().all(|errs| !errs.is_empty()) {
-                errors.push(format!("{at}: matches none of {keyword}: {results:?}"));
-            }
-        }
-    }
-    for alternative in schema
-        .get("allOf")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        validate(spec, alternative, value, at, errors);
-    }
-    if value.is_null() {
-        if schema.get("nullable") != Some(&json!(true)) && schema.get("type").is_some() {
-            errors.push(format!("{at}: null is not allowed"));
-        }
-        return;
-    }
-    let type_ok = match schema.get("type").and_then(Value::as_str) {
-        Some("object") => value.is_object(),
-        Some("array") => value.is_array(),
-        Some("string") => value.is_string(),
-        Some("integer") => value.is_i64() || value.is_u64(),
-        Some("number") => value.is_number(),
-        Some("boolean") => value.is_boolean(),
-        _ => true,
-    };
-    if !type_ok {
-        errors.push(format!("{at}: expected {}, got {value}", schema["type"]));
-        return;
-    }
-    if let Some(options) = schema.get("enum").and_then(Value::as_array)
-        && !options.contains(value)
-    {
-        errors.push(format!("{at}: {value} is not one of {options:?}"));
-    }
-    if let (Some(pattern), Some(text)) = (
-        schema.get("pattern").and_then(Value::as_str),
-        value.as_str(),
-    ) && !regex::Regex::new(pattern).unwrap().is_match(text)
-    {
-        errors.push(format!("{at}: {text:?} does not match {pattern}"));
-    }
-    if let (Some(max), Some(text)) = (
-        schema.get("maxLength").and_then(Value::as_u64),
-        value.as_str(),
-    ) && text.chars().count() as u64 > max
-    {
-        errors.push(format!("{at}: longer than {max}"));
-    }
-    if let Some(object) = value.as_object() {
-        for required in schema
-            .get("required")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let name = required.as_str().unwrap();
-            if !object.contains_key(name) {
-                errors.push(format!("{at}: missing required {name}"));
-            }
-        }
-        if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
-            for (name, property) in properties {
-                if let Some(member) = object.get(name) {
-                    validate(spec, property, member, &format!("{at}.{name}"), errors);
-                }
-            }
-        }
-    }
-    if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
-        for (i, item) in array.iter().enumerate() {
-            validate(spec, items, item, &format!("{at}[{i}]"), errors);
-        }
-    }
-}
-
-fn validate_parameter(
-    spec: &Value,
-    schema: &Value,
-    text: &str,
-    at: &str,
-    errors: &mut Vec<String>,
-) {
-    let schema = resolve(spec, schema);
+fn validate_parameter(spec: &Spec, schema: &Value, text: &str, at: &str, errors: &mut Vec<String>) {
+    let schema = spec.resolve(schema);
     let value = match schema.get("type").and_then(Value::as_str) {
         Some("boolean") => match text {
             "true" => json!(true),
@@ -297,7 +190,7 @@ const UNDOCUMENTED_BUT_OBSERVED: [(&str, &str, u16, &str); 1] = [(
 /// checked.
 const DELIBERATELY_INVALID: [(&str, &str); 1] = [("PUT", "/environment/secrets/esv-other")];
 
-fn check(spec: &Value, exchange: &Exchange) -> Vec<String> {
+fn check(spec: &Spec, exchange: &Exchange) -> Vec<String> {
     let mut errors = Vec::new();
     let deliberate =
         DELIBERATELY_INVALID.contains(&(exchange.method.as_str(), exchange.path.as_str()));
@@ -305,10 +198,11 @@ fn check(spec: &Value, exchange: &Exchange) -> Vec<String> {
         "{} {} → {}",
         exchange.method, exchange.path, exchange.status
     );
-    let Some((template, path_params)) = template_for(spec, &exchange.path) else {
+    let Some((template, path_params)) = template_for(spec.root(), &exchange.path) else {
         return vec![format!("{at}: path not in the spec")];
     };
-    let Some(operation) = spec["paths"][template].get(exchange.method.to_ascii_lowercase()) else {
+    let Some(operation) = spec.root()["paths"][template].get(exchange.method.to_ascii_lowercase())
+    else {
         return vec![format!("{at}: method not in the spec")];
     };
     // Client side: parameters and request body.
@@ -318,7 +212,7 @@ fn check(spec: &Value, exchange: &Exchange) -> Vec<String> {
         .into_iter()
         .flatten()
     {
-        let parameter = resolve(spec, parameter);
+        let parameter = spec.resolve(parameter);
         let name = parameter["name"].as_str().unwrap();
         let value = match parameter["in"].as_str().unwrap() {
             "path" => path_params.get(name).cloned(),
@@ -345,13 +239,12 @@ fn check(spec: &Value, exchange: &Exchange) -> Vec<String> {
         .filter(|_| !deliberate)
     {
         match serde_json::from_slice::<Value>(&exchange.request) {
-            Ok(body) => validate(
-                spec,
+            Ok(body) => errors.extend(spec.validate_at(
                 body_schema,
                 &body,
+                Direction::Request,
                 &format!("{at} request"),
-                &mut errors,
-            ),
+            )),
             Err(_) if operation.pointer("/requestBody/required") == Some(&json!(true)) => {
                 errors.push(format!("{at}: request body missing"));
             }
@@ -381,14 +274,8 @@ fn check(spec: &Value, exchange: &Exchange) -> Vec<String> {
     errors
 }
 
-fn load_spec() -> Option<Value> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/specs/aic-environment-openapi.yaml");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        println!("skipping AIC contract tests: {} is absent", path.display());
-        return None;
-    };
-    Some(serde_saphyr::from_str(&text).expect("the AIC spec parses"))
+fn load_spec() -> Option<Spec> {
+    Spec::load("aic-environment-openapi.yaml")
 }
 
 #[test]
@@ -435,13 +322,13 @@ fn the_validator_rejects_what_the_spec_forbids() {
         "{errors:?}"
     );
     assert_eq!(
-        template_for(&spec, "/environment/promotion/lock/state")
+        template_for(spec.root(), "/environment/promotion/lock/state")
             .unwrap()
             .0,
         "/environment/promotion/lock/state"
     );
     assert_eq!(
-        template_for(&spec, "/environment/promotion/lock/abc")
+        template_for(spec.root(), "/environment/promotion/lock/abc")
             .unwrap()
             .0,
         "/environment/promotion/lock/{promotionId}"
@@ -757,7 +644,9 @@ async fn environment_exchanges_match_the_spec() {
         .collect();
     let mut seen: Vec<String> = environment
         .iter()
-        .filter_map(|e| template_for(&spec, &e.path).map(|(t, _)| format!("{} {t}", e.method)))
+        .filter_map(|e| {
+            template_for(spec.root(), &e.path).map(|(t, _)| format!("{} {t}", e.method))
+        })
         .collect();
     seen.sort();
     seen.dedup();

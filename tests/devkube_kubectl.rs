@@ -28,7 +28,12 @@ fn kubectl_installed() -> bool {
 /// Runs kubectl with the kubeconfig off the async runtime.
 async fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
     let mut command = Command::new("kubectl");
-    command.arg("--kubeconfig").arg(kubeconfig).args(args);
+    command
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--cache-dir")
+        .arg(cache_dir(kubeconfig))
+        .args(args);
     tokio::time::timeout(
         Duration::from_secs(60),
         tokio::task::spawn_blocking(move || command.output().expect("kubectl runs")),
@@ -36,6 +41,11 @@ async fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
     .await
     .expect("kubectl finished before the timeout")
     .unwrap()
+}
+
+/// kubectl's discovery cache, next to the kubeconfig rather than in the user's home.
+fn cache_dir(kubeconfig: &Path) -> PathBuf {
+    kubeconfig.with_file_name("kubectl-cache")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -111,6 +121,11 @@ async fn kubectl_applies_gets_watches_patches_and_deletes() {
             .any(|l| l.starts_with("acme-dev") && l.contains("development")),
         "{out}"
     );
+    let explained = kubectl_ok(&config, &["explain", "tenv.spec.tier"]).await;
+    assert!(
+        explained.contains("KIND:       TenantEnvironment") && explained.contains("sandbox"),
+        "{explained}"
+    );
     let all = kubectl_ok(&config, &["get", "pingone-aic"]).await;
     assert!(
         all.contains("promotion.pingone-aic.io/acme-dev-to-uat-1"),
@@ -127,6 +142,8 @@ async fn kubectl_applies_gets_watches_patches_and_deletes() {
         Command::new("kubectl")
             .arg("--kubeconfig")
             .arg(&config)
+            .arg("--cache-dir")
+            .arg(cache_dir(&config))
             .args(["get", "tenantenvironments", "-w", "--request-timeout=60s"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -265,6 +282,26 @@ async fn kubectl_applies_gets_watches_patches_and_deletes() {
     assert_eq!(secret.data.unwrap()["jwt"].0, b"header.payload.signature");
     assert_eq!(secret.type_.as_deref(), Some("Opaque"));
 
+    // Server-side apply and waiting on a field.
+    let promotion = examples.join("05-promotion.yaml");
+    let out = kubectl_ok(
+        &config,
+        &["apply", "--server-side", "-f", promotion.to_str().unwrap()],
+    )
+    .await;
+    assert!(out.contains("serverside-applied"), "{out}");
+    let out = kubectl_ok(
+        &config,
+        &[
+            "wait",
+            "--for=jsonpath={.spec.tier}=development",
+            "tenv/acme-dev",
+            "--timeout=30s",
+        ],
+    )
+    .await;
+    assert!(out.contains("condition met"), "{out}");
+
     // Mistakes are refused at admission with the message each example documents.
     let mut checked = 0;
     for (index, file) in invalid_examples().iter().enumerate() {
@@ -290,6 +327,14 @@ async fn kubectl_applies_gets_watches_patches_and_deletes() {
         checked += 1;
     }
     assert!(checked > 0, "no invalid examples found");
+
+    let out = kubectl_ok(&config, &["delete", "-f", examples.to_str().unwrap()]).await;
+    assert!(
+        out.contains("tenantenvironment.pingone-aic.io \"acme-dev\" deleted"),
+        "{out}"
+    );
+    let left = kubectl_ok(&config, &["get", "pingone-aic", "-o", "name"]).await;
+    assert_eq!(left.trim(), "", "everything applied was deleted");
     server.shutdown().await;
 }
 

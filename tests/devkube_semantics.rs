@@ -449,3 +449,282 @@ async fn project_resources_are_admitted_like_the_api_server_does() {
         (400, "strict decoding error: unknown field \"spec.colour\"")
     );
 }
+
+#[tokio::test]
+async fn metadata_only_reads_leave_secret_data_out() {
+    let devkube = DevKube::new();
+    let client = devkube.client();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "key", "labels": {"a": "b"}}, "stringData": {"jwk": "very-secret"}})).unwrap();
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+
+    let listed = secrets.list_metadata(&ListParams::default()).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0].labels()["a"], "b");
+    let request = http::Request::get("/api/v1/namespaces/default/secrets")
+        .header(
+            "Accept",
+            "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+        )
+        .body(Vec::new())
+        .unwrap();
+    let body = client.request_text(request).await.unwrap();
+    assert!(
+        body.contains("PartialObjectMetadataList") && !body.contains("dmVyeS1zZWNyZXQ"),
+        "{body}"
+    );
+
+    let rv = listed.metadata.resource_version.unwrap();
+    let mut stream = secrets
+        .watch_metadata(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    secrets
+        .patch(
+            "key",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"a": "c"}}})),
+        )
+        .await
+        .unwrap();
+    let event = tokio::time::timeout(PATIENCE, stream.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    match event {
+        WatchEvent::Modified(meta) => assert_eq!(meta.labels()["a"], "c"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn crds_registered_and_removed_through_the_api() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+
+    let devkube = DevKube::with_options(Options {
+        project_crds: false,
+        ..Options::default()
+    });
+    let client = devkube.client();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = |schema: serde_json::Value| -> CustomResourceDefinition {
+        serde_json::from_value(json!({
+            "metadata": {"name": "gadgets.example.dev"},
+            "spec": {
+                "group": "example.dev",
+                "scope": "Namespaced",
+                "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+                "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": schema}}],
+            },
+        }))
+        .unwrap()
+    };
+    let not_structural =
+        json!({"type": "object", "properties": {"spec": {"description": "no type"}}});
+    let error = api_error(
+        crds.create(&PostParams::default(), &crd(not_structural))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error.code, 422, "{}", error.message);
+    assert!(
+        error
+            .message
+            .contains("spec.versions[0].schema.openAPIV3Schema"),
+        "{}",
+        error.message
+    );
+
+    let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {"size": {"type": "integer", "minimum": 1}}}}});
+    let created = crds
+        .create(&PostParams::default(), &crd(schema))
+        .await
+        .unwrap();
+    let established = created.status.unwrap().conditions.unwrap();
+    assert!(
+        established
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True")
+    );
+
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("example.dev", "v1", "Gadget"));
+    let gadgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &resource);
+    let gadget = |size: i64| -> DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "example.dev/v1", "kind": "Gadget", "metadata": {"name": "g"}, "spec": {"size": size}})).unwrap()
+    };
+    let error = api_error(
+        gadgets
+            .create(&PostParams::default(), &gadget(0))
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        error.message.contains(
+            "spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1"
+        ),
+        "{}",
+        error.message
+    );
+    gadgets
+        .create(&PostParams::default(), &gadget(2))
+        .await
+        .unwrap();
+
+    let rv = gadgets
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut watch = gadgets
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    crds.delete("gadgets.example.dev", &DeleteParams::default())
+        .await
+        .unwrap();
+    let error = api_error(gadgets.get("g").await.unwrap_err());
+    assert_eq!(error.code, 404);
+    // Its objects are deleted, then the watch ends.
+    let mut events = Vec::new();
+    tokio::time::timeout(PATIENCE, async {
+        while let Some(event) = watch.try_next().await.unwrap() {
+            events.push(event);
+        }
+    })
+    .await
+    .expect("the watch ended");
+    assert!(
+        matches!(events.as_slice(), [WatchEvent::Deleted(g)] if g.name_any() == "g"),
+        "{events:?}"
+    );
+
+    let namespaces: Api<Namespace> = Api::all(client);
+    let error = api_error(
+        namespaces
+            .delete("default", &DeleteParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error.code, 403);
+}
+
+#[tokio::test]
+async fn a_watch_ends_when_its_client_goes_away() {
+    let devkube = DevKube::new();
+    let maps: Api<ConfigMap> = Api::namespaced(devkube.client(), "default");
+    let rv = maps
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let stream = maps.watch(&WatchParams::default(), &rv).await.unwrap();
+    assert_eq!(devkube.open_watches(), 1);
+    drop(stream);
+    tokio::time::timeout(PATIENCE, async {
+        while devkube.open_watches() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the watch task ended without any further change");
+}
+
+#[tokio::test]
+async fn object_names_are_validated() {
+    let devkube = DevKube::new();
+    let maps: Api<ConfigMap> = Api::namespaced(devkube.client(), "default");
+    let error = api_error(
+        maps.create(&PostParams::default(), &config_map("Not_Valid", &[]))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error.code, 422);
+    assert!(
+        error.message.starts_with("ConfigMap \"Not_Valid\" is invalid: metadata.name: Invalid value: \"Not_Valid\": a lowercase RFC 1123 subdomain"),
+        "{}",
+        error.message
+    );
+    maps.create(&PostParams::default(), &config_map("fine.name-1", &[]))
+        .await
+        .unwrap();
+    let namespaces: Api<Namespace> = Api::all(devkube.client());
+    let dotted: Namespace = serde_json::from_value(json!({"metadata": {"name": "a.b"}})).unwrap();
+    let error = api_error(
+        namespaces
+            .create(&PostParams::default(), &dotted)
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        error.message.contains("RFC 1123 label"),
+        "{}",
+        error.message
+    );
+}
+
+#[tokio::test]
+async fn manifests_are_applied_without_kubectl() {
+    let devkube = DevKube::new();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples");
+    let applied = devkube.apply_dir(&examples).unwrap();
+    assert!(applied.len() >= 5);
+    let again = devkube.apply_dir(&examples).unwrap();
+    let versions = |objects: &[serde_json::Value]| -> Vec<serde_json::Value> {
+        objects
+            .iter()
+            .map(|o| o["metadata"]["resourceVersion"].clone())
+            .collect()
+    };
+    assert_eq!(
+        versions(&applied),
+        versions(&again),
+        "applying the same manifests changes nothing"
+    );
+    let tenants: Api<TenantEnvironment> = Api::namespaced(devkube.client(), "default");
+    let dev = tenants.get("acme-dev").await.unwrap();
+    assert_eq!(dev.spec.realm, "alpha");
+    assert!(
+        dev.metadata
+            .managed_fields
+            .unwrap()
+            .iter()
+            .any(|m| m.manager.as_deref() == Some("devkube"))
+    );
+}
+
+#[tokio::test]
+async fn crds_load_from_the_committed_files() {
+    let devkube = DevKube::with_options(Options {
+        project_crds: false,
+        ..Options::default()
+    });
+    let tenants: Api<TenantEnvironment> = Api::namespaced(devkube.client(), "default");
+    assert_eq!(
+        api_error(tenants.list(&ListParams::default()).await.unwrap_err()).code,
+        404
+    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+    assert_eq!(
+        devkube.load_crds(&dir).unwrap(),
+        pingone_aic_operator::crd::all().len()
+    );
+    assert!(
+        tenants
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}

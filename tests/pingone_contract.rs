@@ -2,11 +2,9 @@
 //! against the vendor's OpenAPI spec (`../shared/specs/pingone-management-openapi.yml`).
 //! They skip, with a message, when that folder is not present.
 
-#[path = "pingone_support/openapi.rs"]
-mod openapi;
 mod pingone_support;
+mod support;
 
-use openapi::{Direction, Spec};
 use pingone_aic_operator::pingone::model::{
     create_application_body, replace_application_body, role_assignment_body, rotate_secret_body,
 };
@@ -14,6 +12,7 @@ use pingone_aic_operator::pingone::{PingOneApi, Scope, TokenAuthMethod, WorkerAp
 use pingone_aic_operator::sim::control::FaultSpec;
 use pingone_support::Fixture;
 use serde_json::{Value, json};
+use support::openapi::{Direction, Spec};
 
 const SPEC: &str = "pingone-management-openapi.yml";
 
@@ -385,5 +384,31 @@ fn client_request_bodies_match_the_spec() {
         spec.validate(spec.schema("ApplicationOIDC"), &bad, Direction::Request)
             .len(),
         2
+    );
+}
+
+#[test]
+fn the_checker_catches_what_it_should() {
+    let spec: Value = serde_json::json!({
+        "components": { "schemas": {
+            "Thing": { "type": "object", "required": ["name"], "properties": {
+                "id": { "type": "string", "readOnly": true },
+                "name": { "type": "string", "minLength": 2 },
+                "kind": { "type": "string", "enum": ["A", "B"] },
+                "when": { "type": "string", "format": "date-time" },
+                "tags": { "type": "array", "items": { "type": "integer" } }
+            }}
+        }}
+    });
+    let spec = Spec::from_value(spec);
+    let thing = spec.schema("Thing").clone();
+    let ok = serde_json::json!({ "name": "ab", "kind": "A", "when": "2026-01-01T00:00:00.000Z", "tags": [1] });
+    assert!(spec.validate(&thing, &ok, Direction::Request).is_empty());
+    let bad = serde_json::json!({ "id": "x", "name": "a", "kind": "C", "when": "yesterday", "tags": ["1"] });
+    let errors = spec.validate(&thing, &bad, Direction::Request);
+    assert_eq!(errors.len(), 5, "{errors:?}");
+    assert_eq!(
+        spec.validate(&thing, &serde_json::json!({}), Direction::Response),
+        [": missing required name"]
     );
 }

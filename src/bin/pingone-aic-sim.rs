@@ -1,6 +1,8 @@
-//! `pingone-aic-sim`: the PingOne simulator (and, later, the AIC simulator) as a standalone
-//! server for the playground and manual experiments. Prints its base URL on the first line of
-//! stdout, so a parent process can read where it listens.
+//! `pingone-aic-sim`: the PingOne and AIC simulators as a standalone server for manual
+//! experiments and for running them in a cluster. Prints the PingOne base URL on the first line
+//! of stdout, so a parent process can read where it listens, then one line `aic <name> <url>`
+//! per AIC tenant of the seed's `aic` section (each tenant listens on a loopback port of its
+//! own, as AIC tenants have hosts of their own).
 #![forbid(unsafe_code)]
 
 use std::io::Write as _;
@@ -9,18 +11,20 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use pingone_aic_operator::sim::aic::AicSimulator;
 use pingone_aic_operator::sim::config::SimConfig;
 use pingone_aic_operator::sim::control::SimControl;
 use pingone_aic_operator::sim::pingone::PingOneSim;
 
-/// Stateful simulators of the PingOne admin API, with a `/_sim/` control API.
+/// Stateful simulators of the PingOne admin API and AIC tenants, with `/_sim/` control APIs.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
-    /// Seed file (YAML or JSON) with a `pingone` section: organizations, environments, workers.
+    /// Seed file (YAML or JSON) with a `pingone` section (organizations, environments, workers)
+    /// and an optional `aic` section (tenants, promotion groups, timings).
     #[arg(long)]
     config: Option<PathBuf>,
 }
@@ -49,6 +53,13 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let aic = match config.aic.map(AicSimulator::new).transpose() {
+        Ok(aic) => aic,
+        Err(err) => {
+            eprintln!("error: invalid aic seed: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(listener) => listener,
         Err(err) => {
@@ -63,8 +74,23 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The AIC tenants bind before anything is printed, so every printed URL already answers.
+    let aic_servers = match &aic {
+        Some(aic) => match aic.serve().await {
+            Ok(servers) => Some(servers),
+            Err(err) => {
+                eprintln!("error: cannot serve the AIC tenants: {err}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let mut lines = vec![format!("http://{address}")];
+    for (name, url) in aic_servers.iter().flat_map(|s| s.urls()) {
+        lines.push(format!("aic {name} {}", url.as_str().trim_end_matches('/')));
+    }
     let mut stdout = std::io::stdout();
-    if writeln!(stdout, "http://{address}")
+    if writeln!(stdout, "{}", lines.join("\n"))
         .and_then(|()| stdout.flush())
         .is_err()
     {
@@ -81,6 +107,9 @@ async fn main() -> ExitCode {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await;
+    if let Some(servers) = aic_servers {
+        servers.stop().await;
+    }
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -5,16 +5,16 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use futures::SinkExt;
-use futures::channel::mpsc;
 use http::{HeaderMap, Method, StatusCode, header};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
 
 use super::Inner;
 use super::error::ApiError;
@@ -47,11 +47,11 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
     let query_string = parts.uri.query().unwrap_or_default().to_owned();
-    inner.store.log_request(if query_string.is_empty() {
+    let line = if query_string.is_empty() {
         format!("{} {path}", parts.method)
     } else {
         format!("{} {path}?{query_string}", parts.method)
-    });
+    };
     let query = Query(
         url::form_urlencoded::parse(query_string.as_bytes())
             .into_owned()
@@ -112,7 +112,11 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         }
         _ => Err(ApiError::no_route(&path)),
     };
-    result.unwrap_or_else(IntoResponse::into_response)
+    let response = result.unwrap_or_else(IntoResponse::into_response);
+    inner
+        .store
+        .log_request(format!("{line} -> {}", response.status().as_u16()));
+    response
 }
 
 fn json_response(value: Value) -> Response {
@@ -225,15 +229,17 @@ fn resource_list(inner: &Inner, group: &str, version: &str) -> Value {
 /// fields itself (`fieldValidation`); without it, `kubectl apply` refuses to run.
 fn openapi_root(inner: &Inner) -> Value {
     let mut paths = serde_json::Map::new();
+    // Any write may have changed a CRD; the resourceVersion is a cheap, always-fresh hash.
+    let hash = inner.store.resource_version();
     paths.insert(
         "api/v1".into(),
-        json!({"serverRelativeURL": format!("/openapi/v3/api/v1?hash={}", inner.store.types().len())}),
+        json!({"serverRelativeURL": format!("/openapi/v3/api/v1?hash={hash}")}),
     );
     for (group, versions) in group_versions(inner) {
         for version in versions {
             paths.insert(
                 format!("apis/{group}/{version}"),
-                json!({"serverRelativeURL": format!("/openapi/v3/apis/{group}/{version}?hash={}", inner.store.types().len())}),
+                json!({"serverRelativeURL": format!("/openapi/v3/apis/{group}/{version}?hash={hash}")}),
             );
         }
     }
@@ -274,8 +280,38 @@ fn openapi_group_version(inner: &Inner, group: &str, version: &str) -> Value {
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": "v1.33.0"},
         "paths": paths,
-        "components": {"schemas": {}},
+        "components": {"schemas": schemas(inner, group, version)},
     })
+}
+
+/// The schemas of the custom resources of a group version, for `kubectl explain`.
+fn schemas(inner: &Inner, group: &str, version: &str) -> Value {
+    let mut schemas = serde_json::Map::new();
+    for rt in inner.store.types() {
+        let (true, Some(admission)) = (rt.group == group && rt.version == version, &rt.admission)
+        else {
+            continue;
+        };
+        let mut schema = admission.schema().clone();
+        let properties = schema
+            .as_object_mut()
+            .map(|s| s.entry("properties").or_insert_with(|| json!({})));
+        if let Some(Value::Object(properties)) = properties {
+            properties.entry("apiVersion").or_insert_with(|| json!({"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object."}));
+            properties.entry("kind").or_insert_with(|| json!({"type": "string", "description": "Kind is a string value representing the REST resource this object represents."}));
+            properties.entry("metadata").or_insert_with(
+                || json!({"type": "object", "description": "Standard object's metadata."}),
+            );
+        }
+        schema["x-kubernetes-group-version-kind"] =
+            json!([{"group": group, "version": version, "kind": rt.kind}]);
+        let reversed: Vec<&str> = group.split('.').rev().collect();
+        schemas.insert(
+            format!("{}.{version}.{}", reversed.join("."), rt.kind),
+            schema,
+        );
+    }
+    Value::Object(schemas)
 }
 
 struct Target<'a> {
@@ -311,11 +347,35 @@ fn parse_target<'a>(group: &str, rest: &[&'a str]) -> Option<Target<'a>> {
     }
 }
 
-fn wants_table(headers: &HeaderMap) -> bool {
-    headers
+/// What a read returns, from the `Accept` header: objects, a server-side printed `Table`
+/// (`kubectl get`), or only metadata (kube's metadata watches, so Secret data is not cached).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    Object,
+    Table,
+    Metadata,
+}
+
+fn shape(headers: &HeaderMap) -> Shape {
+    let accept = headers
         .get(header::ACCEPT)
         .and_then(|a| a.to_str().ok())
-        .is_some_and(|a| a.contains("as=Table"))
+        .unwrap_or_default();
+    if accept.contains("as=Table") {
+        Shape::Table
+    } else if accept.contains("as=PartialObjectMetadata") {
+        Shape::Metadata
+    } else {
+        Shape::Object
+    }
+}
+
+fn partial(object: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": object.get("metadata").cloned().unwrap_or_else(|| json!({})),
+    })
 }
 
 fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
@@ -402,7 +462,7 @@ async fn resource(
         strict: query.get("fieldValidation") == Some("Strict"),
         dry_run: query.get("dryRun").is_some(),
     };
-    let table = wants_table(headers);
+    let table = shape(headers);
     let created = |v: Value| (StatusCode::CREATED, axum::Json(v)).into_response();
     match (method, target.name) {
         (Method::GET, None) => {
@@ -417,7 +477,9 @@ async fn resource(
         }
         (Method::GET, Some(name)) => {
             let object = view.output(inner.store.get(&rt, namespace, name)?);
-            if table {
+            if table == Shape::Metadata {
+                Ok(json_response(partial(&object)))
+            } else if table == Shape::Table {
                 let rv = object.pointer("/metadata/resourceVersion").cloned();
                 let include = Include::parse(query.get("includeObject"));
                 Ok(json_response(super::table::table(
@@ -480,9 +542,9 @@ async fn resource(
         }
         (Method::DELETE, None) => {
             let selector = Selector::parse(query.get("labelSelector"), query.get("fieldSelector"))?;
-            let (items, rv) = inner.store.list(&rt, target.namespace, |o| {
-                selector.matches(&view.output(o.clone()))
-            });
+            let (items, rv) = inner
+                .store
+                .list(&rt, target.namespace, |o| matches(&selector, view, o));
             let opts = delete_opts(&parse_body(&body)?, query);
             let mut deleted = Vec::new();
             for item in items {
@@ -618,11 +680,11 @@ fn list(
     namespace: Option<&str>,
     selector: &Selector,
     query: &Query,
-    table: bool,
+    table: Shape,
 ) -> Result<Response, ApiError> {
     let (items, rv) = inner
         .store
-        .list(rt, namespace, |o| selector.matches(&view.output(o.clone())));
+        .list(rt, namespace, |o| matches(selector, view, o));
     let items: Vec<Value> = items.into_iter().map(|o| view.output(o)).collect();
     let key = |o: &Value| {
         format!(
@@ -656,7 +718,16 @@ fn list(
         metadata["continue"] = json!(key(items.last().expect("limit > 0")));
         metadata["remainingItemCount"] = json!(remaining);
     }
-    if table {
+    if table == Shape::Metadata {
+        let items: Vec<Value> = items.iter().map(partial).collect();
+        return Ok(json_response(json!({
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": metadata,
+            "items": items,
+        })));
+    }
+    if table == Shape::Table {
         let include = Include::parse(query.get("includeObject"));
         return Ok(json_response(super::table::table(
             rt, &items, include, metadata,
@@ -670,6 +741,30 @@ fn list(
     })))
 }
 
+/// Counts a watch as open for as long as its task runs.
+struct OpenWatch(Arc<Inner>);
+
+impl OpenWatch {
+    fn new(inner: Arc<Inner>) -> Self {
+        inner.open_watches.fetch_add(1, Ordering::SeqCst);
+        Self(inner)
+    }
+}
+
+impl Drop for OpenWatch {
+    fn drop(&mut self) {
+        self.0.open_watches.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Whether a stored object matches a selector written against the API that was called.
+fn matches(selector: &Selector, view: View, object: &Value) -> bool {
+    match view {
+        View::Stored => selector.matches(object),
+        _ => selector.matches(&view.output(object.clone())),
+    }
+}
+
 /// What one change means to one watch: the event type and object, or nothing.
 fn event_for(
     change: &Change,
@@ -678,10 +773,9 @@ fn event_for(
     selector: &Selector,
 ) -> Option<(&'static str, Value)> {
     let visible = |o: &Value| {
-        let o = &view.output(o.clone());
         namespace
             .is_none_or(|n| o.pointer("/metadata/namespace").and_then(Value::as_str) == Some(n))
-            && selector.matches(o)
+            && matches(selector, view, o)
     };
     let now = visible(&change.object);
     match change.kind {
@@ -706,7 +800,7 @@ fn watch(
     namespace: Option<&str>,
     selector: Selector,
     query: &Query,
-    table: bool,
+    table: Shape,
 ) -> Result<Response, ApiError> {
     let from = query
         .get("resourceVersion")
@@ -728,11 +822,12 @@ fn watch(
         .unwrap_or(Duration::from_secs(1800));
     let include = Include::parse(query.get("includeObject"));
     let namespace = namespace.map(str::to_owned);
-    let (mut tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
     let start = inner.store.watch(&rt, from, synthetic);
     let mut kill = inner.kill.subscribe();
     let bookmark_interval = inner.bookmark_interval;
     let (group, plural) = (rt.group.clone(), rt.plural.clone());
+    let crd_name = format!("{plural}.{group}");
     let type_meta = json!({"kind": rt.kind, "apiVersion": view.api_version(rt.api_version())});
     let bookmark = move |rv: u64, initial_end: bool| {
         let mut b = type_meta.clone();
@@ -745,7 +840,8 @@ fn watch(
     let render = move |kind: &str, object: Value| -> Bytes {
         let object = match kind {
             "BOOKMARK" | "ERROR" => object,
-            _ if table => super::table::table(&rt, &[object], include, json!({})),
+            _ if table == Shape::Table => super::table::table(&rt, &[object], include, json!({})),
+            _ if table == Shape::Metadata => partial(&object),
             _ => view.output(object),
         };
         let mut line = serde_json::to_vec(&json!({"type": kind, "object": object}))
@@ -753,11 +849,13 @@ fn watch(
         line.push(b'\n');
         Bytes::from(line)
     };
+    let open = OpenWatch::new(inner.clone());
     tokio::spawn(async move {
+        let _open = open;
         let mut start = match start {
             Ok(start) => start,
             Err(error) => {
-                let _ = tx.send(Ok(render("ERROR", error.status()))).await;
+                let _ = tx.send(render("ERROR", error.status())).await;
                 return;
             }
         };
@@ -768,14 +866,14 @@ fn watch(
                     .pointer("/metadata/namespace")
                     .and_then(Value::as_str)
                     == Some(n)
-            }) && selector.matches(&view.output(object.clone()));
-            if visible && tx.send(Ok(render("ADDED", object))).await.is_err() {
+            }) && matches(&selector, view, &object);
+            if visible && tx.send(render("ADDED", object)).await.is_err() {
                 return;
             }
         }
         if initial
             && tx
-                .send(Ok(render("BOOKMARK", bookmark(start.rv, true))))
+                .send(render("BOOKMARK", bookmark(start.rv, true)))
                 .await
                 .is_err()
         {
@@ -783,7 +881,7 @@ fn watch(
         }
         for change in std::mem::take(&mut start.replay) {
             if let Some((kind, object)) = event_for(&change, view, namespace.as_deref(), &selector)
-                && tx.send(Ok(render(kind, object))).await.is_err()
+                && tx.send(render(kind, object)).await.is_err()
             {
                 return;
             }
@@ -803,11 +901,20 @@ fn watch(
                             continue;
                         }
                         last = change.rv;
+                        // The API server ends the watches of a resource whose CRD is deleted.
+                        if change.kind == ChangeKind::Deleted
+                            && change.group == "apiextensions.k8s.io"
+                            && change.plural == "customresourcedefinitions"
+                            && change.object.pointer("/metadata/name").and_then(Value::as_str)
+                                == Some(crd_name.as_str())
+                        {
+                            return;
+                        }
                         if change.group != group || change.plural != plural {
                             continue;
                         }
                         if let Some((kind, object)) = event_for(&change, view, namespace.as_deref(), &selector)
-                            && tx.send(Ok(render(kind, object))).await.is_err()
+                            && tx.send(render(kind, object)).await.is_err()
                         {
                             return;
                         }
@@ -817,15 +924,20 @@ fn watch(
                     Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return,
                 },
                 _ = ticker.tick(), if bookmarks => {
-                    if tx.send(Ok(render("BOOKMARK", bookmark(last, false)))).await.is_err() {
+                    if tx.send(render("BOOKMARK", bookmark(last, false))).await.is_err() {
                         return;
                     }
                 }
                 _ = &mut deadline => return,
+                // The client went away: stop rather than wait for the next change to notice.
+                _ = tx.closed() => return,
             }
         }
     });
-    let mut response = Response::new(Body::from_stream(rx));
+    let lines = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|line| (Ok::<_, Infallible>(line), rx))
+    });
+    let mut response = Response::new(Body::from_stream(lines));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),

@@ -7,7 +7,8 @@
 //! HTTP server speaking enough of the Kubernetes API for that:
 //!
 //! - discovery (`/api`, `/apis`, group versions, resource lists with verbs and short names,
-//!   `/version`, a minimal `/openapi/v3` so kubectl's server-side field validation works);
+//!   `/version`, an `/openapi/v3` with the custom resources' schemas and just enough else for
+//!   kubectl's server-side field validation and `kubectl explain`);
 //! - namespaces, Secrets, ConfigMaps, Events (core v1 and `events.k8s.io/v1`, one store seen
 //!   through both APIs), Leases, CustomResourceDefinitions, and the custom resources of every CRD
 //!   registered, at start or through the API;
@@ -26,10 +27,30 @@
 //! `kubectl` and the operator binary. There is no authentication or authorisation: every request
 //! is allowed, which is one reason it must never face anything but the local machine.
 //!
-//! Left out on purpose: protobuf (except the bodies of `kubectl create namespace|secret|configmap`,
-//! see [`protobuf`]), RBAC, admission webhooks, CRD conversion between versions
-//! (every served version stores the same JSON), pod-related resources, server-side apply list
-//! merge keys (lists are owned as a whole).
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use pingone_aic_operator::devkube::DevKube;
+//!
+//! let devkube = DevKube::new(); // built-in resources + this project's CRDs
+//! let client = devkube.client(); // in-process kube::Client, namespace "default"
+//! let server = devkube.serve(([127, 0, 0, 1], 0).into()).await?; // same state over TCP
+//! server.write_kubeconfig(std::path::Path::new("devkube.kubeconfig"))?;
+//! # drop((client, server));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Tests can also simulate what a real cluster does to clients: [`DevKube::drop_watches`] (a
+//! dropped connection), [`DevKube::compact`] (etcd compaction, so resuming watches get 410 Gone),
+//! [`DevKube::hold_watches`] (a client between two watches), and read [`DevKube::requests`].
+//!
+//! Left out on purpose, because nothing here needs it: protobuf (except the bodies of
+//! `kubectl create namespace|secret|configmap`, see [`protobuf`]); authentication, RBAC and
+//! admission webhooks; CRD conversion between versions (every served version stores the same
+//! JSON); workloads (pods, deployments, services); strategic-merge list merge keys and
+//! server-side-apply list ownership (lists are replaced and owned as a whole); foreground
+//! deletion (collected like background deletion); label-value validation; `resourceVersion`
+//! semantics on lists (a list is always the latest state).
 
 mod api;
 pub mod error;
@@ -44,6 +65,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -77,6 +99,7 @@ pub(crate) struct Inner {
     store: Store,
     kill: watch::Sender<u64>,
     hold: watch::Sender<bool>,
+    open_watches: AtomicUsize,
     bookmark_interval: Duration,
 }
 
@@ -113,6 +136,7 @@ impl DevKube {
                 store: Store::new(options.history_limit),
                 kill,
                 hold,
+                open_watches: AtomicUsize::new(0),
                 bookmark_interval: options.bookmark_interval,
             }),
         };
@@ -158,6 +182,72 @@ impl DevKube {
         Ok(count)
     }
 
+    /// Applies one object as `kubectl apply --server-side --force-conflicts` would, with field
+    /// manager `devkube`: created when missing, otherwise its applied fields are updated. Namespaced
+    /// objects without a namespace go to `default`.
+    pub fn apply(&self, object: &serde_json::Value) -> Result<serde_json::Value, ApiError> {
+        let field = |k: &str| {
+            object
+                .get(k)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+        };
+        let (api_version, kind) = (field("apiVersion"), field("kind"));
+        let rt = self
+            .inner
+            .store
+            .types()
+            .into_iter()
+            .find(|t| t.api_version() == api_version && t.kind == kind)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "no matches for kind \"{kind}\" in version \"{api_version}\""
+                ))
+            })?;
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let namespace = if rt.namespaced {
+            object
+                .pointer("/metadata/namespace")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("default")
+                .to_owned()
+        } else {
+            String::new()
+        };
+        let ctx = store::WriteCtx {
+            manager: "devkube".into(),
+            apply: true,
+            ..store::WriteCtx::default()
+        };
+        let (group, plural) = (rt.group.clone(), rt.plural.clone());
+        self.inner
+            .store
+            .apply(&rt, &namespace, &name, &ctx, |current| {
+                patch::apply(
+                    current,
+                    object,
+                    "devkube",
+                    true,
+                    "",
+                    &rt.api_version(),
+                    &store::now(),
+                )
+                .map_err(|conflicts| ApiError::apply_conflicts(&group, &plural, &name, &conflicts))
+            })
+    }
+
+    /// Applies every document of the manifest files in a folder (as `kubectl apply -f DIR`),
+    /// in file-name order; stops at the first object refused.
+    pub fn apply_dir(&self, dir: &Path) -> Result<Vec<serde_json::Value>, ApiError> {
+        let documents =
+            crate::manifests::read_dir(dir).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        documents.iter().map(|d| self.apply(d)).collect()
+    }
+
     /// The HTTP service, for embedding.
     pub fn router(&self) -> axum::Router {
         api::router(self.inner.clone())
@@ -187,12 +277,18 @@ impl DevKube {
         self.inner.store.compact();
     }
 
+    /// Watches being served now; a watch ends when its client goes away, its timeout passes or
+    /// [`DevKube::drop_watches`] is called.
+    pub fn open_watches(&self) -> usize {
+        self.inner.open_watches.load(Ordering::SeqCst)
+    }
+
     /// The current resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.inner.store.resource_version()
     }
 
-    /// Every request received so far, as `METHOD path?query`.
+    /// The latest requests answered (up to 50,000), as `METHOD path?query -> status`.
     pub fn requests(&self) -> Vec<String> {
         self.inner.store.requests()
     }

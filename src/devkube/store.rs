@@ -8,7 +8,9 @@
 //! replay and its live subscription.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+
+use regex::Regex;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::{Map, Value, json};
@@ -107,7 +109,7 @@ impl ResourceType {
         let name = crd.metadata.name.clone().unwrap_or_default();
         let spec = &crd.spec;
         let mut types = Vec::new();
-        for version in spec.versions.iter().filter(|v| v.served) {
+        for (index, version) in spec.versions.iter().enumerate().filter(|(_, v)| v.served) {
             let admission = Admission::for_version(crd, &version.name).map_err(|e| {
                 ApiError::invalid(
                     "apiextensions.k8s.io",
@@ -115,7 +117,7 @@ impl ResourceType {
                     &name,
                     &Rejection {
                         causes: vec![FieldError {
-                            field: "spec.versions[0].schema.openAPIV3Schema".into(),
+                            field: format!("spec.versions[{index}].schema.openAPIV3Schema"),
                             kind: FieldErrorKind::Invalid,
                             value: None,
                             detail: e.to_string(),
@@ -217,6 +219,8 @@ pub struct DeleteOpts {
     pub orphan: bool,
 }
 
+const REQUEST_LOG_LIMIT: usize = 50_000;
+
 type TypeKey = (String, String);
 type ObjKey = (String, String);
 
@@ -231,7 +235,7 @@ pub(crate) struct State {
     /// Watches from a resourceVersion below this get 410 Gone.
     floor: u64,
     history_limit: usize,
-    requests: Vec<String>,
+    requests: VecDeque<String>,
 }
 
 /// The object store and change feed.
@@ -332,6 +336,47 @@ fn without_managed_fields(object: &Value) -> Value {
     v
 }
 
+const RFC1123_LABEL: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
+const RFC1123_SUBDOMAIN: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+static LABEL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(&format!("^{RFC1123_LABEL}$")).expect("a valid pattern"));
+static SUBDOMAIN: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(&format!("^{RFC1123_SUBDOMAIN}$")).expect("a valid pattern"));
+
+/// Why a name is not a valid object name: an RFC 1123 label for namespaces, an RFC 1123
+/// subdomain otherwise, worded as the API server words it.
+fn invalid_name(name: &str, label: bool) -> Option<String> {
+    let (regex, pattern, limit, what, example) = if label {
+        (
+            &LABEL,
+            RFC1123_LABEL,
+            63,
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character",
+            "'my-name',  or '123-abc'",
+        )
+    } else {
+        (
+            &SUBDOMAIN,
+            RFC1123_SUBDOMAIN,
+            253,
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
+            "'example.com'",
+        )
+    };
+    if name.len() > limit {
+        return Some(format!("must be no more than {limit} characters"));
+    }
+    (!regex.is_match(name))
+        .then(|| format!("{what} (e.g. {example}, regex used for validation is '{pattern}')"))
+}
+
+fn ownership(object: &Value) -> Vec<(String, String, String, BTreeSet<patch::FieldPath>)> {
+    patch::read_managed(object)
+        .into_iter()
+        .map(|e| (e.manager, e.operation, e.subresource, e.fields))
+        .collect()
+}
+
 fn builtins() -> Vec<ResourceType> {
     vec![
         ResourceType::builtin("", "v1", "Namespace", "namespaces", false, &["ns"], true),
@@ -381,7 +426,7 @@ impl Store {
                 history: VecDeque::new(),
                 floor: 0,
                 history_limit,
-                requests: Vec::new(),
+                requests: VecDeque::new(),
             }),
             changes,
         };
@@ -443,14 +488,16 @@ impl Store {
     /// Records a request line for tests that check what a client asked for.
     pub fn log_request(&self, line: String) {
         let mut state = self.lock();
-        if state.requests.len() < 200_000 {
-            state.requests.push(line);
+        // The newest requests are the interesting ones; a long-running playground must not grow.
+        if state.requests.len() >= REQUEST_LOG_LIMIT {
+            state.requests.pop_front();
         }
+        state.requests.push_back(line);
     }
 
-    /// The requests seen so far, as `METHOD path?query`.
+    /// The latest requests answered (up to 50,000), as `METHOD path?query -> status`.
     pub fn requests(&self) -> Vec<String> {
-        self.lock().requests.clone()
+        self.lock().requests.iter().cloned().collect()
     }
 
     /// Drops the whole change history: watches from any earlier resourceVersion get 410 Gone.
@@ -700,6 +747,22 @@ impl State {
             },
         };
         meta.insert("name".into(), json!(name));
+        if let Some(detail) = invalid_name(&name, rt.group.is_empty() && rt.plural == "namespaces")
+        {
+            return Err(ApiError::invalid(
+                &rt.group,
+                &rt.kind,
+                &name,
+                &Rejection {
+                    causes: vec![FieldError {
+                        field: "metadata.name".into(),
+                        kind: FieldErrorKind::Invalid,
+                        value: Some(format!("{name:?}")),
+                        detail,
+                    }],
+                },
+            ));
+        }
         for server_owned in [
             "resourceVersion",
             "uid",
@@ -763,7 +826,7 @@ impl State {
             return Ok(object);
         }
         if let Some(crd) = crd {
-            self.register_crd(changes, &crd)?;
+            self.register_crd(&crd)?;
         }
         Ok(self.commit(changes, rt, ChangeKind::Added, object, None))
     }
@@ -893,11 +956,7 @@ impl State {
         }
     }
 
-    fn register_crd(
-        &mut self,
-        changes: &broadcast::Sender<Arc<Change>>,
-        crd: &CustomResourceDefinition,
-    ) -> Result<(), ApiError> {
+    fn register_crd(&mut self, crd: &CustomResourceDefinition) -> Result<(), ApiError> {
         let name = crd.metadata.name.clone().unwrap_or_default();
         let types = ResourceType::from_crd(crd)?;
         let (group, plural) = (crd.spec.group.clone(), crd.spec.names.plural.clone());
@@ -930,7 +989,6 @@ impl State {
         if let Some(rt) = storage_type {
             self.kinds.insert((group, plural), rt);
         }
-        let _ = changes;
         Ok(())
     }
 
@@ -1044,7 +1102,11 @@ impl State {
                 .unwrap_or(0);
             meta_mut(&mut new).insert("generation".into(), json!(generation + 1));
         }
-        if without_managed_fields(&new) == without_managed_fields(old) {
+        // Server-side apply may change only who owns what, which is a change; the time stamps of
+        // managedFields entries alone are not.
+        if without_managed_fields(&new) == without_managed_fields(old)
+            && (!ctx.apply || ownership(&new) == ownership(old))
+        {
             return Ok(old.clone());
         }
         if !ctx.apply {
@@ -1062,7 +1124,7 @@ impl State {
             return Ok(new);
         }
         if let Some(crd) = crd {
-            self.register_crd(changes, &crd)?;
+            self.register_crd(&crd)?;
         }
         if is_deleting(&new) && finalizers(&new).is_empty() {
             return Ok(self.remove(changes, rt, namespace, &name, new, false));
@@ -1106,6 +1168,16 @@ impl State {
             ));
         }
         let is_namespace = rt.group.is_empty() && rt.plural == "namespaces";
+        if is_namespace && matches!(name, "default" | "kube-system" | "kube-public") {
+            return Err(ApiError {
+                code: 403,
+                reason: "Forbidden",
+                message: format!(
+                    "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+                ),
+                details: None,
+            });
+        }
         if !finalizers(&object).is_empty() || is_namespace {
             if is_deleting(&object) {
                 return Ok(object);
@@ -1173,11 +1245,12 @@ impl State {
         object: Value,
         orphan: bool,
     ) -> Value {
-        let previous = self.get(rt, namespace, name).ok().cloned();
-        let removed = self.commit(changes, rt, ChangeKind::Deleted, object, previous);
+        // A CRD's objects go before the CRD itself, as its cleanup finalizer orders it.
         if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {
             self.unregister_crd(changes, name);
         }
+        let previous = self.get(rt, namespace, name).ok().cloned();
+        let removed = self.commit(changes, rt, ChangeKind::Deleted, object, previous);
         if let Some(uid) = meta_str(&removed, "uid") {
             self.collect_dependents(changes, uid, orphan);
         }

@@ -1,8 +1,9 @@
 //! The seed file of the `pingone-aic-sim` binary (YAML or JSON): one section per simulator,
-//! so the AIC simulator can add its own section next to `pingone`.
+//! `pingone` and `aic`.
 
 use serde::Deserialize;
 
+use super::aic::AicSimConfig;
 use super::pingone::PingOneSimConfig;
 
 /// Everything the simulators start with.
@@ -12,6 +13,10 @@ pub struct SimConfig {
     /// Organizations, environments and admin workers of the PingOne simulator.
     #[serde(default)]
     pub pingone: PingOneSimConfig,
+    /// Tenant environments, promotion groups and timings of the AIC simulator; without it the
+    /// binary serves PingOne only.
+    #[serde(default)]
+    pub aic: Option<AicSimConfig>,
 }
 
 impl SimConfig {

@@ -276,18 +276,7 @@ pub fn default_error_body(status: u16) -> Value {
 
 /// A random UUID (version 4), for ids the simulators make up.
 pub fn new_id() -> String {
-    let mut bytes = random_bytes::<16>();
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    crate::aic::auth::random_uuid()
 }
 
 /// `len` random characters from `[A-Za-z0-9]`, for secrets and tokens.

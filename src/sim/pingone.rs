@@ -16,7 +16,10 @@
 //!
 //! Build it with [`PingOneSim::new`], mount [`PingOneSim::router`] together with the shared
 //! [`SimControl`] (see [`PingOneSim::app`]), and inspect it with [`PingOneSim::state`] or
-//! `GET /_sim/pingone/state`.
+//! `GET /_sim/pingone/state`. `PUT /_sim/pingone/applications/{id}/secret` with
+//! `{"secret": "…"}` replaces an application's secret the way the console does when a product
+//! connection's credential is regenerated (the old one stops working at once), so a test can
+//! rotate a credential no public API issues.
 // Handlers return their early answers as `Err(Response)`; boxing them would buy nothing.
 #![allow(clippy::result_large_err)]
 
@@ -492,6 +495,10 @@ impl PingOneSim {
             .route("/v1/roles/{role}", get(read_role))
             .route("/_sim/pingone/state", get(dump_state))
             .route("/_sim/pingone/environments", post(add_environment_handler))
+            .route(
+                "/_sim/pingone/applications/{app}/secret",
+                axum::routing::put(set_secret_handler),
+            )
             .fallback(|| async {
                 p1(
                     StatusCode::NOT_FOUND,
@@ -590,6 +597,24 @@ impl PingOneSim {
             .keys()
             .map(|t| t.as_str().into())
             .collect()
+    }
+
+    /// Replaces an application's secret without keeping the previous one (a credential
+    /// regenerated in the console). False when there is no such application.
+    pub fn set_application_secret(&self, application_id: &str, secret: &str) -> bool {
+        let mut world = self.world();
+        match world
+            .applications
+            .iter_mut()
+            .find(|app| app.id == application_id)
+        {
+            Some(app) => {
+                app.secret = secret.to_owned();
+                app.previous = None;
+                true
+            }
+            None => false,
+        }
     }
 
     /// An application's current secret, for tests.
@@ -1954,6 +1979,28 @@ struct NewEnvironment {
     name: String,
     #[serde(default = "default_region")]
     region: String,
+}
+
+#[derive(Deserialize)]
+struct NewSecret {
+    secret: String,
+}
+
+async fn set_secret_handler(
+    State(sim): State<PingOneSim>,
+    Path(app): Path<String>,
+    body: Bytes,
+) -> Reply {
+    let request = match serde_json::from_slice::<NewSecret>(&body) {
+        Ok(request) if !request.secret.is_empty() => request,
+        Ok(_) => return (StatusCode::BAD_REQUEST, "the secret is empty").into_response(),
+        Err(err) => return (StatusCode::BAD_REQUEST, err.to_string()).into_response(),
+    };
+    if sim.set_application_secret(&app, &request.secret) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        not_found()
+    }
 }
 
 async fn add_environment_handler(State(sim): State<PingOneSim>, body: Bytes) -> Reply {

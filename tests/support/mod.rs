@@ -2,6 +2,8 @@
 //! project's own resources.
 #![allow(dead_code)]
 
+pub mod openapi;
+
 use std::path::PathBuf;
 
 use pingone_aic_operator::admission::Admission;

@@ -507,6 +507,16 @@ impl AicSimulator {
         self.shared.lock().calls.clear();
     }
 
+    /// Every access token issued so far, for tests that check nothing leaks them.
+    pub fn issued_tokens(&self) -> Vec<crate::secret::SecretString> {
+        self.shared
+            .lock()
+            .tokens
+            .keys()
+            .map(|t| t.as_str().into())
+            .collect()
+    }
+
     /// The most write calls (anything but GET, token requests excluded) a tenant has served at
     /// the same time.
     pub fn max_concurrent_writes(&self, tenant: &str) -> u32 {

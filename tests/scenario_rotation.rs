@@ -53,16 +53,38 @@ async fn operator_managed_rotation_keeps_the_connection_working() {
         .expect("the application's secret");
 
     // Wait for a whole rotation: rotated, pushed, restarted, verified, previous deleted.
+    // While the new secret waits for verification, PingOne must keep the previous one valid
+    // for at least the ESV cache time (600 s) beyond now.
+    let overlap_seen = std::sync::Arc::new(std::sync::Mutex::new(None::<jiff::SignedDuration>));
     let rotated = eventually("a completed rotation", || {
         let api = api.clone();
+        let playground = &playground;
+        let app_id = app_id.clone();
+        let overlap_seen = overlap_seen.clone();
         async move {
             let integration = api.get("rotating").await.ok()?;
             let env = integration.status?.environments.into_iter().next()?;
             let rotation = env.secret_rotation.clone()?;
+            if rotation.phase == Some(RotationPhase::Verifying)
+                && let Some(expires) = pingone_app(playground, &app_id)["previous"]["expiresAt"]
+                    .as_str()
+                    .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            {
+                *overlap_seen.lock().unwrap() =
+                    Some(expires.duration_since(jiff::Timestamp::now()));
+            }
             (rotation.rotations >= 1 && rotation.phase.is_none()).then_some(env)
         }
     })
     .await;
+    let overlap = overlap_seen
+        .lock()
+        .unwrap()
+        .expect("the previous secret was seen valid during verification");
+    assert!(
+        overlap >= jiff::SignedDuration::from_secs(600),
+        "the previous secret outlives the ESV cache: {overlap:?}"
+    );
     let progress = playground.progress().await.expect("progress");
     let pingone_calls = playground.pingone_control.calls();
     let aic_calls = playground.aic.calls();

@@ -102,3 +102,14 @@ async fn resyncs_without_drift_write_nothing() {
     }
     eprintln!("AIC calls per tenant: {per_tenant:?}");
 }
+
+#[test]
+fn status_writes_are_recognised_with_or_without_a_status_suffix() {
+    let lines = [
+        "PATCH /apis/pingone-aic.io/v1alpha1/namespaces/default/tenantenvironments/a/status".to_owned(),
+        "PATCH /apis/pingone-aic.io/v1alpha1/namespaces/default/tenantenvironments/a/status?fieldManager=x -> 200".to_owned(),
+        "PATCH /apis/pingone-aic.io/v1alpha1/namespaces/default/tenantenvironments/a -> 200".to_owned(),
+        "GET /apis/pingone-aic.io/v1alpha1/namespaces/default/tenantenvironments/a/status -> 200".to_owned(),
+    ];
+    assert_eq!(status_writes(&lines).len(), 2);
+}

@@ -5,7 +5,9 @@
 //!   is requested), and the promotion id as soon as AIC returns it; a restarted operator in
 //!   `Locking` without an id reads it back from the lock state, so it can always unlock.
 //! - Every failure after the lock is taken leads to `Unlocking`; the finalizer unlocks too when
-//!   a Promotion holding the lock is deleted.
+//!   a Promotion holding the lock is deleted. AIC cannot unlock while a dry run or promotion
+//!   runs, so a Promotion deleted mid-flight waits for the run to end (one progress read per
+//!   poll interval, not an exponential backoff) and then unlocks.
 //! - Waits (ESVs not yet created or loaded in the upper environment, another promotion holding
 //!   the lock) are not failures: the phase stays and a condition says what is awaited.
 //! - A dry run or promotion counts as done when AIC is no longer running one and the last

@@ -92,13 +92,16 @@ pub fn aic_writes(calls: &[pingone_aic_operator::sim::aic::CallRecord]) -> Vec<S
         .collect()
 }
 
-/// devkube requests that patch or replace a status subresource.
+/// devkube requests that patch or replace a status subresource (log lines are
+/// `METHOD path?query`, possibly followed by ` -> status`).
 pub fn status_writes(requests: &[String]) -> Vec<String> {
     requests
         .iter()
         .filter(|r| {
-            (r.starts_with("PATCH") || r.starts_with("PUT"))
-                && r.split('?').next().unwrap_or_default().ends_with("/status")
+            let request = r.split(" -> ").next().unwrap_or_default();
+            let path = request.split('?').next().unwrap_or_default();
+            (request.starts_with("PATCH") || request.starts_with("PUT"))
+                && path.trim_end().ends_with("/status")
         })
         .cloned()
         .collect()

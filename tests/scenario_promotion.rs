@@ -241,3 +241,85 @@ async fn a_manual_restart_waits_for_approval_and_polls_through_500s() {
     assert_eq!(count, 1, "exactly one restart");
     assert_eq!(summary.restarts, 1);
 }
+
+/// The operator is killed mid-promotion and a new one takes over: it finds the promotion id in
+/// the status, finishes the promotion and releases the lock; the integration becomes Ready in
+/// uat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_killed_mid_promotion_finishes_it_after_a_restart() {
+    let dir = examples_dir(
+        "promotion-restart",
+        &[
+            ("01-secrets.yaml", example_secrets()),
+            (
+                "02-tenants.yaml",
+                format!("{DEV_TENANT}\n---\n{UAT_TENANT}"),
+            ),
+        ],
+    );
+    let mut playground = start_with(PlaygroundOptions {
+        examples: dir.clone(),
+        resync: Duration::from_secs(30),
+        act_as_user: false,
+        ..Default::default()
+    })
+    .await;
+    ready(&playground).await;
+    let group = worker_integration("group", "Group Worker", "").replace(
+        "    - name: acme-dev\n",
+        "    - name: acme-dev\n    - name: acme-uat\n",
+    );
+    apply_yaml::<PingOneIntegration>(&playground, &group).await;
+    eventually("the integration awaiting a promotion", || {
+        let playground = &playground;
+        async move {
+            integration_ready(playground, "group")
+                .await
+                .filter(|r| r.2.contains("AwaitingPromotion"))
+        }
+    })
+    .await;
+    let mut timings = playground.aic.timings();
+    timings.promotion_ms = 4_000;
+    playground.aic.set_timings(timings);
+    apply_yaml::<Promotion>(&playground, PROMOTION).await;
+    eventually("the promotion under way", || {
+        let playground = &playground;
+        async move {
+            phase(playground)
+                .await
+                .filter(|p| matches!(p, PromotionPhase::DryRun | PromotionPhase::Promoting))
+        }
+    })
+    .await;
+    playground
+        .restart_operator(false)
+        .await
+        .expect("the operator restarts");
+    let end = eventually("the promotion ends", || {
+        let playground = &playground;
+        async move { phase(playground).await.filter(|p| p.is_final()) }
+    })
+    .await;
+    ready(&playground).await;
+    let (dev_lock, uat_lock) = locks(&playground);
+    let promotes = playground
+        .aic
+        .calls()
+        .iter()
+        .filter(|c| {
+            c.tenant == "acme-uat"
+                && c.method == "POST"
+                && c.path == "/environment/promotion/lock"
+                && c.status < 300
+        })
+        .count();
+    playground.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+    assert_eq!(end, PromotionPhase::Succeeded);
+    assert_eq!(promotes, 1, "locked once, never again after the restart");
+    assert!(
+        dev_lock.is_null() && uat_lock.is_null(),
+        "unlocked: {dev_lock} {uat_lock}"
+    );
+}

@@ -277,13 +277,23 @@ fn default_secret_label_identifier() -> String {
 }
 
 /// How configuration reaches the upper environments of the promotion group.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PromotionSettings {
     /// `Manual` (the default) reports `AwaitingPromotion` and says which Promotion to apply;
     /// `Automatic` creates the Promotions itself, one environment at a time, in order.
     #[serde(default = "default_promotion_policy")]
     pub policy: ApprovalPolicy,
+}
+
+// Written out rather than derived: a derived default would take `ApprovalPolicy`'s
+// (`Automatic`) when `promotion` is left out, not the documented `Manual`.
+impl Default for PromotionSettings {
+    fn default() -> Self {
+        Self {
+            policy: default_promotion_policy(),
+        }
+    }
 }
 
 fn default_promotion_policy() -> ApprovalPolicy {

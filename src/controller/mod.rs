@@ -161,10 +161,40 @@ where
     if current == Some(status) {
         return Ok(false);
     }
-    let patch = serde_json::json!({ "status": status });
+    // A merge patch keeps what it does not mention: fields the new status no longer has (skipped
+    // when `None`) must be sent as `null`, or they stay stored, never compare equal, and every
+    // resync patches again.
+    let desired = serde_json::to_value(status).unwrap_or(serde_json::Value::Null);
+    let body = match current.and_then(|c| serde_json::to_value(c).ok()) {
+        Some(stored) => merge_patch_diff(&stored, &desired),
+        None => desired,
+    };
+    let patch = serde_json::json!({ "status": body });
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
     Ok(true)
+}
+
+/// The JSON merge patch (RFC 7386) turning `stored` into `desired`: `desired` itself, with `null`
+/// for every object member `stored` has and `desired` lacks, at any depth.
+fn merge_patch_diff(stored: &serde_json::Value, desired: &serde_json::Value) -> serde_json::Value {
+    match (stored, desired) {
+        (serde_json::Value::Object(old), serde_json::Value::Object(new)) => {
+            let mut patch = serde_json::Map::new();
+            for key in old.keys().filter(|k| !new.contains_key(*k)) {
+                patch.insert(key.clone(), serde_json::Value::Null);
+            }
+            for (key, value) in new {
+                let member = match old.get(key) {
+                    Some(previous) => merge_patch_diff(previous, value),
+                    None => value.clone(),
+                };
+                patch.insert(key.clone(), member);
+            }
+            serde_json::Value::Object(patch)
+        }
+        _ => desired.clone(),
+    }
 }
 
 /// Records metrics for a reconcile and turns its error into the next look.
@@ -436,4 +466,22 @@ async fn run_scope(
         promotion_controller,
         integration_controller
     );
+}
+
+#[cfg(test)]
+mod merge_patch_tests {
+    use super::merge_patch_diff;
+    use serde_json::json;
+
+    #[test]
+    fn members_the_new_status_lacks_are_sent_as_null() {
+        let stored = json!({"restart": {"state": "Pending", "pendingSince": "t", "restartCount": 1}, "observedGeneration": 2});
+        let desired =
+            json!({"restart": {"state": "Idle", "restartCount": 1}, "observedGeneration": 2});
+        assert_eq!(
+            merge_patch_diff(&stored, &desired),
+            json!({"restart": {"state": "Idle", "pendingSince": null, "restartCount": 1}, "observedGeneration": 2})
+        );
+        assert_eq!(merge_patch_diff(&json!(null), &desired), desired);
+    }
 }

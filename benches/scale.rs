@@ -174,6 +174,24 @@ async fn run(groups: usize) {
             )
             .chain(steady_kube.iter().map(|l| format!("Kubernetes {l}"))),
     );
+    let steady_external_writes = top_routes(
+        steady_pingone
+            .iter()
+            .filter(|c| c.method != "GET")
+            .map(|c| {
+                format!(
+                    "PingOne {} {}",
+                    c.method,
+                    c.route.as_deref().unwrap_or(&c.path)
+                )
+            })
+            .chain(
+                steady_aic
+                    .iter()
+                    .filter(|c| c.method != "GET")
+                    .map(|c| format!("AIC {} {}", c.method, c.path)),
+            ),
+    );
     let peak_kib = proc_status_kib("VmHWM:");
     let summary = playground.summary().await;
     playground.stop().await;
@@ -219,6 +237,10 @@ async fn run(groups: usize) {
     );
     println!("  one resync, most frequent calls:");
     for (count, route) in steady_routes {
+        println!("    {count:>6}  {route}");
+    }
+    println!("  one resync, external calls other than GET:");
+    for (count, route) in steady_external_writes {
         println!("    {count:>6}  {route}");
     }
 }

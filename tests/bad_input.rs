@@ -498,7 +498,7 @@ async fn bad_input_yields_clear_conditions_and_recovers() {
             }
         }
         if let Err(last) = playground
-            .wait_ready(Duration::from_secs(120), |_| {})
+            .wait_ready(Duration::from_secs(300), |_| {})
             .await
         {
             wrong.push(format!(

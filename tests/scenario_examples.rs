@@ -24,7 +24,7 @@ async fn the_examples_become_ready() {
     .await
     .expect("the playground starts");
     let result = playground
-        .wait_ready(Duration::from_secs(120), |progress| {
+        .wait_ready(Duration::from_secs(300), |progress| {
             for line in progress {
                 eprintln!(
                     "{:<45} {:<6} {:<24} {}",

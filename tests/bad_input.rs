@@ -61,8 +61,8 @@ struct Case {
     breaks: Break,
     target: Target,
     /// Reasons that say what is wrong (any one of them; `Prefix*` for any reason starting so). Empty for a transient failure
-    /// (a 5xx): the operator retries with backoff and logs each failure, and writes no
-    /// condition while it retries — the case then checks that it retried and recovered.
+    /// (a 5xx): the operator retries with backoff and logs each failure (after several in a
+    /// row the Ready condition says so) — the case then checks that it retried and recovered.
     reasons: &'static [&'static str],
 }
 
@@ -423,7 +423,7 @@ async fn bad_input_yields_clear_conditions_and_recovers() {
                 wrong.push(format!("{}: retried only {retried} times", case.name));
             }
             let line = format!(
-                "{:<58} {:<22} {:<28} retried {retried} times with backoff; no condition while retrying",
+                "{:<58} {:<22} {:<28} retried {retried} times with backoff; Ready reports a persistent outage",
                 case.name, "-", "(transient)"
             );
             eprintln!("{line}");

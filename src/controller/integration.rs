@@ -87,6 +87,7 @@ pub async fn reconcile(
     let namespace = namespace_of(integration.as_ref());
     let key = format!("PingOneIntegration/{namespace}/{}", integration.name_any());
     let api: Api<PingOneIntegration> = Api::namespaced(ctx.client.clone(), &namespace);
+    let object = integration.clone();
     let result = finalizer(&api, FINALIZER, integration, |event| async {
         match event {
             FinalizerEvent::Apply(integration) => apply(&integration, &ctx).await,
@@ -99,6 +100,9 @@ pub async fn reconcile(
         | kube::runtime::finalizer::Error::CleanupFailed(err) => err,
         other => ReconcileError::Finalizer(other.to_string()),
     });
+    if let Err(err) = &result {
+        super::report_persistent_failure(&ctx, object.as_ref(), err).await;
+    }
     finish(&ctx, "PingOneIntegration", &key, started, result)
 }
 

@@ -245,16 +245,97 @@ pub(crate) fn finish(
     result
 }
 
+/// The key an object's consecutive failures are counted under, `Kind/namespace/name`; the
+/// reconcilers clear it on success with the same key.
+pub(crate) fn failure_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        object.meta().namespace.as_deref().unwrap_or_default(),
+        object.meta().name.as_deref().unwrap_or_default()
+    )
+}
+
+/// How many transient failures in a row make the Ready condition say so.
+const FAILURES_BEFORE_REPORT: u32 = 3;
+
+/// Once an object's reconcile has failed transiently several times in a row (PingOne or AIC
+/// down, rate limits that do not clear), says so in its Ready condition: retries go on, but an
+/// outage must show in `kubectl get`, not only in logs. Only for resources whose reconcile
+/// recomputes Ready on every success, so the report is replaced as soon as the outage ends.
+pub(crate) async fn report_persistent_failure<K>(ctx: &Context, object: &K, error: &ReconcileError)
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    if !error.is_transient() {
+        return;
+    }
+    let failures = ctx
+        .failures
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&failure_key(object))
+        .copied()
+        .unwrap_or(0);
+    // This failure is not counted yet: the error policy runs after the reconcile returns.
+    if failures + 1 < FAILURES_BEFORE_REPORT {
+        return;
+    }
+    let Ok(value) = serde_json::to_value(object) else {
+        return;
+    };
+    let mut conditions: Vec<crate::crd::common::Condition> = value
+        .pointer("/status/conditions")
+        .cloned()
+        .and_then(|c| serde_json::from_value(c).ok())
+        .unwrap_or_default();
+    let message = format!("retrying after {} failures in a row: {error}", failures + 1);
+    let changed = crate::status::set_condition(
+        &mut conditions,
+        crate::status::DesiredCondition {
+            type_: crate::crd::common::condition::READY,
+            status: crate::status::ConditionStatus::False,
+            reason: error.reason(),
+            message: &message,
+        },
+        object.meta().generation,
+        &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+    );
+    if !changed {
+        return;
+    }
+    let api: Api<K> = Api::namespaced(
+        ctx.client.clone(),
+        object.meta().namespace.as_deref().unwrap_or_default(),
+    );
+    let patch = serde_json::json!({ "status": { "conditions": conditions } });
+    let name = object.meta().name.clone().unwrap_or_default();
+    if api
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .is_ok()
+    {
+        ctx.publish(
+            object,
+            EventType::Warning,
+            "Reconcile",
+            error.reason(),
+            message,
+        )
+        .await;
+    }
+}
+
 /// The error policy shared by the controllers: log, then back off per object.
 pub(crate) fn error_policy<K>(object: Arc<K>, error: &ReconcileError, ctx: Arc<Context>) -> Action
 where
     K: Resource<DynamicType = ()>,
 {
-    let key = format!(
-        "{}/{}",
-        K::kind(&()),
-        object.meta().name.clone().unwrap_or_default()
-    );
+    let key = failure_key(object.as_ref());
     let failures = ctx.record_failure(&key);
     let delay = error::retry_delay(error, failures);
     tracing::warn!(

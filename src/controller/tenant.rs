@@ -66,6 +66,9 @@ pub async fn reconcile(
         tenant.name_any()
     );
     let result = reconcile_tenant(&tenant, &ctx).await;
+    if let Err(err) = &result {
+        super::report_persistent_failure(&ctx, tenant.as_ref(), err).await;
+    }
     finish(&ctx, "TenantEnvironment", &key, started, result)
 }
 

@@ -179,23 +179,53 @@ async fn a_second_replica_takes_over_when_the_leader_dies() {
     )
     .await;
 
-    // A change after the hand-over is reconciled by b: a new promotion runs to the end.
+    // A change after the hand-over is reconciled by b: a new promotion, applied with kubectl as
+    // a person would (through the API client where kubectl is not installed), runs to the end.
     let promotions: Api<Promotion> = Api::namespaced(playground.client.clone(), "default");
-    promotions
-        .create(
-            &PostParams::default(),
-            &Promotion::new(
-                "acme-dev-to-uat-after-failover",
-                PromotionSpec {
-                    from: "acme-dev".into(),
-                    to: "acme-uat".into(),
-                    dry_run_only: false,
-                    description: Some("applied after the leader died".into()),
-                },
-            ),
-        )
-        .await
-        .unwrap();
+    let manifest = "apiVersion: pingone-aic.io/v1alpha1\nkind: Promotion\nmetadata:\n  name: acme-dev-to-uat-after-failover\nspec:\n  from: acme-dev\n  to: acme-uat\n  description: applied after the leader died\n";
+    let applied_with_kubectl = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["apply", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .ok()
+        .map(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(manifest.as_bytes())
+                .unwrap();
+            let output = child.wait_with_output().unwrap();
+            assert!(
+                output.status.success(),
+                "kubectl apply failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        })
+        .is_some();
+    if !applied_with_kubectl {
+        eprintln!("kubectl is not installed; creating the Promotion through the API client");
+        promotions
+            .create(
+                &PostParams::default(),
+                &Promotion::new(
+                    "acme-dev-to-uat-after-failover",
+                    PromotionSpec {
+                        from: "acme-dev".into(),
+                        to: "acme-uat".into(),
+                        dry_run_only: false,
+                        description: Some("applied after the leader died".into()),
+                    },
+                ),
+            )
+            .await
+            .unwrap();
+    }
     let phase = eventually(
         Duration::from_secs(120),
         "the new promotion to finish",

@@ -741,7 +741,7 @@ async fn rotate(
         rotated: None,
         requeue: interval,
     };
-    match state.phase {
+    let rotate_now = match state.phase {
         None => {
             let Some(last) = state.last_rotation_time.clone() else {
                 // The secret in use counts as fresh from the moment the operator first sees it.
@@ -764,6 +764,14 @@ async fn rotate(
             state.previous_expires_time = Some(Time(add(now, overlap)));
             status.environments[index].secret_rotation = Some(state.clone());
             patch_status(api, &integration.name_any(), None, status).await?;
+            true
+        }
+        // Recorded but perhaps not done: PingOne shows a previous secret once it rotated.
+        Some(RotationPhase::Rotating) => current.previous.is_none(),
+        Some(RotationPhase::Verifying) => false,
+    };
+    if state.phase == Some(RotationPhase::Rotating) {
+        if rotate_now {
             outcome.rotated = Some(
                 pingone_rotate(
                     integration,
@@ -776,41 +784,22 @@ async fn rotate(
                 )
                 .await?,
             );
-            state.phase = Some(RotationPhase::Verifying);
-            outcome.requeue = soon;
         }
-        Some(RotationPhase::Rotating) => {
-            // Recorded but perhaps not done: PingOne shows a previous secret once it rotated.
-            if current.previous.is_none() {
-                outcome.rotated = Some(
-                    pingone_rotate(
-                        integration,
-                        ctx,
-                        session,
-                        environment_id,
-                        app_id,
-                        &env_name,
-                        &state,
-                    )
-                    .await?,
-                );
-            }
-            state.phase = Some(RotationPhase::Verifying);
-            outcome.requeue = soon;
-        }
-        Some(RotationPhase::Verifying) => {
-            // `connectionVerified` was cleared when the new version was pushed and is set again
-            // only by a successful `testConnection` after it was loaded; the superseded ESV
-            // versions were disabled right then.
-            if status.environments[index].connection_verified {
-                session
-                    .delete_previous_secret(environment_id, app_id)
-                    .await?;
-                state.phase = None;
-                state.last_rotation_time = state.started_time.take().or(Some(Time(now)));
-                state.previous_expires_time = None;
-                state.rotations += 1;
-                ctx.publish(
+        state.phase = Some(RotationPhase::Verifying);
+        outcome.requeue = soon;
+    } else if state.phase == Some(RotationPhase::Verifying) {
+        // `connectionVerified` was cleared when the new version was pushed and is set again
+        // only by a successful `testConnection` after it was loaded; the superseded ESV
+        // versions were disabled right then.
+        if status.environments[index].connection_verified {
+            session
+                .delete_previous_secret(environment_id, app_id)
+                .await?;
+            state.phase = None;
+            state.last_rotation_time = state.started_time.take().or(Some(Time(now)));
+            state.previous_expires_time = None;
+            state.rotations += 1;
+            ctx.publish(
                     integration,
                     EventType::Normal,
                     "Rotate",
@@ -820,9 +809,8 @@ async fn rotate(
                     ),
                 )
                 .await;
-            } else {
-                outcome.requeue = soon;
-            }
+        } else {
+            outcome.requeue = soon;
         }
     }
     status.environments[index].secret_rotation = Some(state);

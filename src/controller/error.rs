@@ -55,6 +55,18 @@ pub enum ReconcileError {
     },
 }
 
+impl From<kube::runtime::finalizer::Error<ReconcileError>> for ReconcileError {
+    /// The reconcile's own error when it failed inside the finalizer helper; the helper's
+    /// errors (adding or removing the finalizer) otherwise.
+    fn from(err: kube::runtime::finalizer::Error<ReconcileError>) -> Self {
+        match err {
+            kube::runtime::finalizer::Error::ApplyFailed(err)
+            | kube::runtime::finalizer::Error::CleanupFailed(err) => err,
+            other => ReconcileError::Finalizer(other.to_string()),
+        }
+    }
+}
+
 impl ReconcileError {
     /// An invalid spec or reference.
     pub fn invalid(reason: &'static str, message: impl Into<String>) -> Self {

@@ -85,7 +85,7 @@ pub async fn reconcile(
 ) -> Result<Action, ReconcileError> {
     let started = Instant::now();
     let namespace = namespace_of(integration.as_ref());
-    let key = format!("PingOneIntegration/{namespace}/{}", integration.name_any());
+    let key = super::failure_key(integration.as_ref());
     let api: Api<PingOneIntegration> = Api::namespaced(ctx.client.clone(), &namespace);
     let object = integration.clone();
     let result = finalizer(&api, FINALIZER, integration, |event| async {
@@ -95,11 +95,7 @@ pub async fn reconcile(
         }
     })
     .await
-    .map_err(|err| match err {
-        kube::runtime::finalizer::Error::ApplyFailed(err)
-        | kube::runtime::finalizer::Error::CleanupFailed(err) => err,
-        other => ReconcileError::Finalizer(other.to_string()),
-    });
+    .map_err(ReconcileError::from);
     if let Err(err) = &result {
         super::report_persistent_failure(&ctx, object.as_ref(), err).await;
     }

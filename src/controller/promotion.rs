@@ -42,11 +42,7 @@ pub async fn reconcile(
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
     let started = Instant::now();
-    let key = format!(
-        "Promotion/{}/{}",
-        namespace_of(promotion.as_ref()),
-        promotion.name_any()
-    );
+    let key = super::failure_key(promotion.as_ref());
     let api: Api<Promotion> =
         Api::namespaced(ctx.client.clone(), &namespace_of(promotion.as_ref()));
     let result = finalizer(&api, FINALIZER, promotion, |event| async {
@@ -56,11 +52,7 @@ pub async fn reconcile(
         }
     })
     .await
-    .map_err(|err| match err {
-        kube::runtime::finalizer::Error::ApplyFailed(err)
-        | kube::runtime::finalizer::Error::CleanupFailed(err) => err,
-        other => ReconcileError::Finalizer(other.to_string()),
-    });
+    .map_err(ReconcileError::from);
     finish(&ctx, "Promotion", &key, started, result)
 }
 

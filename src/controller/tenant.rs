@@ -60,11 +60,7 @@ pub async fn reconcile(
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
     let started = Instant::now();
-    let key = format!(
-        "TenantEnvironment/{}/{}",
-        namespace_of(tenant.as_ref()),
-        tenant.name_any()
-    );
+    let key = super::failure_key(tenant.as_ref());
     let result = reconcile_tenant(&tenant, &ctx).await;
     if let Err(err) = &result {
         super::report_persistent_failure(&ctx, tenant.as_ref(), err).await;

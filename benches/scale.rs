@@ -7,61 +7,13 @@
 //! (as `cargo test --all-targets` runs it) it shrinks to 2 groups as a smoke test.
 #![forbid(unsafe_code)]
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use pingone_aic_operator::playground::{Playground, PlaygroundOptions};
-use serde_json::{Value, json};
 
-/// Kilobytes of a `/proc/self/status` line (`VmHWM`, `VmRSS`).
-fn proc_status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
+mod support;
 
-/// Writes `groups` copies of the repository's examples (the hand-written Promotion left out,
-/// every policy `Automatic`) into `dir`: group `g` has `gNNN-dev`, `-uat`, `-staging`, `-prod`
-/// and `-sandbox`, each mapped to its own PingOne environment. The Secrets are shared.
-fn write_groups(dir: &Path, groups: usize) {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples");
-    std::fs::copy(
-        examples.join("01-secrets.yaml"),
-        dir.join("000-secrets.yaml"),
-    )
-    .expect("copy the Secrets");
-    let templates: Vec<Value> = [
-        "02-tenant-environments.yaml",
-        "03-pingone-integration-worker.yaml",
-        "04-pingone-integration-product-connection.yaml",
-    ]
-    .iter()
-    .flat_map(|f| pingone_aic_operator::manifests::read_file(&examples.join(f)).expect("examples"))
-    .collect();
-    // One file per group: the manifest reader allows a bounded number of documents per file.
-    for group in 0..groups {
-        let prefix = format!("g{group:03}");
-        let mut text = String::new();
-        for (index, template) in templates.iter().enumerate() {
-            let replaced = template
-                .to_string()
-                .replace("\"acme-", &format!("\"{prefix}-"))
-                .replace("\"Manual\"", "\"Automatic\"");
-            let mut document: Value = serde_json::from_str(&replaced).expect("JSON");
-            if document["kind"] == "TenantEnvironment" {
-                document["spec"]["pingOne"]["environmentId"] =
-                    json!(format!("{group:08x}-0000-4000-8000-{index:012x}"));
-            }
-            text.push_str(&format!("---\n{document}\n"));
-        }
-        std::fs::write(dir.join(format!("{prefix}.yaml")), text).expect("write a group");
-    }
-}
+use support::{proc_status_kib, write_groups};
 
 /// The most frequent calls, with names and ids folded, for the steady-state breakdown.
 fn top_routes(calls: impl Iterator<Item = String>) -> Vec<(usize, String)> {

@@ -22,6 +22,7 @@ pub mod auth;
 pub mod error;
 pub mod esv;
 pub mod promotion;
+pub mod snapshot;
 pub mod startup;
 
 use std::collections::HashMap;
@@ -43,6 +44,7 @@ pub use promotion::{
     LockResult, LockStart, LockState, PromotionProgress, PromotionReport, PromotionRequest,
     ReportMeta,
 };
+pub use snapshot::EsvSnapshots;
 pub use startup::RestartStatus;
 
 use crate::http::Backoff;
@@ -253,6 +255,7 @@ pub struct AicClient {
     tokens: TokenCache,
     backoff: Backoff,
     write_lock: Arc<tokio::sync::Mutex<()>>,
+    snapshots: EsvSnapshots,
 }
 
 impl fmt::Debug for AicClient {
@@ -332,6 +335,18 @@ impl Call {
         self.body = Some(body);
         self
     }
+    /// Whether the call may change what the ESV snapshots hold: writes to variables and
+    /// secrets, and restarts (which change `loaded`). AM and promotion calls leave ESVs alone.
+    pub fn changes_esvs(&self) -> bool {
+        self.method != Method::GET
+            && [
+                "/environment/variables",
+                "/environment/secrets",
+                "/environment/startup",
+            ]
+            .iter()
+            .any(|prefix| self.path.starts_with(prefix))
+    }
 }
 
 /// A successful answer.
@@ -363,7 +378,19 @@ impl AicClient {
             scopes,
             tokens,
             backoff: config.backoff,
+            snapshots: EsvSnapshots::default(),
         })
+    }
+
+    /// Shares ESV snapshots with the other clients of the process (see [`snapshot`]).
+    pub fn with_snapshots(mut self, snapshots: EsvSnapshots) -> Self {
+        self.snapshots = snapshots;
+        self
+    }
+
+    /// Forgets what was read of this tenant's ESVs (after a restart, which loads them).
+    pub fn forget_snapshot(&self) {
+        self.snapshots.forget(self.origin.as_str());
     }
 
     /// The tenant origin.
@@ -390,6 +417,15 @@ impl AicClient {
         } else {
             Some(self.write_lock.lock().await)
         };
+        let result = self.send_with_retries(call).await;
+        if call.changes_esvs() {
+            // Whatever the outcome, the ESVs may have changed: reads taken before are stale.
+            self.snapshots.forget(self.origin.as_str());
+        }
+        result
+    }
+
+    async fn send_with_retries(&self, call: &Call) -> Result<Answer, AicError> {
         let mut attempt = 0;
         let mut reauthenticated = false;
         loop {

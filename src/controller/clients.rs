@@ -17,6 +17,7 @@ pub struct Clients {
     pub pingone: PingOne,
     aic_http: reqwest::Client,
     aic_tokens: aic::TokenCache,
+    aic_snapshots: aic::EsvSnapshots,
     aic_backoff: Backoff,
 }
 
@@ -38,6 +39,7 @@ impl Clients {
             pingone: PingOne::new(pingone_config)?,
             aic_http,
             aic_tokens: aic::TokenCache::default(),
+            aic_snapshots: aic::EsvSnapshots::default(),
             aic_backoff,
         })
     }
@@ -67,11 +69,10 @@ impl Clients {
             scopes,
             backoff: self.aic_backoff,
         };
-        Ok(AicClient::new(
-            config,
-            self.aic_http.clone(),
-            self.aic_tokens.clone(),
-        )?)
+        Ok(
+            AicClient::new(config, self.aic_http.clone(), self.aic_tokens.clone())?
+                .with_snapshots(self.aic_snapshots.clone()),
+        )
     }
 
     /// The PingOne base URLs of the tenant environment's mapped PingOne environment.

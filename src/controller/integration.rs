@@ -33,6 +33,7 @@ use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Resource, ResourceExt};
 
 use super::clients::{Clients, namespace_of};
+use super::memo::{Memo, digest};
 use super::tenant::parse_duration;
 use super::{Context, FINALIZER, ReconcileError, finish, is_paused, patch_status};
 use crate::aic::am::{self, ConnectionTest, Worker};
@@ -42,6 +43,7 @@ use crate::crd::common::{ApprovalPolicy, condition};
 use crate::crd::pingone_integration::{
     CredentialType, DeletionPolicy, EnvironmentStatus, IntegrationEnvironment,
     PingOneIntegrationStatus, RotationPhase, SecretRotation, SecretRotationStatus,
+    WorkerApplication as WorkerApplicationSpec,
 };
 use crate::crd::promotion::{PromotionPhase, PromotionSpec};
 use crate::crd::{PingOneIntegration, Promotion, TenantEnvironment};
@@ -348,7 +350,54 @@ fn claimed_names(integration: &PingOneIntegration) -> Vec<String> {
     names
 }
 
+/// What the integration reconciler remembers between resyncs (see [`super::memo`]), per
+/// integration (by uid) and environment.
+#[derive(Debug, Default)]
+pub struct Memos {
+    credentials: Memo<SeenCredential>,
+    /// Whether the environment's ESVs were loaded by the running services.
+    esvs_loaded: Memo<bool>,
+    /// A mutable environment's worker service, configuration and label mapping are in place.
+    services: Memo<()>,
+    /// Whether an upper environment holds the promoted worker configuration.
+    promoted: Memo<bool>,
+}
+
+impl Memos {
+    fn forget(&self, prefix: &str) {
+        self.credentials.forget_prefix(prefix);
+        self.esvs_loaded.forget_prefix(prefix);
+        self.services.forget_prefix(prefix);
+        self.promoted.forget_prefix(prefix);
+    }
+}
+
+/// A credential as last observed, and when operator-managed rotation wants to look again.
+#[derive(Clone)]
+struct SeenCredential {
+    credential: Credential,
+    due: Option<Instant>,
+}
+
+impl std::fmt::Debug for SeenCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeenCredential")
+            .field("client_id", &self.credential.client_id)
+            .field("due", &self.due)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The key prefix of an integration's memos: its uid, so a re-created integration starts afresh.
+fn memo_prefix(integration: &PingOneIntegration) -> String {
+    format!(
+        "{}/",
+        integration.uid().unwrap_or_else(|| integration.name_any())
+    )
+}
+
 /// The credential AIC uses to reach PingOne in one environment.
+#[derive(Clone)]
 struct Credential {
     client_id: Option<String>,
     secret: SecretString,
@@ -375,26 +424,85 @@ async fn sync_environment(
     status.environments[index].client_id = credential.client_id.clone();
 
     let aic = ctx.clients.aic(&ctx.client, tenant, &[]).await?;
-    let loaded = sync_esvs(
+    let age = ctx.observation_age();
+    let key = format!("{}{}", memo_prefix(integration), target.spec.name);
+    let inputs = esv_inputs(
         integration,
-        ctx,
-        &aic,
         tenant,
         &credential,
-        &mut status.environments[index],
-    )
-    .await?;
+        &status.environments[index],
+    );
+    let loaded = match ctx.memos.esvs_loaded.fresh(&key, &inputs, age) {
+        Some(loaded) => loaded,
+        None => {
+            let loaded = sync_esvs(
+                integration,
+                ctx,
+                &aic,
+                tenant,
+                &credential,
+                &mut status.environments[index],
+            )
+            .await?;
+            let inputs = esv_inputs(
+                integration,
+                tenant,
+                &credential,
+                &status.environments[index],
+            );
+            ctx.memos.esvs_loaded.record(&key, inputs, loaded);
+            loaded
+        }
+    };
     facts.esvs_synced = loaded;
 
     let desired = desired_worker(integration, ctx, tenant, targets, &aic).await?;
+    let desired_json = serde_json::to_string(&desired).unwrap_or_default();
+    let generation = integration
+        .meta()
+        .generation
+        .unwrap_or_default()
+        .to_string();
     let env = &mut status.environments[index];
     if tenant.spec.tier.is_mutable() {
-        configure_service(integration, ctx, &aic, &desired, env).await?;
+        let inputs = |env: &EnvironmentStatus| {
+            digest(&[
+                &generation,
+                &desired_json,
+                &format!("{}/{}", env.service_configured, env.label_mapped),
+            ])
+        };
+        if ctx.memos.services.fresh(&key, &inputs(env), age).is_none() {
+            configure_service(integration, ctx, &aic, &desired, env).await?;
+            ctx.memos.services.record(&key, inputs(env), ());
+        }
     } else {
-        let promoted = aic
-            .get_worker(&integration.spec.service.name)
-            .await?
-            .is_some_and(|current| current.satisfies(&desired));
+        // A promotion is what changes an upper environment's worker: look again when one into
+        // this environment has ended, or at the resync.
+        let promotions: Vec<String> = ctx
+            .promotions
+            .state()
+            .iter()
+            .filter(|p| p.namespace() == tenant.namespace() && p.spec.to == target.spec.name)
+            .filter_map(|p| {
+                let phase = p.status.as_ref().map(|s| s.phase)?;
+                phase
+                    .is_final()
+                    .then(|| format!("{}={phase:?}", p.name_any()))
+            })
+            .collect();
+        let inputs = digest(&[&generation, &desired_json, &promotions.join(",")]);
+        let promoted = match ctx.memos.promoted.fresh(&key, &inputs, age) {
+            Some(promoted) => promoted,
+            None => {
+                let promoted = aic
+                    .get_worker(&integration.spec.service.name)
+                    .await?
+                    .is_some_and(|current| current.satisfies(&desired));
+                ctx.memos.promoted.record(&key, inputs, promoted);
+                promoted
+            }
+        };
         env.promoted = Some(promoted);
         env.service_configured = promoted;
         env.label_mapped = promoted;
@@ -434,7 +542,8 @@ async fn sync_environment(
                     ),
                 )
                 .await;
-                if let Some(version) = env.secret_version.clone() {
+                // The first version of a secret has none before it to disable.
+                if let Some(version) = env.secret_version.clone().filter(|v| v != "1") {
                     let disabled =
                         esv::disable_other_versions(&aic, secret_esv(integration), &version)
                             .await?;
@@ -473,6 +582,43 @@ async fn sync_environment(
     }
     facts.verified = true;
     Ok(facts)
+}
+
+/// What decides an environment's ESVs and whether they are loaded, as a digest: the values,
+/// the secret version recorded, and the tenant environment's restarts.
+fn esv_inputs(
+    integration: &PingOneIntegration,
+    tenant: &TenantEnvironment,
+    credential: &Credential,
+    env: &EnvironmentStatus,
+) -> String {
+    let restart = tenant
+        .status
+        .as_ref()
+        .and_then(|s| s.restart.as_ref())
+        // A finished restart is what loads written ESVs; the states in between change nothing.
+        .map(|r| {
+            format!(
+                "{}/{:?}",
+                r.restart_count,
+                r.last_restart_time.as_ref().map(|t| t.0)
+            )
+        })
+        .unwrap_or_default();
+    digest(&[
+        &integration
+            .meta()
+            .generation
+            .unwrap_or_default()
+            .to_string(),
+        &tenant.uid().unwrap_or_default(),
+        &tenant.meta().generation.unwrap_or_default().to_string(),
+        &restart,
+        credential.client_id.as_deref().unwrap_or_default(),
+        credential.secret.expose(),
+        env.secret_version.as_deref().unwrap_or_default(),
+        env.values_hash.as_deref().unwrap_or_default(),
+    ])
 }
 
 /// Reads or establishes the worker credential of one environment.
@@ -522,6 +668,88 @@ async fn credential(
             format!("TenantEnvironment {} has no pingOne.adminCredentialsSecretRef; the operator needs it to manage worker applications", target.spec.name),
         )
     })?;
+    // Between resyncs the worker application, its role and its secret are taken as last seen
+    // unless something that decides them changed; a rotation in progress is always driven.
+    let key = format!("{}{}", memo_prefix(integration), target.spec.name);
+    let rotating = status.environments[index]
+        .secret_rotation
+        .as_ref()
+        .is_some_and(|r| r.phase.is_some());
+    let inputs = credential_inputs(integration, tenant, &session, &status.environments[index]);
+    if !rotating
+        && let Some(seen) = ctx
+            .memos
+            .credentials
+            .fresh(&key, &inputs, ctx.observation_age())
+    {
+        let now = Instant::now();
+        if seen.due.is_none_or(|due| due > now) {
+            return Ok(Credential {
+                requeue: seen.due.map(|due| due - now),
+                ..seen.credential
+            });
+        }
+    }
+    let credential = observe_worker_credential(
+        integration,
+        ctx,
+        api,
+        target,
+        status,
+        index,
+        &session,
+        app_spec,
+    )
+    .await?;
+    let inputs = credential_inputs(integration, tenant, &session, &status.environments[index]);
+    ctx.memos.credentials.record(
+        &key,
+        inputs,
+        SeenCredential {
+            credential: credential.clone(),
+            due: credential.requeue.map(|after| Instant::now() + after),
+        },
+    );
+    Ok(credential)
+}
+
+/// What decides an environment's worker credential, as a digest.
+fn credential_inputs(
+    integration: &PingOneIntegration,
+    tenant: &TenantEnvironment,
+    session: &pingone::PingOneSession,
+    env: &EnvironmentStatus,
+) -> String {
+    let rotation = serde_json::to_string(&env.secret_rotation).unwrap_or_default();
+    digest(&[
+        &integration
+            .meta()
+            .generation
+            .unwrap_or_default()
+            .to_string(),
+        &tenant.uid().unwrap_or_default(),
+        &tenant.meta().generation.unwrap_or_default().to_string(),
+        &session.credential_digest(),
+        env.worker_app_id.as_deref().unwrap_or_default(),
+        &format!("{:?}", env.worker_app_created),
+        &rotation,
+    ])
+}
+
+/// Observes (and where needed creates, repairs or rotates) the managed worker application of
+/// one environment and returns its credential.
+#[allow(clippy::too_many_arguments)]
+async fn observe_worker_credential(
+    integration: &PingOneIntegration,
+    ctx: &Context,
+    api: &Api<PingOneIntegration>,
+    target: &Target<'_>,
+    status: &mut PingOneIntegrationStatus,
+    index: usize,
+    session: &pingone::PingOneSession,
+    app_spec: &WorkerApplicationSpec,
+) -> Result<Credential, ReconcileError> {
+    let tenant = &target.tenant;
     let environment_id = tenant.spec.ping_one.environment_id.clone();
     let desired = pingone::WorkerApplication {
         name: app_spec.name.clone(),
@@ -533,7 +761,7 @@ async fn credential(
         token_endpoint_auth_method: TokenAuthMethod::ClientSecretBasic,
     };
     let recorded = status.environments[index].worker_app_id.clone();
-    let app = match recorded {
+    let app = match recorded.clone() {
         Some(id) => match session.application(&environment_id, &id).await? {
             Some(app) => app,
             None => {
@@ -542,7 +770,7 @@ async fn credential(
                     integration,
                     ctx,
                     api,
-                    &session,
+                    session,
                     &environment_id,
                     &desired,
                     status,
@@ -561,7 +789,7 @@ async fn credential(
                         integration,
                         ctx,
                         api,
-                        &session,
+                        session,
                         &environment_id,
                         &desired,
                         status,
@@ -631,12 +859,19 @@ async fn credential(
             .await;
         }
     }
+    // An application created in this pass has no role assignments to look at.
+    let env = &status.environments[index];
+    let created_now = env.worker_app_created == Some(true) && env.worker_app_id != recorded;
+    let assignments = if created_now || app_spec.roles.is_empty() {
+        Vec::new()
+    } else {
+        session
+            .list_role_assignments(&environment_id, &app.id)
+            .await?
+    };
     for role in &app_spec.roles {
         let role_id = session.role_id(role).await?;
         let scope = Scope::environment(environment_id.clone());
-        let assignments = session
-            .list_role_assignments(&environment_id, &app.id)
-            .await?;
         let present = assignments
             .iter()
             .any(|a| a.role.id == role_id && a.scope.id == scope.id);
@@ -664,7 +899,7 @@ async fn credential(
             integration,
             ctx,
             api,
-            &session,
+            session,
             &environment_id,
             &app.id,
             rotation,
@@ -924,9 +1159,12 @@ async fn sync_esvs(
     if let Some(client_id) = &credential.client_id {
         variables.push((names.client_id.as_str(), client_id.as_str()));
     }
+    // Reads come from the tenant's ESV snapshot: one list of variables and one of secrets per
+    // tenant and resync, shared with the other integrations and the restart check.
+    let view = aic.snapshot_view(ctx.observation_age());
     let mut loaded = true;
     for (id, value) in variables {
-        let outcome = esv::upsert_variable(aic, id, value, ESV_DESCRIPTION, "string").await?;
+        let outcome = esv::upsert_variable(&view, id, value, ESV_DESCRIPTION, "string").await?;
         match &outcome {
             VariableOutcome::Unchanged(variable) => loaded &= variable.loaded,
             VariableOutcome::Created(_) | VariableOutcome::Updated(_) => {
@@ -949,7 +1187,7 @@ async fn sync_esvs(
         credential.client_id.as_deref().unwrap_or_default(),
         credential.secret.expose(),
     ]);
-    let existing = aic.get_secret(secret_id).await?;
+    let existing = view.get_secret(secret_id).await?;
     let unchanged = existing.as_ref().is_some_and(|secret| {
         env.values_hash.as_deref() == Some(hash.as_str())
             && env.secret_version.as_deref() == Some(secret.active_version.as_str())
@@ -958,7 +1196,7 @@ async fn sync_esvs(
         loaded &= existing.as_ref().is_some_and(|s| !s.is_pending());
     } else {
         let push =
-            esv::push_secret(aic, secret_id, &credential.secret, ESV_DESCRIPTION, true).await?;
+            esv::push_secret(&view, secret_id, &credential.secret, ESV_DESCRIPTION, true).await?;
         if push.new_version {
             loaded = false;
             env.connection_verified = false;
@@ -974,7 +1212,7 @@ async fn sync_esvs(
             )
             .await;
         } else {
-            loaded &= aic
+            loaded &= view
                 .get_secret(secret_id)
                 .await?
                 .is_some_and(|s| !s.is_pending());
@@ -1374,6 +1612,7 @@ async fn cleanup(
     integration: &PingOneIntegration,
     ctx: &Context,
 ) -> Result<Action, ReconcileError> {
+    ctx.memos.forget(&memo_prefix(integration));
     if integration.spec.deletion_policy == DeletionPolicy::Retain || is_paused(integration) {
         return Ok(Action::await_change());
     }

@@ -11,6 +11,7 @@
 pub mod clients;
 pub mod error;
 pub mod integration;
+pub mod memo;
 pub mod promotion;
 pub mod tenant;
 
@@ -97,9 +98,18 @@ pub struct Context {
     /// The worker schema's credential label field per tenant URL and realm: a property of the
     /// AIC release, read once per operator process instead of on every resync.
     credential_fields: Mutex<HashMap<String, String>>,
+    /// What the integration reconciler observed between resyncs.
+    pub(crate) memos: integration::Memos,
 }
 
 impl Context {
+    /// How old a remote observation may be and still stand for the current state: the resync
+    /// period, so every resync looks at the remote state once and the reconciles in between
+    /// (events, other resources' changes) make no calls for what they did not change.
+    pub fn observation_age(&self) -> Duration {
+        self.config.resync
+    }
+
     /// Publishes an event about `object`; failing to publish is logged, never fatal.
     pub async fn publish<K>(
         &self,
@@ -474,6 +484,7 @@ async fn run_scope(
         promotions: promotions.store(),
         failures: Mutex::new(HashMap::new()),
         credential_fields: Mutex::new(HashMap::new()),
+        memos: integration::Memos::default(),
     });
 
     let tenant_store = ctx.tenants.clone();

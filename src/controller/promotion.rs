@@ -692,6 +692,8 @@ async fn check_esvs(
     }
     let mut missing = Vec::new();
     let mut pending = Vec::new();
+    // Two list reads at most, shared with the integrations and restarts of the tenant.
+    let upper = upper.snapshot_view(ctx.observation_age());
     for id in variables {
         match upper.get_variable(&id).await? {
             None => missing.push(id),

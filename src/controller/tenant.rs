@@ -187,9 +187,13 @@ async fn check_aic(
         Err(err) => return Err(err),
     };
     let mut restart = status.restart.clone().unwrap_or_default();
+    let mut restart_finished = false;
     if restart.state == RestartState::Restarting {
         match aic.restart_status().await {
             Ok(RestartStatus::Ready) => {
+                // The restart loaded the pending ESVs: `loaded` flags read before it are stale.
+                aic.forget_snapshot();
+                restart_finished = true;
                 restart.state = RestartState::Idle;
                 restart.restarting_since = None;
                 restart.pending_since = None;
@@ -223,8 +227,17 @@ async fn check_aic(
             }
         }
     }
-    if restart.state != RestartState::Restarting {
-        let count = match aic.pending_count().await {
+    // A restart that just finished loaded what was pending: the next reconcile looks again.
+    if restart.state != RestartState::Restarting && !restart_finished {
+        // Integrations read the tenant's ESV lists anyway; the pending count comes from them.
+        let integrated = ctx.integrations.state().iter().any(|i| {
+            i.namespace() == tenant.namespace()
+                && i.spec
+                    .environments
+                    .iter()
+                    .any(|e| e.name == tenant.name_any())
+        });
+        let count = match aic.pending_within(ctx.observation_age(), integrated).await {
             Ok(count) => count,
             Err(err) if !err.is_transient() => {
                 record_failure(

@@ -123,6 +123,16 @@ pub struct PingOneSession {
     credentials: Credentials,
 }
 
+impl PingOneSession {
+    /// A digest of the session's endpoints and credential (the secret included): equal digests
+    /// mean the same admin worker at the same PingOne environment. Discloses nothing.
+    pub fn credential_digest(&self) -> String {
+        let fingerprint = self.credentials.fingerprint();
+        let hex: String = fingerprint.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}|{}|{hex}", self.endpoints.api, self.endpoints.auth)
+    }
+}
+
 impl std::fmt::Debug for PingOneSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PingOneSession")

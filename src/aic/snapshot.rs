@@ -1,0 +1,373 @@
+//! One read of a tenant's ESVs serves every reconcile that looks at them for a while: the
+//! variables and secrets are listed whole (the v1 list answers every item, values included, in
+//! one page) and what is pending a restart is derived from the same lists, so a resync of a
+//! tenant costs two ESV reads however many ESVs and integrations it has.
+//!
+//! Freshness: a snapshot is used only while it is younger than the age the caller accepts, and
+//! every write this process makes to the tenant (and the end of a restart, which flips the
+//! `loaded` flags) forgets it. A read that started before such a write is not kept, so a
+//! snapshot never hides the operator's own changes; changes made outside the operator show
+//! within the accepted age.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::Method;
+use serde::Deserialize;
+
+use super::esv::{
+    EsvCount, Secret, SecretCreate, SecretVersion, Variable, VariableWrite, VersionStatus,
+};
+use super::{AicClient, AicError, ApiFamily, Call, EsvApi, api_version};
+use crate::secret::SecretString;
+
+/// What was last read of one tenant.
+#[derive(Debug, Default)]
+struct TenantSnapshot {
+    /// Bumped by every write; a read stored only if it is unchanged since the read began.
+    epoch: u64,
+    variables: Option<(Instant, Arc<Vec<Variable>>)>,
+    secrets: Option<(Instant, Arc<Vec<Secret>>)>,
+    /// `GET /environment/count?_onlyPending=true`, for tenants nothing lists.
+    pending: Option<(Instant, EsvCount)>,
+    /// Held while a list is read, so reconciles that want it at the same moment share one read.
+    reading: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// The snapshots of every tenant the process talks to, keyed by tenant origin; cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct EsvSnapshots {
+    tenants: Arc<Mutex<HashMap<String, TenantSnapshot>>>,
+}
+
+/// The v1 list envelope (only `result` matters: v1 answers everything in one page).
+#[derive(Deserialize)]
+pub(crate) struct ListEnvelope<T> {
+    pub result: Vec<T>,
+}
+
+impl EsvSnapshots {
+    fn with<R>(&self, tenant: &str, f: impl FnOnce(&mut TenantSnapshot) -> R) -> R {
+        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        f(tenants.entry(tenant.to_owned()).or_default())
+    }
+
+    /// Forgets what was read of `tenant`: its ESVs changed, or may have.
+    pub fn forget(&self, tenant: &str) {
+        self.with(tenant, |t| {
+            t.epoch += 1;
+            t.variables = None;
+            t.secrets = None;
+            t.pending = None;
+        });
+    }
+
+    /// The lock readers of `tenant`'s lists take, so concurrent readers make one call.
+    pub(crate) fn read_lock(&self, tenant: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.with(tenant, |t| t.reading.clone())
+    }
+
+    /// The write epoch of `tenant`, taken before a read that may be stored.
+    pub(crate) fn epoch(&self, tenant: &str) -> u64 {
+        self.with(tenant, |t| t.epoch)
+    }
+
+    pub(crate) fn variables(&self, tenant: &str, max_age: Duration) -> Option<Arc<Vec<Variable>>> {
+        self.with(tenant, |t| fresh(&t.variables, max_age))
+    }
+
+    pub(crate) fn secrets(&self, tenant: &str, max_age: Duration) -> Option<Arc<Vec<Secret>>> {
+        self.with(tenant, |t| fresh(&t.secrets, max_age))
+    }
+
+    pub(crate) fn store_variables(&self, tenant: &str, epoch: u64, list: Arc<Vec<Variable>>) {
+        self.with(tenant, |t| {
+            if t.epoch == epoch {
+                t.variables = Some((Instant::now(), list));
+            }
+        });
+    }
+
+    pub(crate) fn store_secrets(&self, tenant: &str, epoch: u64, list: Arc<Vec<Secret>>) {
+        self.with(tenant, |t| {
+            if t.epoch == epoch {
+                t.secrets = Some((Instant::now(), list));
+            }
+        });
+    }
+
+    pub(crate) fn store_pending(&self, tenant: &str, epoch: u64, count: EsvCount) {
+        self.with(tenant, |t| {
+            if t.epoch == epoch {
+                t.pending = Some((Instant::now(), count));
+            }
+        });
+    }
+
+    /// What waits for a restart, from reads younger than `max_age`: the pending count, or the
+    /// two lists (every variable `loaded`, every placeholder secret's active version loaded
+    /// means nothing is pending).
+    pub fn pending(&self, tenant: &str, max_age: Duration) -> Option<EsvCount> {
+        self.with(tenant, |t| {
+            if let (Some(variables), Some(secrets)) =
+                (fresh(&t.variables, max_age), fresh(&t.secrets, max_age))
+            {
+                return Some(EsvCount {
+                    variables: variables.iter().filter(|v| !v.loaded).count() as u64,
+                    secrets: secrets.iter().filter(|s| s.is_pending()).count() as u64,
+                });
+            }
+            t.pending
+                .as_ref()
+                .filter(|(at, _)| at.elapsed() < max_age)
+                .map(|(_, count)| *count)
+        })
+    }
+}
+
+impl AicClient {
+    /// Every variable of the tenant (one v1 list call, values included), from a snapshot younger
+    /// than `max_age` when there is one.
+    pub async fn variables_snapshot(
+        &self,
+        max_age: Duration,
+    ) -> Result<Arc<Vec<Variable>>, AicError> {
+        let tenant = self.origin().as_str();
+        if let Some(list) = self.snapshots.variables(tenant, max_age) {
+            return Ok(list);
+        }
+        let lock = self.snapshots.read_lock(tenant);
+        let _reading = lock.lock().await;
+        if let Some(list) = self.snapshots.variables(tenant, max_age) {
+            return Ok(list);
+        }
+        let epoch = self.snapshots.epoch(tenant);
+        let call = Call::new(
+            Method::GET,
+            ApiFamily::Esv,
+            api_version::ESV,
+            "/environment/variables".into(),
+        );
+        let list = Arc::new(self.json::<ListEnvelope<Variable>>(call).await?.result);
+        self.snapshots.store_variables(tenant, epoch, list.clone());
+        Ok(list)
+    }
+
+    /// Every secret of the tenant (metadata, one v1 list call), from a snapshot younger than
+    /// `max_age` when there is one.
+    pub async fn secrets_snapshot(&self, max_age: Duration) -> Result<Arc<Vec<Secret>>, AicError> {
+        let tenant = self.origin().as_str();
+        if let Some(list) = self.snapshots.secrets(tenant, max_age) {
+            return Ok(list);
+        }
+        let lock = self.snapshots.read_lock(tenant);
+        let _reading = lock.lock().await;
+        if let Some(list) = self.snapshots.secrets(tenant, max_age) {
+            return Ok(list);
+        }
+        let epoch = self.snapshots.epoch(tenant);
+        let call = Call::new(
+            Method::GET,
+            ApiFamily::Esv,
+            api_version::ESV,
+            "/environment/secrets".into(),
+        );
+        let list = Arc::new(self.json::<ListEnvelope<Secret>>(call).await?.result);
+        self.snapshots.store_secrets(tenant, epoch, list.clone());
+        Ok(list)
+    }
+
+    /// What waits for a restart: from the snapshots when they are younger than `max_age`,
+    /// otherwise from the two lists when `list` (others will want them: integrations read the
+    /// same lists), otherwise one `GET /environment/count?_onlyPending=true`.
+    pub async fn pending_within(
+        &self,
+        max_age: Duration,
+        list: bool,
+    ) -> Result<EsvCount, AicError> {
+        let tenant = self.origin().as_str();
+        if let Some(count) = self.snapshots.pending(tenant, max_age) {
+            return Ok(count);
+        }
+        if list {
+            let variables = self.variables_snapshot(max_age).await?;
+            let secrets = self.secrets_snapshot(max_age).await?;
+            return Ok(EsvCount {
+                variables: variables.iter().filter(|v| !v.loaded).count() as u64,
+                secrets: secrets.iter().filter(|s| s.is_pending()).count() as u64,
+            });
+        }
+        let epoch = self.snapshots.epoch(tenant);
+        let count = self.esv_pending_count().await?;
+        self.snapshots.store_pending(tenant, epoch, count);
+        Ok(count)
+    }
+
+    /// This client with single ESV reads answered from snapshots younger than `max_age`.
+    pub fn snapshot_view(&self, max_age: Duration) -> SnapshotView<'_> {
+        SnapshotView {
+            client: self,
+            max_age,
+            variables: tokio::sync::OnceCell::new(),
+            secrets: tokio::sync::OnceCell::new(),
+        }
+    }
+}
+
+/// An [`EsvApi`] whose `get_variable` and `get_secret` look into the tenant's snapshots, so the
+/// ESV procedures ([`super::esv::upsert_variable`], [`super::esv::push_secret`]) cost no read
+/// per ESV; everything else goes to the client, whose writes forget the shared snapshots.
+///
+/// A view is meant for one pass over a set of distinct ESVs: it keeps the lists it read, so
+/// writing one ESV does not make it list again for the next. Reading an ESV again after
+/// writing it through the same view answers what it was before the write.
+#[derive(Debug)]
+pub struct SnapshotView<'a> {
+    client: &'a AicClient,
+    max_age: Duration,
+    variables: tokio::sync::OnceCell<Arc<Vec<Variable>>>,
+    secrets: tokio::sync::OnceCell<Arc<Vec<Secret>>>,
+}
+
+impl EsvApi for SnapshotView<'_> {
+    async fn get_variable(&self, id: &str) -> Result<Option<Variable>, AicError> {
+        let list = self
+            .variables
+            .get_or_try_init(|| self.client.variables_snapshot(self.max_age))
+            .await?;
+        Ok(list.iter().find(|v| v.id == id).cloned())
+    }
+    async fn put_variable(&self, id: &str, write: &VariableWrite) -> Result<Variable, AicError> {
+        self.client.put_variable(id, write).await
+    }
+    async fn set_variable_description(&self, id: &str, description: &str) -> Result<(), AicError> {
+        self.client.set_variable_description(id, description).await
+    }
+    async fn delete_variable(&self, id: &str) -> Result<bool, AicError> {
+        self.client.delete_variable(id).await
+    }
+    async fn get_secret(&self, id: &str) -> Result<Option<Secret>, AicError> {
+        let list = self
+            .secrets
+            .get_or_try_init(|| self.client.secrets_snapshot(self.max_age))
+            .await?;
+        Ok(list.iter().find(|s| s.id == id).cloned())
+    }
+    async fn create_secret(&self, id: &str, create: &SecretCreate) -> Result<Secret, AicError> {
+        self.client.create_secret(id, create).await
+    }
+    async fn create_secret_version(
+        &self,
+        id: &str,
+        value_base64: &SecretString,
+    ) -> Result<SecretVersion, AicError> {
+        self.client.create_secret_version(id, value_base64).await
+    }
+    async fn list_secret_versions(&self, id: &str) -> Result<Vec<SecretVersion>, AicError> {
+        self.client.list_secret_versions(id).await
+    }
+    async fn set_secret_version_status(
+        &self,
+        id: &str,
+        version: &str,
+        status: VersionStatus,
+    ) -> Result<SecretVersion, AicError> {
+        self.client
+            .set_secret_version_status(id, version, status)
+            .await
+    }
+    async fn destroy_secret_version(
+        &self,
+        id: &str,
+        version: &str,
+    ) -> Result<SecretVersion, AicError> {
+        self.client.destroy_secret_version(id, version).await
+    }
+    async fn delete_secret(&self, id: &str) -> Result<bool, AicError> {
+        self.client.delete_secret(id).await
+    }
+}
+
+fn fresh<T>(entry: &Option<(Instant, Arc<T>)>, max_age: Duration) -> Option<Arc<T>> {
+    entry
+        .as_ref()
+        .filter(|(at, _)| at.elapsed() < max_age)
+        .map(|(_, list)| list.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn variable(id: &str, loaded: bool) -> Variable {
+        Variable {
+            id: id.to_owned(),
+            description: String::new(),
+            expression_type: "string".to_owned(),
+            value_base64: None,
+            loaded,
+            last_change_date: None,
+            last_changed_by: None,
+        }
+    }
+
+    fn secret(id: &str, active: &str, loaded: &str) -> Secret {
+        serde_json::from_value(serde_json::json!({
+            "_id": id, "activeVersion": active, "loadedVersion": loaded, "useInPlaceholders": true
+        }))
+        .expect("a secret")
+    }
+
+    #[test]
+    fn pending_is_derived_from_both_lists_and_forgotten_on_a_write() {
+        let snapshots = EsvSnapshots::default();
+        let tenant = "https://t.example";
+        let epoch = snapshots.epoch(tenant);
+        snapshots.store_variables(
+            tenant,
+            epoch,
+            Arc::new(vec![variable("esv-a", true), variable("esv-b", false)]),
+        );
+        // One list is not enough to know what is pending.
+        assert_eq!(snapshots.pending(tenant, Duration::from_secs(60)), None);
+        snapshots.store_secrets(
+            tenant,
+            epoch,
+            Arc::new(vec![secret("esv-s", "2", "1"), secret("esv-t", "1", "1")]),
+        );
+        assert_eq!(
+            snapshots.pending(tenant, Duration::from_secs(60)),
+            Some(EsvCount {
+                secrets: 1,
+                variables: 1
+            })
+        );
+        assert_eq!(snapshots.pending(tenant, Duration::ZERO), None);
+        snapshots.forget(tenant);
+        assert!(
+            snapshots
+                .variables(tenant, Duration::from_secs(60))
+                .is_none()
+        );
+        assert_eq!(snapshots.pending(tenant, Duration::from_secs(60)), None);
+    }
+
+    #[test]
+    fn a_read_that_began_before_a_write_is_not_kept() {
+        let snapshots = EsvSnapshots::default();
+        let tenant = "https://t.example";
+        let before = snapshots.epoch(tenant);
+        snapshots.forget(tenant);
+        snapshots.store_secrets(tenant, before, Arc::new(vec![secret("esv-s", "1", "1")]));
+        snapshots.store_pending(tenant, before, EsvCount::default());
+        assert!(snapshots.secrets(tenant, Duration::from_secs(60)).is_none());
+        assert_eq!(snapshots.pending(tenant, Duration::from_secs(60)), None);
+        let after = snapshots.epoch(tenant);
+        snapshots.store_pending(tenant, after, EsvCount::default());
+        assert_eq!(
+            snapshots.pending(tenant, Duration::from_secs(60)),
+            Some(EsvCount::default())
+        );
+    }
+}

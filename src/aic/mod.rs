@@ -398,6 +398,12 @@ impl AicClient {
         &self.origin
     }
 
+    /// Makes sure the service account signs in: free while a token for the same key is cached,
+    /// one token request when the key changed or the token expired.
+    pub async fn sign_in(&self) -> Result<(), AicError> {
+        self.token().await.map(drop)
+    }
+
     async fn token(&self) -> Result<SecretString, AicError> {
         self.tokens
             .token(

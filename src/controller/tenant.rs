@@ -186,6 +186,24 @@ async fn check_aic(
         }
         Err(err) => return Err(err),
     };
+    // The restart cycle may need no call at all (its reads come from snapshots), so the
+    // credential is checked on its own; a cached token makes this free.
+    match aic.sign_in().await {
+        Ok(()) => {}
+        Err(err) if !err.is_transient() => {
+            record_failure(
+                tenant,
+                ctx,
+                status,
+                AIC_AUTHENTICATED,
+                &ReconcileError::Aic(err),
+                now,
+            )
+            .await;
+            return Ok(false);
+        }
+        Err(err) => return Err(err.into()),
+    }
     let mut restart = status.restart.clone().unwrap_or_default();
     let mut restart_finished = false;
     if restart.state == RestartState::Restarting {

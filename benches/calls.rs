@@ -271,6 +271,16 @@ async fn run(restart: Duration, promotion: Duration) {
         .is_ok();
     let converged = started.elapsed();
     let measured = calls_by_route(&playground);
+    if let Ok(tenant) = std::env::var("CALLS_TRACE") {
+        for c in playground.aic.calls().iter().filter(|c| c.tenant == tenant) {
+            println!(
+                "TRACE {} {} {}",
+                c.method,
+                c.path,
+                c.query.clone().unwrap_or_default()
+            );
+        }
+    }
     let restarts_per_tenant = restarts(&playground);
 
     // The unavoidable path: the development environment's restart after its debounce, then the

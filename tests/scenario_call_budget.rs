@@ -26,7 +26,11 @@ async fn touch_everything(client: &kube::Client, round: usize) {
             .expect("annotate a TenantEnvironment");
     }
     let integrations: Api<PingOneIntegration> = Api::namespaced(client.clone(), "default");
-    for integration in integrations.list(&Default::default()).await.expect("integrations") {
+    for integration in integrations
+        .list(&Default::default())
+        .await
+        .expect("integrations")
+    {
         let name = integration.metadata.name.clone().unwrap_or_default();
         integrations
             .patch(&name, &PatchParams::default(), &patch)
@@ -69,7 +73,11 @@ async fn events_between_resyncs_read_nothing_and_a_resync_reads_six_per_environm
         "{reads} SaaS calls in {periods} resync periods with {rounds} rounds of events; at most {bound} expected: {:?}",
         aic.iter()
             .map(|c| format!("{} {} {}", c.tenant, c.method, c.path))
-            .chain(pingone.iter().map(|c| format!("PingOne {} {}", c.method, c.path)))
+            .chain(
+                pingone
+                    .iter()
+                    .map(|c| format!("PingOne {} {}", c.method, c.path))
+            )
             .collect::<Vec<_>>()
     );
     assert!(

@@ -336,16 +336,13 @@ impl Call {
         self
     }
     /// Whether the call may change what the ESV snapshots hold: writes to variables and
-    /// secrets, and restarts (which change `loaded`). AM and promotion calls leave ESVs alone.
+    /// secrets. AM and promotion calls leave ESVs alone, and a restart changes `loaded` only
+    /// when it ends, which its observer records ([`AicClient::record_restart`]).
     pub fn changes_esvs(&self) -> bool {
         self.method != Method::GET
-            && [
-                "/environment/variables",
-                "/environment/secrets",
-                "/environment/startup",
-            ]
-            .iter()
-            .any(|prefix| self.path.starts_with(prefix))
+            && ["/environment/variables", "/environment/secrets"]
+                .iter()
+                .any(|prefix| self.path.starts_with(prefix))
     }
 }
 
@@ -388,9 +385,9 @@ impl AicClient {
         self
     }
 
-    /// Forgets what was read of this tenant's ESVs (after a restart, which loads them).
-    pub fn forget_snapshot(&self) {
-        self.snapshots.forget(self.origin.as_str());
+    /// Records in this tenant's ESV snapshots that a restart finished and loaded them.
+    pub fn record_restart(&self) {
+        self.snapshots.restarted(self.origin.as_str());
     }
 
     /// The tenant origin.

@@ -63,6 +63,47 @@ impl EsvSnapshots {
         });
     }
 
+    /// Records a finished restart: it loaded everything that was pending, so the lists held
+    /// (their age unchanged) now say every ESV is loaded and nothing is pending. ESVs cannot be
+    /// written while AIC restarts, so there is nothing newer for the restart to have missed.
+    pub fn restarted(&self, tenant: &str) {
+        self.with(tenant, |t| {
+            if let Some((at, variables)) = &t.variables {
+                let loaded = variables
+                    .iter()
+                    .map(|v| Variable {
+                        loaded: true,
+                        ..v.clone()
+                    })
+                    .collect();
+                t.variables = Some((*at, Arc::new(loaded)));
+            }
+            if let Some((at, secrets)) = &t.secrets {
+                let loaded = secrets
+                    .iter()
+                    .map(|s| {
+                        let mut s = s.clone();
+                        if s.use_in_placeholders {
+                            s.loaded_version = s.active_version.clone();
+                            s.loaded = true;
+                        }
+                        s
+                    })
+                    .collect();
+                t.secrets = Some((*at, Arc::new(loaded)));
+            }
+            t.pending = Some((Instant::now(), EsvCount::default()));
+        });
+    }
+
+    /// Whether `tenant`'s lists were forgotten because of a write (rather than never read or
+    /// grown old): whoever wrote has just seen them, so what is pending is better counted.
+    pub(crate) fn written_since_read(&self, tenant: &str) -> bool {
+        self.with(tenant, |t| {
+            t.epoch > 0 && t.variables.is_none() && t.secrets.is_none()
+        })
+    }
+
     /// The lock readers of `tenant`'s lists take, so concurrent readers make one call.
     pub(crate) fn read_lock(&self, tenant: &str) -> Arc<tokio::sync::Mutex<()>> {
         self.with(tenant, |t| t.reading.clone())
@@ -178,9 +219,10 @@ impl AicClient {
         Ok(list)
     }
 
-    /// What waits for a restart: from the snapshots when they are younger than `max_age`,
+    /// What waits for a restart: from the snapshots when they are younger than `max_age`;
     /// otherwise from the two lists when `list` (others will want them: integrations read the
-    /// same lists), otherwise one `GET /environment/count?_onlyPending=true`.
+    /// same lists) unless they were just forgotten by a write (its writer has seen them);
+    /// otherwise one `GET /environment/count?_onlyPending=true`.
     pub async fn pending_within(
         &self,
         max_age: Duration,
@@ -190,7 +232,7 @@ impl AicClient {
         if let Some(count) = self.snapshots.pending(tenant, max_age) {
             return Ok(count);
         }
-        if list {
+        if list && !self.snapshots.written_since_read(tenant) {
             let variables = self.variables_snapshot(max_age).await?;
             let secrets = self.secrets_snapshot(max_age).await?;
             return Ok(EsvCount {
@@ -228,6 +270,20 @@ pub struct SnapshotView<'a> {
     max_age: Duration,
     variables: tokio::sync::OnceCell<Arc<Vec<Variable>>>,
     secrets: tokio::sync::OnceCell<Arc<Vec<Secret>>>,
+}
+
+impl SnapshotView<'_> {
+    /// Reads both lists now, before this pass writes anything: a write forgets the shared
+    /// snapshots, and a list read after it would be a second read of the same state.
+    pub async fn prefetch(&self) -> Result<(), AicError> {
+        self.variables
+            .get_or_try_init(|| self.client.variables_snapshot(self.max_age))
+            .await?;
+        self.secrets
+            .get_or_try_init(|| self.client.secrets_snapshot(self.max_age))
+            .await?;
+        Ok(())
+    }
 }
 
 impl EsvApi for SnapshotView<'_> {
@@ -344,7 +400,18 @@ mod tests {
             })
         );
         assert_eq!(snapshots.pending(tenant, Duration::ZERO), None);
+        assert!(!snapshots.written_since_read(tenant));
+        snapshots.restarted(tenant);
+        assert_eq!(
+            snapshots.pending(tenant, Duration::from_secs(60)),
+            Some(EsvCount::default())
+        );
+        let secrets = snapshots
+            .secrets(tenant, Duration::from_secs(60))
+            .expect("kept");
+        assert!(secrets.iter().all(|s| !s.is_pending()));
         snapshots.forget(tenant);
+        assert!(snapshots.written_since_read(tenant));
         assert!(
             snapshots
                 .variables(tenant, Duration::from_secs(60))

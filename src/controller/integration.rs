@@ -128,9 +128,19 @@ struct Target<'a> {
     tenant: Arc<TenantEnvironment>,
 }
 
-async fn apply(integration: &PingOneIntegration, ctx: &Context) -> Result<Action, ReconcileError> {
-    let namespace = namespace_of(integration);
+async fn apply(cached: &PingOneIntegration, ctx: &Context) -> Result<Action, ReconcileError> {
+    let namespace = namespace_of(cached);
     let api: Api<PingOneIntegration> = Api::namespaced(ctx.client.clone(), &namespace);
+    // Another resource's event can wake this reconcile before the controller's cache holds the
+    // status it patched last time; acting on the older status would redo what that status
+    // records as done (push a secret again, take its own new application for a stranger's).
+    let latest = api.get_opt(&cached.name_any()).await?;
+    let integration = match &latest {
+        Some(latest) if latest.metadata.resource_version != cached.metadata.resource_version => {
+            latest
+        }
+        _ => cached,
+    };
     let now = Time(jiff::Timestamp::now());
     let generation = integration.meta().generation;
     let mut status = integration.status.clone().unwrap_or_default();
@@ -1162,6 +1172,7 @@ async fn sync_esvs(
     // Reads come from the tenant's ESV snapshot: one list of variables and one of secrets per
     // tenant and resync, shared with the other integrations and the restart check.
     let view = aic.snapshot_view(ctx.observation_age());
+    view.prefetch().await?;
     let mut loaded = true;
     for (id, value) in variables {
         let outcome = esv::upsert_variable(&view, id, value, ESV_DESCRIPTION, "string").await?;

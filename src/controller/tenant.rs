@@ -210,7 +210,7 @@ async fn check_aic(
         match aic.restart_status().await {
             Ok(RestartStatus::Ready) => {
                 // The restart loaded the pending ESVs: `loaded` flags read before it are stale.
-                aic.forget_snapshot();
+                aic.record_restart();
                 restart_finished = true;
                 restart.state = RestartState::Idle;
                 restart.restarting_since = None;

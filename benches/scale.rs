@@ -91,17 +91,20 @@ async fn run(groups: usize) {
     };
     let pingone_calls = playground.pingone_control.calls().len();
     let aic_calls = playground.aic.calls().len();
-    let kube_requests = playground.devkube.requests().len();
+    let kube_requests = playground.devkube.requests_answered();
     let peak_converge_kib = proc_status_kib("VmHWM:");
 
     // Steady state: what one resync period costs once everything is Ready.
     playground.pingone_control.clear_calls();
     playground.aic.clear_calls();
-    let kube_before = playground.devkube.requests().len();
+    let kube_before = playground.devkube.requests_answered();
     tokio::time::sleep(resync + Duration::from_secs(5)).await;
     let steady_pingone = playground.pingone_control.calls();
     let steady_aic = playground.aic.calls();
-    let steady_kube: Vec<String> = playground.devkube.requests()[kube_before..].to_vec();
+    // The request log keeps the latest 50,000 only: take the resync's share from its end.
+    let steady_count = (playground.devkube.requests_answered() - kube_before) as usize;
+    let log = playground.devkube.requests();
+    let steady_kube: Vec<String> = log[log.len().saturating_sub(steady_count)..].to_vec();
     let writes = |methods: &mut dyn Iterator<Item = String>| methods.filter(|m| m != "GET").count();
     let steady_writes = writes(&mut steady_pingone.iter().map(|c| c.method.clone()))
         + writes(&mut steady_aic.iter().map(|c| c.method.clone()));
@@ -184,7 +187,7 @@ async fn run(groups: usize) {
         steady_aic.len(),
         (steady_pingone.len() + steady_aic.len()) as f64 / tenants as f64,
         steady_writes,
-        steady_kube.len(),
+        steady_count,
         steady_kube_writes
     );
     println!("  one resync, most frequent calls:");

@@ -293,6 +293,11 @@ impl DevKube {
         self.inner.store.requests()
     }
 
+    /// How many requests were answered in all (the log above keeps the latest only).
+    pub fn requests_answered(&self) -> u64 {
+        self.inner.store.requests_answered()
+    }
+
     /// Serves over HTTP on `addr` (use `127.0.0.1:0` for a free port) until the returned
     /// [`Server`] is dropped.
     pub async fn serve(&self, addr: SocketAddr) -> io::Result<Server> {

@@ -236,6 +236,8 @@ pub(crate) struct State {
     floor: u64,
     history_limit: usize,
     requests: VecDeque<String>,
+    /// Every request answered, including those the bounded log let go.
+    requests_answered: u64,
 }
 
 /// The object store and change feed.
@@ -427,6 +429,7 @@ impl Store {
                 floor: 0,
                 history_limit,
                 requests: VecDeque::new(),
+                requests_answered: 0,
             }),
             changes,
         };
@@ -493,6 +496,12 @@ impl Store {
             state.requests.pop_front();
         }
         state.requests.push_back(line);
+        state.requests_answered += 1;
+    }
+
+    /// How many requests were answered in all.
+    pub fn requests_answered(&self) -> u64 {
+        self.lock().requests_answered
     }
 
     /// The latest requests answered (up to 50,000), as `METHOD path?query -> status`.

@@ -24,7 +24,7 @@ use crate::secret::SecretString;
 
 /// What was last read of one tenant.
 #[derive(Debug, Default)]
-struct TenantSnapshot {
+pub(crate) struct TenantSnapshot {
     /// Bumped by every write; a read stored only if it is unchanged since the read began.
     epoch: u64,
     variables: Option<(Instant, Arc<Vec<Variable>>)>,
@@ -39,6 +39,28 @@ struct TenantSnapshot {
 #[derive(Clone, Debug, Default)]
 pub struct EsvSnapshots {
     tenants: Arc<Mutex<HashMap<String, TenantSnapshot>>>,
+}
+
+/// An ESV kind that is listed whole into a snapshot.
+pub(crate) trait Listed: serde::de::DeserializeOwned + Send + Sync + 'static {
+    /// The list endpoint.
+    const PATH: &'static str;
+    /// Where a tenant's snapshot keeps the list.
+    fn slot(tenant: &mut TenantSnapshot) -> &mut Option<(Instant, Arc<Vec<Self>>)>;
+}
+
+impl Listed for Variable {
+    const PATH: &'static str = "/environment/variables";
+    fn slot(tenant: &mut TenantSnapshot) -> &mut Option<(Instant, Arc<Vec<Self>>)> {
+        &mut tenant.variables
+    }
+}
+
+impl Listed for Secret {
+    const PATH: &'static str = "/environment/secrets";
+    fn slot(tenant: &mut TenantSnapshot) -> &mut Option<(Instant, Arc<Vec<Self>>)> {
+        &mut tenant.secrets
+    }
 }
 
 /// The v1 list envelope (only `result` matters: v1 answers everything in one page).
@@ -114,26 +136,16 @@ impl EsvSnapshots {
         self.with(tenant, |t| t.epoch)
     }
 
-    pub(crate) fn variables(&self, tenant: &str, max_age: Duration) -> Option<Arc<Vec<Variable>>> {
-        self.with(tenant, |t| fresh(&t.variables, max_age))
+    /// The list of `T` read less than `max_age` ago.
+    pub(crate) fn list<T: Listed>(&self, tenant: &str, max_age: Duration) -> Option<Arc<Vec<T>>> {
+        self.with(tenant, |t| fresh(T::slot(t), max_age))
     }
 
-    pub(crate) fn secrets(&self, tenant: &str, max_age: Duration) -> Option<Arc<Vec<Secret>>> {
-        self.with(tenant, |t| fresh(&t.secrets, max_age))
-    }
-
-    pub(crate) fn store_variables(&self, tenant: &str, epoch: u64, list: Arc<Vec<Variable>>) {
+    /// Keeps a list of `T` read at write `epoch`, unless a write came since.
+    pub(crate) fn store<T: Listed>(&self, tenant: &str, epoch: u64, list: Arc<Vec<T>>) {
         self.with(tenant, |t| {
             if t.epoch == epoch {
-                t.variables = Some((Instant::now(), list));
-            }
-        });
-    }
-
-    pub(crate) fn store_secrets(&self, tenant: &str, epoch: u64, list: Arc<Vec<Secret>>) {
-        self.with(tenant, |t| {
-            if t.epoch == epoch {
-                t.secrets = Some((Instant::now(), list));
+                *T::slot(t) = Some((Instant::now(), list));
             }
         });
     }
@@ -174,37 +186,24 @@ impl AicClient {
         &self,
         max_age: Duration,
     ) -> Result<Arc<Vec<Variable>>, AicError> {
-        let tenant = self.origin().as_str();
-        if let Some(list) = self.snapshots.variables(tenant, max_age) {
-            return Ok(list);
-        }
-        let lock = self.snapshots.read_lock(tenant);
-        let _reading = lock.lock().await;
-        if let Some(list) = self.snapshots.variables(tenant, max_age) {
-            return Ok(list);
-        }
-        let epoch = self.snapshots.epoch(tenant);
-        let call = Call::new(
-            Method::GET,
-            ApiFamily::Esv,
-            api_version::ESV,
-            "/environment/variables".into(),
-        );
-        let list = Arc::new(self.json::<ListEnvelope<Variable>>(call).await?.result);
-        self.snapshots.store_variables(tenant, epoch, list.clone());
-        Ok(list)
+        self.list_snapshot(max_age).await
     }
 
     /// Every secret of the tenant (metadata, one v1 list call), from a snapshot younger than
     /// `max_age` when there is one.
     pub async fn secrets_snapshot(&self, max_age: Duration) -> Result<Arc<Vec<Secret>>, AicError> {
+        self.list_snapshot(max_age).await
+    }
+
+    async fn list_snapshot<T: Listed>(&self, max_age: Duration) -> Result<Arc<Vec<T>>, AicError> {
         let tenant = self.origin().as_str();
-        if let Some(list) = self.snapshots.secrets(tenant, max_age) {
+        if let Some(list) = self.snapshots.list(tenant, max_age) {
             return Ok(list);
         }
+        // Whoever waited here while another reconcile read the list finds it fresh.
         let lock = self.snapshots.read_lock(tenant);
         let _reading = lock.lock().await;
-        if let Some(list) = self.snapshots.secrets(tenant, max_age) {
+        if let Some(list) = self.snapshots.list(tenant, max_age) {
             return Ok(list);
         }
         let epoch = self.snapshots.epoch(tenant);
@@ -212,10 +211,10 @@ impl AicClient {
             Method::GET,
             ApiFamily::Esv,
             api_version::ESV,
-            "/environment/secrets".into(),
+            T::PATH.into(),
         );
-        let list = Arc::new(self.json::<ListEnvelope<Secret>>(call).await?.result);
-        self.snapshots.store_secrets(tenant, epoch, list.clone());
+        let list = Arc::new(self.json::<ListEnvelope<T>>(call).await?.result);
+        self.snapshots.store(tenant, epoch, list.clone());
         Ok(list)
     }
 
@@ -380,14 +379,14 @@ mod tests {
         let snapshots = EsvSnapshots::default();
         let tenant = "https://t.example";
         let epoch = snapshots.epoch(tenant);
-        snapshots.store_variables(
+        snapshots.store(
             tenant,
             epoch,
             Arc::new(vec![variable("esv-a", true), variable("esv-b", false)]),
         );
         // One list is not enough to know what is pending.
         assert_eq!(snapshots.pending(tenant, Duration::from_secs(60)), None);
-        snapshots.store_secrets(
+        snapshots.store(
             tenant,
             epoch,
             Arc::new(vec![secret("esv-s", "2", "1"), secret("esv-t", "1", "1")]),
@@ -407,14 +406,14 @@ mod tests {
             Some(EsvCount::default())
         );
         let secrets = snapshots
-            .secrets(tenant, Duration::from_secs(60))
+            .list::<Secret>(tenant, Duration::from_secs(60))
             .expect("kept");
         assert!(secrets.iter().all(|s| !s.is_pending()));
         snapshots.forget(tenant);
         assert!(snapshots.written_since_read(tenant));
         assert!(
             snapshots
-                .variables(tenant, Duration::from_secs(60))
+                .list::<Variable>(tenant, Duration::from_secs(60))
                 .is_none()
         );
         assert_eq!(snapshots.pending(tenant, Duration::from_secs(60)), None);
@@ -426,9 +425,13 @@ mod tests {
         let tenant = "https://t.example";
         let before = snapshots.epoch(tenant);
         snapshots.forget(tenant);
-        snapshots.store_secrets(tenant, before, Arc::new(vec![secret("esv-s", "1", "1")]));
+        snapshots.store(tenant, before, Arc::new(vec![secret("esv-s", "1", "1")]));
         snapshots.store_pending(tenant, before, EsvCount::default());
-        assert!(snapshots.secrets(tenant, Duration::from_secs(60)).is_none());
+        assert!(
+            snapshots
+                .list::<Secret>(tenant, Duration::from_secs(60))
+                .is_none()
+        );
         assert_eq!(snapshots.pending(tenant, Duration::from_secs(60)), None);
         let after = snapshots.epoch(tenant);
         snapshots.store_pending(tenant, after, EsvCount::default());

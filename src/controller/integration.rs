@@ -1142,18 +1142,6 @@ fn secret_esv(integration: &PingOneIntegration) -> &str {
     }
 }
 
-/// SHA-256 of the values pushed, so changes are detected without storing them.
-fn values_hash(parts: &[&str]) -> String {
-    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
-    for part in parts {
-        digest.update(&(part.len() as u64).to_be_bytes());
-        digest.update(part.as_bytes());
-    }
-    let bytes = digest.finish();
-    let hex: String = bytes.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
-}
-
 /// Writes the ESVs that differ; returns whether they are all loaded by the running services.
 async fn sync_esvs(
     integration: &PingOneIntegration,
@@ -1193,7 +1181,9 @@ async fn sync_esvs(
         }
     }
     let secret_id = secret_esv(integration);
-    let hash = values_hash(&[
+    // The same digest the memos use: SHA-256 of the values pushed, so changes are detected
+    // without storing them.
+    let hash = digest(&[
         environment_id,
         credential.client_id.as_deref().unwrap_or_default(),
         credential.secret.expose(),

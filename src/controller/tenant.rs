@@ -188,21 +188,11 @@ async fn check_aic(
     };
     // The restart cycle may need no call at all (its reads come from snapshots), so the
     // credential is checked on its own; a cached token makes this free.
-    match aic.sign_in().await {
-        Ok(()) => {}
-        Err(err) if !err.is_transient() => {
-            record_failure(
-                tenant,
-                ctx,
-                status,
-                AIC_AUTHENTICATED,
-                &ReconcileError::Aic(err),
-                now,
-            )
-            .await;
-            return Ok(false);
-        }
-        Err(err) => return Err(err.into()),
+    if settle_aic(aic.sign_in().await, tenant, ctx, status, now)
+        .await?
+        .is_none()
+    {
+        return Ok(false);
     }
     let mut restart = status.restart.clone().unwrap_or_default();
     let mut restart_finished = false;
@@ -255,21 +245,9 @@ async fn check_aic(
                     .iter()
                     .any(|e| e.name == tenant.name_any())
         });
-        let count = match aic.pending_within(ctx.observation_age(), integrated).await {
-            Ok(count) => count,
-            Err(err) if !err.is_transient() => {
-                record_failure(
-                    tenant,
-                    ctx,
-                    status,
-                    AIC_AUTHENTICATED,
-                    &ReconcileError::Aic(err),
-                    now,
-                )
-                .await;
-                return Ok(false);
-            }
-            Err(err) => return Err(err.into()),
+        let pending = aic.pending_within(ctx.observation_age(), integrated).await;
+        let Some(count) = settle_aic(pending, tenant, ctx, status, now).await? else {
+            return Ok(false);
         };
         let pending = i64::try_from(count.secrets + count.variables).unwrap_or(i64::MAX);
         plan_restart(tenant, ctx, &aic, &mut restart, pending, now, next).await?;
@@ -299,6 +277,26 @@ async fn check_aic(
     );
     status.restart = Some(restart);
     Ok(true)
+}
+
+/// Sorts an AIC answer: a permanent error is recorded on the AICAuthenticated condition and
+/// gives `None`; a transient one is returned, for a retry with backoff.
+async fn settle_aic<T>(
+    result: Result<T, crate::aic::AicError>,
+    tenant: &TenantEnvironment,
+    ctx: &Context,
+    status: &mut TenantEnvironmentStatus,
+    now: &Time,
+) -> Result<Option<T>, ReconcileError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(err) if !err.is_transient() => {
+            let err = ReconcileError::Aic(err);
+            record_failure(tenant, ctx, status, AIC_AUTHENTICATED, &err, now).await;
+            Ok(None)
+        }
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// Decides whether to restart now, given what AIC counts as pending.

@@ -7,9 +7,13 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-/// Kilobytes of a `/proc/self/status` line (`VmHWM`, `VmRSS`).
-pub fn proc_status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+/// Kilobytes of a `/proc/<pid>/status` line (`VmHWM`, `VmRSS`); this process's without a pid.
+pub fn proc_status_kib(pid: Option<u32>, field: &str) -> u64 {
+    let path = pid.map_or_else(
+        || "/proc/self/status".to_owned(),
+        |p| format!("/proc/{p}/status"),
+    );
+    std::fs::read_to_string(path)
         .ok()
         .and_then(|s| {
             s.lines()
@@ -17,6 +21,43 @@ pub fn proc_status_kib(field: &str) -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// The operator binary running against a kubeconfig, killed when dropped.
+pub struct OperatorProcess {
+    child: std::process::Child,
+}
+
+impl OperatorProcess {
+    /// Starts `pingone-aic-operator run` at the playground's pace (resync as given, polls of
+    /// 0.5 s, waits of 1 s), watching `default`, without leader election.
+    pub fn start(kubeconfig: &Path, resync: std::time::Duration) -> Self {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_pingone-aic-operator"))
+            .arg("run")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["--leader-election", "false", "--listen-addr", "127.0.0.1:0"])
+            .args(["--log-filter", "warn", "--watch-namespaces", "default"])
+            .args(["--poll-interval", "500ms", "--wait-interval", "1s"])
+            .arg("--resync-interval")
+            .arg(format!("{}s", resync.as_secs()))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the operator starts");
+        Self { child }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Writes `groups` copies of the repository's examples (the hand-written Promotion left out,

@@ -131,16 +131,8 @@ struct Target<'a> {
 async fn apply(cached: &PingOneIntegration, ctx: &Context) -> Result<Action, ReconcileError> {
     let namespace = namespace_of(cached);
     let api: Api<PingOneIntegration> = Api::namespaced(ctx.client.clone(), &namespace);
-    // Another resource's event can wake this reconcile before the controller's cache holds the
-    // status it patched last time; acting on the older status would redo what that status
-    // records as done (push a secret again, take its own new application for a stranger's).
-    let latest = api.get_opt(&cached.name_any()).await?;
-    let integration = match &latest {
-        Some(latest) if latest.metadata.resource_version != cached.metadata.resource_version => {
-            latest
-        }
-        _ => cached,
-    };
+    let latest = super::latest(&api, cached).await?;
+    let integration = latest.as_ref().unwrap_or(cached);
     let now = Time(jiff::Timestamp::now());
     let generation = integration.meta().generation;
     let mut status = integration.status.clone().unwrap_or_default();

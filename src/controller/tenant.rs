@@ -69,14 +69,16 @@ pub async fn reconcile(
 }
 
 async fn reconcile_tenant(
-    tenant: &TenantEnvironment,
+    cached: &TenantEnvironment,
     ctx: &Context,
 ) -> Result<Action, ReconcileError> {
-    if tenant.meta().deletion_timestamp.is_some() {
+    if cached.meta().deletion_timestamp.is_some() {
         // Nothing remote belongs to a TenantEnvironment itself.
         return Ok(Action::await_change());
     }
-    let api: Api<TenantEnvironment> = Api::namespaced(ctx.client.clone(), &namespace_of(tenant));
+    let api: Api<TenantEnvironment> = Api::namespaced(ctx.client.clone(), &namespace_of(cached));
+    let latest = super::latest(&api, cached).await?;
+    let tenant = latest.as_ref().unwrap_or(cached);
     let generation = tenant.meta().generation;
     let now = Time(jiff::Timestamp::now());
     let mut status = tenant.status.clone().unwrap_or_default();

@@ -107,7 +107,8 @@ async fn run(groups: usize) {
     playground.pingone_control.clear_calls();
     playground.aic.clear_calls();
     let kube_before = playground.devkube.requests_answered();
-    tokio::time::sleep(resync + Duration::from_secs(5)).await;
+    // One resync period: every resource is looked at once in it, whatever its phase.
+    tokio::time::sleep(resync).await;
     let steady_pingone = playground.pingone_control.calls();
     let steady_aic = playground.aic.calls();
     // The request log keeps the latest 50,000 only: take the resync's share from its end.

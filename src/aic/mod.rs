@@ -390,6 +390,11 @@ impl AicClient {
         self.snapshots.restarted(self.origin.as_str());
     }
 
+    /// Notes in this tenant's ESV snapshots that a restart is requested now.
+    pub(crate) fn note_restart_requested(&self) {
+        self.snapshots.restart_requested(self.origin.as_str());
+    }
+
     /// The tenant origin.
     pub fn origin(&self) -> &Url {
         &self.origin

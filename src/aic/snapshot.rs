@@ -31,6 +31,8 @@ pub(crate) struct TenantSnapshot {
     secrets: Option<(Instant, Arc<Vec<Secret>>)>,
     /// `GET /environment/count?_onlyPending=true`, for tenants nothing lists.
     pending: Option<(Instant, EsvCount)>,
+    /// The write epoch when this process last requested a restart of the tenant.
+    restart_epoch: Option<u64>,
     /// Held while a list is read, so reconciles that want it at the same moment share one read.
     reading: Arc<tokio::sync::Mutex<()>>,
 }
@@ -85,11 +87,24 @@ impl EsvSnapshots {
         });
     }
 
+    /// Notes that this process requests a restart of `tenant` now.
+    pub(crate) fn restart_requested(&self, tenant: &str) {
+        self.with(tenant, |t| t.restart_epoch = Some(t.epoch));
+    }
+
     /// Records a finished restart: it loaded everything that was pending, so the lists held
-    /// (their age unchanged) now say every ESV is loaded and nothing is pending. ESVs cannot be
-    /// written while AIC restarts, so there is nothing newer for the restart to have missed.
+    /// (their age unchanged) now say every ESV is loaded and nothing is pending. That holds
+    /// only when this process requested the restart and wrote no ESV since; otherwise what
+    /// was read is forgotten.
     pub fn restarted(&self, tenant: &str) {
         self.with(tenant, |t| {
+            if t.restart_epoch.take() != Some(t.epoch) {
+                t.epoch += 1;
+                t.variables = None;
+                t.secrets = None;
+                t.pending = None;
+                return;
+            }
             if let Some((at, variables)) = &t.variables {
                 let loaded = variables
                     .iter()
@@ -400,6 +415,7 @@ mod tests {
         );
         assert_eq!(snapshots.pending(tenant, Duration::ZERO), None);
         assert!(!snapshots.written_since_read(tenant));
+        snapshots.restart_requested(tenant);
         snapshots.restarted(tenant);
         assert_eq!(
             snapshots.pending(tenant, Duration::from_secs(60)),
@@ -417,6 +433,29 @@ mod tests {
                 .is_none()
         );
         assert_eq!(snapshots.pending(tenant, Duration::from_secs(60)), None);
+    }
+
+    #[test]
+    fn a_restart_marks_the_lists_loaded_only_without_writes_since_it_was_requested() {
+        let snapshots = EsvSnapshots::default();
+        let tenant = "https://t.example";
+        let epoch = snapshots.epoch(tenant);
+        snapshots.store(tenant, epoch, Arc::new(vec![secret("esv-s", "2", "1")]));
+        snapshots.store(tenant, epoch, Arc::new(vec![variable("esv-a", false)]));
+        snapshots.restart_requested(tenant);
+        snapshots.forget(tenant);
+        snapshots.restarted(tenant);
+        assert_eq!(snapshots.pending(tenant, Duration::from_secs(60)), None);
+        // A restart this process did not request (or requested in an earlier life) is not
+        // assumed to have loaded anything either.
+        let epoch = snapshots.epoch(tenant);
+        snapshots.store(tenant, epoch, Arc::new(vec![variable("esv-a", false)]));
+        snapshots.restarted(tenant);
+        assert!(
+            snapshots
+                .list::<Variable>(tenant, Duration::from_secs(60))
+                .is_none()
+        );
     }
 
     #[test]

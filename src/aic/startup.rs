@@ -119,6 +119,7 @@ impl AicClient {
             "/environment/startup".into(),
         )
         .query("_action", "restart");
+        self.note_restart_requested();
         let body: StatusBody = self.json(call).await?;
         Ok(body.restart_status)
     }

@@ -40,6 +40,11 @@ fn main() {
         .enable_all()
         .build()
         .expect("a runtime");
+    if !benchmarking {
+        println!(
+            "call budget (smoke run, R and P of a second: fixed costs weigh more than at the benchmark's timings)"
+        );
+    }
     runtime.block_on(run(restart, promotion));
 }
 
@@ -271,16 +276,6 @@ async fn run(restart: Duration, promotion: Duration) {
         .is_ok();
     let converged = started.elapsed();
     let measured = calls_by_route(&playground);
-    if let Ok(tenant) = std::env::var("CALLS_TRACE") {
-        for c in playground.aic.calls().iter().filter(|c| c.tenant == tenant) {
-            println!(
-                "TRACE {} {} {}",
-                c.method,
-                c.path,
-                c.query.clone().unwrap_or_default()
-            );
-        }
-    }
     let restarts_per_tenant = restarts(&playground);
 
     // The unavoidable path: the development environment's restart after its debounce, then the

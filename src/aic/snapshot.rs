@@ -38,9 +38,19 @@ pub(crate) struct TenantSnapshot {
 }
 
 /// The snapshots of every tenant the process talks to, keyed by tenant origin; cheap to clone.
-#[derive(Clone, Debug, Default)]
+/// `Debug` names the tenants only: variable values stay out of logs.
+#[derive(Clone, Default)]
 pub struct EsvSnapshots {
     tenants: Arc<Mutex<HashMap<String, TenantSnapshot>>>,
+}
+
+impl std::fmt::Debug for EsvSnapshots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        f.debug_struct("EsvSnapshots")
+            .field("tenants", &tenants.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// An ESV kind that is listed whole into a snapshot.
@@ -278,12 +288,20 @@ impl AicClient {
 /// A view is meant for one pass over a set of distinct ESVs: it keeps the lists it read, so
 /// writing one ESV does not make it list again for the next. Reading an ESV again after
 /// writing it through the same view answers what it was before the write.
-#[derive(Debug)]
 pub struct SnapshotView<'a> {
     client: &'a AicClient,
     max_age: Duration,
     variables: tokio::sync::OnceCell<Arc<Vec<Variable>>>,
     secrets: tokio::sync::OnceCell<Arc<Vec<Secret>>>,
+}
+
+impl std::fmt::Debug for SnapshotView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotView")
+            .field("client", self.client)
+            .field("max_age", &self.max_age)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SnapshotView<'_> {
@@ -456,6 +474,18 @@ mod tests {
                 .list::<Variable>(tenant, Duration::from_secs(60))
                 .is_none()
         );
+    }
+
+    #[test]
+    fn debug_output_holds_no_variable_value() {
+        let snapshots = EsvSnapshots::default();
+        let tenant = "https://t.example";
+        let mut value = variable("esv-a", true);
+        value.value_base64 = Some("c2VjcmV0LWlzaC12YWx1ZQ==".to_owned());
+        snapshots.store(tenant, snapshots.epoch(tenant), Arc::new(vec![value]));
+        let debug = format!("{snapshots:?}");
+        assert!(debug.contains("t.example"), "{debug}");
+        assert!(!debug.contains("c2VjcmV0"), "{debug}");
     }
 
     #[test]

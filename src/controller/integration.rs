@@ -586,6 +586,30 @@ async fn sync_environment(
     Ok(facts)
 }
 
+/// A digest of what an environment's observation depends on: the integration's spec
+/// generation, the TenantEnvironment (uid and generation) and the part's own `inputs`.
+fn environment_digest(
+    integration: &PingOneIntegration,
+    tenant: &TenantEnvironment,
+    inputs: &[&str],
+) -> String {
+    let owner = [
+        integration
+            .meta()
+            .generation
+            .unwrap_or_default()
+            .to_string(),
+        tenant.uid().unwrap_or_default(),
+        tenant.meta().generation.unwrap_or_default().to_string(),
+    ];
+    let parts: Vec<&str> = owner
+        .iter()
+        .map(String::as_str)
+        .chain(inputs.iter().copied())
+        .collect();
+    digest(&parts)
+}
+
 /// What decides an environment's ESVs and whether they are loaded, as a digest: the values,
 /// the secret version recorded, and the tenant environment's restarts.
 fn esv_inputs(
@@ -607,20 +631,17 @@ fn esv_inputs(
             )
         })
         .unwrap_or_default();
-    digest(&[
-        &integration
-            .meta()
-            .generation
-            .unwrap_or_default()
-            .to_string(),
-        &tenant.uid().unwrap_or_default(),
-        &tenant.meta().generation.unwrap_or_default().to_string(),
-        &restart,
-        credential.client_id.as_deref().unwrap_or_default(),
-        credential.secret.expose(),
-        env.secret_version.as_deref().unwrap_or_default(),
-        env.values_hash.as_deref().unwrap_or_default(),
-    ])
+    environment_digest(
+        integration,
+        tenant,
+        &[
+            &restart,
+            credential.client_id.as_deref().unwrap_or_default(),
+            credential.secret.expose(),
+            env.secret_version.as_deref().unwrap_or_default(),
+            env.values_hash.as_deref().unwrap_or_default(),
+        ],
+    )
 }
 
 /// Reads or establishes the worker credential of one environment.
@@ -723,19 +744,16 @@ fn credential_inputs(
     env: &EnvironmentStatus,
 ) -> String {
     let rotation = serde_json::to_string(&env.secret_rotation).unwrap_or_default();
-    digest(&[
-        &integration
-            .meta()
-            .generation
-            .unwrap_or_default()
-            .to_string(),
-        &tenant.uid().unwrap_or_default(),
-        &tenant.meta().generation.unwrap_or_default().to_string(),
-        &session.credential_digest(),
-        env.worker_app_id.as_deref().unwrap_or_default(),
-        &format!("{:?}", env.worker_app_created),
-        &rotation,
-    ])
+    environment_digest(
+        integration,
+        tenant,
+        &[
+            &session.credential_digest(),
+            env.worker_app_id.as_deref().unwrap_or_default(),
+            &format!("{:?}", env.worker_app_created),
+            &rotation,
+        ],
+    )
 }
 
 /// Observes (and where needed creates, repairs or rotates) the managed worker application of

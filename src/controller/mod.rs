@@ -374,7 +374,7 @@ where
 }
 
 /// The integrations of `namespace` that include any of the named TenantEnvironments.
-fn integrations_including(
+pub(crate) fn integrations_including(
     store: &Store<PingOneIntegration>,
     namespace: Option<String>,
     tenants: &[String],

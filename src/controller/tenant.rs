@@ -240,13 +240,12 @@ async fn check_aic(
     // A restart that just finished loaded what was pending: the next reconcile looks again.
     if restart.state != RestartState::Restarting && !restart_finished {
         // Integrations read the tenant's ESV lists anyway; the pending count comes from them.
-        let integrated = ctx.integrations.state().iter().any(|i| {
-            i.namespace() == tenant.namespace()
-                && i.spec
-                    .environments
-                    .iter()
-                    .any(|e| e.name == tenant.name_any())
-        });
+        let integrated = !super::integrations_including(
+            &ctx.integrations,
+            tenant.namespace(),
+            &[tenant.name_any()],
+        )
+        .is_empty();
         let pending = aic.pending_within(ctx.observation_age(), integrated).await;
         let Some(count) = settle_aic(pending, tenant, ctx, status, now).await? else {
             return Ok(false);

@@ -18,13 +18,6 @@ use kube::{Resource, ResourceExt};
 use pingone_aic_operator::devkube::{DevKube, Options};
 use support::repo_path;
 
-fn kubectl_installed() -> bool {
-    Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 /// Runs kubectl with the kubeconfig off the async runtime.
 async fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
     let mut command = Command::new("kubectl");
@@ -80,8 +73,7 @@ fn tenant_environments(client: kube::Client) -> Api<DynamicObject> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_applies_gets_watches_patches_and_deletes() {
-    if !kubectl_installed() {
-        eprintln!("kubectl is not installed; skipping");
+    if !support::kubectl_available() {
         return;
     }
     // An empty server: the CRDs arrive through the API, as on a fresh cluster.
@@ -304,8 +296,8 @@ async fn kubectl_applies_gets_watches_patches_and_deletes() {
 
     // Mistakes are refused at admission with the message each example documents.
     let mut checked = 0;
-    for (index, file) in invalid_examples().iter().enumerate() {
-        let expected = expected_error(file);
+    for (index, file) in support::invalid_examples().iter().enumerate() {
+        let expected = support::expected_error(file);
         let namespace = format!("invalid-{index}");
         kubectl_ok(&config, &["create", "namespace", &namespace]).await;
         let output = kubectl(
@@ -336,24 +328,4 @@ async fn kubectl_applies_gets_watches_patches_and_deletes() {
     let left = kubectl_ok(&config, &["get", "pingone-aic", "-o", "name"]).await;
     assert_eq!(left.trim(), "", "everything applied was deleted");
     server.shutdown().await;
-}
-
-fn invalid_examples() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(repo_path("deploy/examples/invalid"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    files
-}
-
-fn expected_error(file: &Path) -> String {
-    let content = std::fs::read_to_string(file).unwrap();
-    content
-        .lines()
-        .find_map(|l| l.strip_prefix("# expected-error:"))
-        .unwrap_or_else(|| panic!("{} documents no expected error", file.display()))
-        .trim()
-        .to_owned()
 }

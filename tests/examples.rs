@@ -202,21 +202,12 @@ fn examples_form_a_consistent_promotion_group() {
     }
 }
 
-/// The `# expected-error:` line of an invalid example.
-fn expected_error(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("# expected-error: "))
-        .unwrap_or_else(|| panic!("{} has no `# expected-error:` line", path.display()))
-        .to_owned()
-}
-
 #[test]
 fn every_invalid_example_is_rejected_with_its_message() {
     let files = manifests::files_in(&repo_path("deploy/examples/invalid")).unwrap();
     assert!(files.len() >= 10, "the invalid examples are missing");
     for file in files {
-        let expected = expected_error(&file);
+        let expected = support::expected_error(&file);
         let documents = manifests::read_file(&file).unwrap();
         let (old, new) = match documents.as_slice() {
             [new] => (None, new),

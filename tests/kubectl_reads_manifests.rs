@@ -13,13 +13,7 @@ use support::repo_path;
 
 /// Runs `kubectl kustomize` over copies of `files`; `None` when kubectl is not installed.
 fn kubectl_kustomize(files: &[std::path::PathBuf]) -> Option<Vec<Value>> {
-    if Command::new("kubectl")
-        .arg("version")
-        .arg("--client")
-        .output()
-        .is_err()
-    {
-        eprintln!("kubectl is not installed; skipping");
+    if !support::kubectl_available() {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -4,6 +4,8 @@
 //! can read the resources, rotate a Secret and delete a resource while the operator reacts,
 //! until SIGINT stops it cleanly.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -11,7 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 
 /// Kills the process when the test ends, however it ends.
@@ -268,13 +270,6 @@ fn http_exchange(authority: &str, request: &str) -> String {
 }
 
 /// A JWT-shaped fake product-connection credential (never a real one).
-fn fake_credential(jti: &str) -> String {
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
-    let payload = URL_SAFE_NO_PAD.encode(format!(r#"{{"jti":"{jti}","iat":1700000000}}"#));
-    let signature = URL_SAFE_NO_PAD.encode(format!("fake-signature-of-{jti}-for-tests-only"));
-    format!("{header}.{payload}.{signature}")
-}
-
 fn sandbox_secret_version(kubeconfig: &Path) -> String {
     kubectl_ok(
         kubeconfig,
@@ -290,12 +285,7 @@ fn sandbox_secret_version(kubeconfig: &Path) -> String {
 
 #[test]
 fn kubectl_drives_the_serving_playground() {
-    if Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .is_err()
-    {
-        eprintln!("kubectl is not on PATH: skipping the kubectl test");
+    if !support::kubectl_available() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -371,7 +361,7 @@ fn kubectl_drives_the_serving_playground() {
         ["secrets"]["esv-pingone-connection-jwt"]["versions"]
         .as_array()
         .map_or(0, Vec::len);
-    let rotated = fake_credential("rotated-by-the-playground-test");
+    let rotated = support::fake_connection_credential("rotated-by-the-playground-test");
     assert_eq!(
         put_json(
             &format!("{pingone}/_sim/pingone/applications/{connection}/secret"),

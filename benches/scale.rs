@@ -99,21 +99,21 @@ async fn run(groups: usize) {
     };
     let pingone_calls = playground.pingone_control.calls().len();
     let aic_calls = playground.aic.calls().len();
-    let kube_requests = playground.devkube.requests_answered();
+    let kube_requests = playground.devkube().requests_answered();
     let peak_converge_kib = proc_status_kib(None, "VmHWM:");
     let operator_converge_kib = proc_status_kib(Some(operator.pid()), "VmHWM:");
 
     // Steady state: what one resync period costs once everything is Ready.
     playground.pingone_control.clear_calls();
     playground.aic.clear_calls();
-    let kube_before = playground.devkube.requests_answered();
+    let kube_before = playground.devkube().requests_answered();
     // One resync period: every resource is looked at once in it, whatever its phase.
     tokio::time::sleep(resync).await;
     let steady_pingone = playground.pingone_control.calls();
     let steady_aic = playground.aic.calls();
     // The request log keeps the latest 50,000 only: take the resync's share from its end.
-    let steady_count = (playground.devkube.requests_answered() - kube_before) as usize;
-    let log = playground.devkube.requests();
+    let steady_count = (playground.devkube().requests_answered() - kube_before) as usize;
+    let log = playground.devkube().requests();
     let steady_kube: Vec<String> = log[log.len().saturating_sub(steady_count)..].to_vec();
     let writes = |methods: &mut dyn Iterator<Item = String>| methods.filter(|m| m != "GET").count();
     let steady_writes = writes(&mut steady_pingone.iter().map(|c| c.method.clone()))

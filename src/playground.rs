@@ -37,8 +37,11 @@ use crate::sim::pingone::{PingOneSim, PingOneSimConfig};
 use crate::status;
 
 /// How the playground runs.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PlaygroundOptions {
+    /// A Kubernetes API to use instead of devkube (the e2e suite's real API server); `serve` is
+    /// then not used and the playground has no devkube.
+    pub cluster: Option<kube::Client>,
     /// Folder of the example manifests.
     pub examples: PathBuf,
     /// Namespace the examples are applied to.
@@ -73,6 +76,7 @@ impl Default for PlaygroundOptions {
             debounce: Some("2s".to_owned()),
             act_as_user: true,
             run_operator: true,
+            cluster: None,
         }
     }
 }
@@ -116,9 +120,9 @@ pub struct Progress {
 
 /// A running playground. Dropping it stops everything.
 pub struct Playground {
-    /// The Kubernetes API stand-in.
-    pub devkube: DevKube,
-    /// A client of devkube.
+    /// The Kubernetes API stand-in; `None` when the playground runs against a real cluster.
+    pub devkube: Option<DevKube>,
+    /// A client of the Kubernetes API in use: devkube's, or the cluster's.
     pub client: kube::Client,
     /// The PingOne simulator.
     pub pingone: PingOneSim,
@@ -148,6 +152,14 @@ pub struct Playground {
 }
 
 impl Playground {
+    /// The Kubernetes API stand-in. Panics when the playground runs against a real cluster,
+    /// which has none: only tests of devkube itself ask for it.
+    pub fn devkube(&self) -> &DevKube {
+        self.devkube
+            .as_ref()
+            .expect("this playground runs against a real cluster, not devkube")
+    }
+
     /// Starts the simulators, devkube and the operator, and applies the examples.
     pub async fn start(options: PlaygroundOptions) -> Result<Self, PlaygroundError> {
         let documents = crate::manifests::read_dir(&options.examples)
@@ -171,23 +183,20 @@ impl Playground {
             .await
             .map_err(|e| start_error("the AIC simulator", e))?;
 
-        let devkube = DevKube::new();
-        let client = devkube.client();
-        let (devkube_server, kubeconfig) = match &options.serve {
-            Some((addr, path)) => {
-                let server = devkube
-                    .serve(*addr)
-                    .await
-                    .map_err(|e| start_error("devkube", e))?;
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| start_error("devkube", e))?;
-                }
-                server
-                    .write_kubeconfig(path)
-                    .map_err(|e| start_error("devkube", e))?;
-                (Some(server), Some(path.clone()))
+        let (devkube, client, devkube_server, kubeconfig) = match &options.cluster {
+            Some(client) => (None, client.clone(), None, None),
+            None => {
+                let devkube = DevKube::new();
+                let client = devkube.client();
+                let (server, kubeconfig) = match &options.serve {
+                    Some((addr, path)) => {
+                        let (server, path) = serve_devkube(&devkube, *addr, path).await?;
+                        (Some(server), Some(path))
+                    }
+                    None => (None, None),
+                };
+                (Some(devkube), client, server, kubeconfig)
             }
-            None => (None, None),
         };
 
         let urls = Urls {
@@ -386,6 +395,25 @@ impl Drop for Playground {
             helper.abort();
         }
     }
+}
+
+/// Serves devkube over TCP on `addr` and writes a kubeconfig for it at `path`.
+async fn serve_devkube(
+    devkube: &DevKube,
+    addr: SocketAddr,
+    path: &Path,
+) -> Result<(crate::devkube::Server, PathBuf), PlaygroundError> {
+    let server = devkube
+        .serve(addr)
+        .await
+        .map_err(|e| start_error("devkube", e))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| start_error("devkube", e))?;
+    }
+    server
+        .write_kubeconfig(path)
+        .map_err(|e| start_error("devkube", e))?;
+    Ok((server, path.to_owned()))
 }
 
 /// The figures printed when the playground is done.

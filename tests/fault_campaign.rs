@@ -163,8 +163,8 @@ async fn run_seed(seed: u64) -> Result<Report, String> {
                     count: rng.u32(1..4),
                 });
             }
-            55..=69 => playground.devkube.drop_watches(),
-            70..=77 => playground.devkube.compact(),
+            55..=69 => playground.devkube().drop_watches(),
+            70..=77 => playground.devkube().compact(),
             78..=91 => {
                 touches += 1;
                 touch(&playground, &mut rng, touches).await;
@@ -176,7 +176,7 @@ async fn run_seed(seed: u64) -> Result<Report, String> {
                     .await
                     .map_err(|e| e.to_string())?;
             }
-            _ => playground.devkube.drop_watches(),
+            _ => playground.devkube().drop_watches(),
         }
     }
     playground.pingone_control.clear_faults();

@@ -27,11 +27,11 @@ async fn resyncs_without_drift_write_nothing() {
         );
         let pingone_before = playground.pingone_control.calls().len();
         let aic_before = playground.aic.calls().len();
-        let kube_before = playground.devkube.requests().len();
+        let kube_before = playground.devkube().requests().len();
         tokio::time::sleep(resync * 2).await;
         let pingone = pingone_writes(&playground.pingone_control.calls()[pingone_before..]);
         let aic = aic_writes(&playground.aic.calls()[aic_before..]);
-        let kube = status_writes(&playground.devkube.requests()[kube_before..]);
+        let kube = status_writes(&playground.devkube().requests()[kube_before..]);
         if pingone.is_empty() && aic.is_empty() && kube.is_empty() {
             break;
         }
@@ -41,12 +41,12 @@ async fn resyncs_without_drift_write_nothing() {
     let restarts_before = playground.summary().await.restarts;
     let pingone_start = playground.pingone_control.calls().len();
     let aic_start = playground.aic.calls().len();
-    let kube_start = playground.devkube.requests().len();
+    let kube_start = playground.devkube().requests().len();
     // At least two resyncs of every resource.
     tokio::time::sleep(resync * 3 + Duration::from_millis(500)).await;
     let pingone = playground.pingone_control.calls()[pingone_start..].to_vec();
     let aic = playground.aic.calls()[aic_start..].to_vec();
-    let kube = playground.devkube.requests()[kube_start..].to_vec();
+    let kube = playground.devkube().requests()[kube_start..].to_vec();
     let summary = playground.summary().await;
     let progress = playground.progress().await.expect("progress");
     let restarts_per_tenant: Vec<(String, i64)> = {

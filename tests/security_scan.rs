@@ -206,7 +206,7 @@ async fn nothing_secret_is_logged_and_rbac_is_least_privilege() {
     // The request log before this test reads Secrets and Events for the scan.
     // devkube logs `METHOD path?query -> status`; the status plays no part here.
     let requests: Vec<String> = playground
-        .devkube
+        .devkube()
         .requests()
         .into_iter()
         .map(|line| line.split(" -> ").next().unwrap_or_default().to_owned())

@@ -250,14 +250,37 @@ impl Admission {
         let mut causes = Vec::new();
         self.validate_node(&self.schema, &object, "", true, &mut causes);
         let schema_valid = causes.is_empty();
-        if let Err(errors) = self.validator.validate_compiled(&self.rules, &object, old) {
+        // As kube-apiserver: a missing, unsupported, too long, too many or mistyped value
+        // blocks the CEL rules (they would be evaluated over a value of the wrong shape), and
+        // one more cause says so; other schema errors leave the rules to run.
+        let blocking = causes.iter().any(|c| {
+            matches!(
+                c.kind,
+                FieldErrorKind::Required
+                    | FieldErrorKind::NotSupported
+                    | FieldErrorKind::TooLong
+                    | FieldErrorKind::TooMany
+            ) || (c.kind == FieldErrorKind::Invalid && c.detail.contains(" must be of type "))
+        });
+        if blocking {
+            if has_rules(&self.schema) {
+                causes.push(FieldError::new(
+                    "<nil>",
+                    FieldErrorKind::Invalid,
+                    Some("\"null\"".to_owned()),
+                    "some validation rules were not checked because the object was invalid; \
+                     correct the existing errors to complete validation"
+                        .to_owned(),
+                ));
+            }
+        } else if let Err(errors) = self.validator.validate_compiled(&self.rules, &object, old) {
             for error in errors.into_vec() {
                 // Rules over a value of the wrong shape fail to evaluate; the schema error above
                 // already says what is wrong, as the API server does.
                 if !schema_valid && error.kind != ErrorKind::ValidationFailure {
                     continue;
                 }
-                causes.push(cel_error(&object, &error));
+                causes.push(cel_error(&self.schema, &object, &error));
             }
         }
         if causes.is_empty() {
@@ -712,7 +735,7 @@ impl Admission {
                             )
                         })
                         .collect();
-                    let rendered = render_value(&Value::Object(key));
+                    let rendered = render_map_key(&key);
                     if seen.insert(rendered.clone(), index).is_some() {
                         causes.push(FieldError::new(
                             &format!("{path}[{index}]"),
@@ -907,8 +930,47 @@ fn field_path_exists(node: &Value, field_path: &str) -> bool {
     true
 }
 
-fn cel_error(object: &Value, error: &kube::core::cel::ValidationError) -> FieldError {
+/// Whether the schema has a CEL rule anywhere.
+fn has_rules(schema: &Value) -> bool {
+    match schema {
+        Value::Object(map) => {
+            map.contains_key("x-kubernetes-validations") || map.values().any(has_rules)
+        }
+        Value::Array(items) => items.iter().any(has_rules),
+        _ => false,
+    }
+}
+
+/// The `fieldPath` of the rule with expression `rule`, anywhere in the schema.
+fn rule_field_path<'a>(schema: &'a Value, rule: &str) -> Option<&'a str> {
+    match schema {
+        Value::Object(map) => {
+            let here = map
+                .get("x-kubernetes-validations")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|r| r.get("rule").and_then(Value::as_str) == Some(rule))
+                .and_then(|r| r.get("fieldPath").and_then(Value::as_str));
+            here.or_else(|| map.values().find_map(|v| rule_field_path(v, rule)))
+        }
+        Value::Array(items) => items.iter().find_map(|v| rule_field_path(v, rule)),
+        _ => None,
+    }
+}
+
+fn cel_error(
+    schema: &Value,
+    object: &Value,
+    error: &kube::core::cel::ValidationError,
+) -> FieldError {
     let field = error.field_path.clone();
+    // The value named is the type of the node the rule is declared on, also when `fieldPath`
+    // points the error at one of its fields (kube-apiserver: `Invalid value: "object"`).
+    let node = rule_field_path(schema, &error.rule)
+        .and_then(|suffix| field.strip_suffix(suffix))
+        .unwrap_or(&field)
+        .to_owned();
     let kind = match error.kind {
         ErrorKind::ValidationFailure => match error.reason.as_deref() {
             Some("FieldValueRequired") => FieldErrorKind::Required,
@@ -920,7 +982,7 @@ fn cel_error(object: &Value, error: &kube::core::cel::ValidationError) -> FieldE
     };
     let value = match kind {
         FieldErrorKind::Invalid | FieldErrorKind::Duplicate => {
-            let at = value_at(object, &field).map_or("object", json_type);
+            let at = value_at(object, &node).map_or("object", json_type);
             Some(format!("{at:?}"))
         }
         _ => None,
@@ -964,6 +1026,24 @@ fn json_type(value: &Value) -> &'static str {
         Value::Array(_) => "array",
         Value::Object(_) => "object",
     }
+}
+
+/// A list-map item's key as kube-apiserver prints it in a Duplicate value error: Go's `%#v` of
+/// a `map[string]interface{}`, keys sorted.
+fn render_map_key(key: &Map<String, Value>) -> String {
+    let mut entries: Vec<(&String, &Value)> = key.iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    let entries: Vec<String> = entries
+        .into_iter()
+        .map(|(name, value)| {
+            let value = match value {
+                Value::Null => "interface {}(nil)".to_owned(),
+                other => render_value(other),
+            };
+            format!("{name:?}:{value}")
+        })
+        .collect();
+    format!("map[string]interface {{}}{{{}}}", entries.join(", "))
 }
 
 fn render_value(value: &Value) -> String {
@@ -1081,7 +1161,8 @@ mod tests {
         assert_eq!(
             messages,
             vec![
-                r#"spec.envs[1]: Duplicate value: {"name":"dev"}"#.to_owned(),
+                r#"spec.envs[1]: Duplicate value: map[string]interface {}{"name":"dev"}"#
+                    .to_owned(),
                 r#"spec.roles[1]: Duplicate value: "a""#.to_owned(),
             ]
         );
@@ -1111,7 +1192,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             same.to_string(),
-            r#"spec.to: Invalid value: "string": from and to must differ"#
+            r#"spec.to: Invalid value: "object": from and to must differ"#
         );
         let edited = admission
             .admit(&json!({"spec": {"from": "a", "to": "c"}}), Some(&ok))

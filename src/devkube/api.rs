@@ -467,6 +467,7 @@ async fn resource(
     match (method, target.name) {
         (Method::GET, None) => {
             let selector = Selector::parse(query.get("labelSelector"), query.get("fieldSelector"))?;
+            selector.check_fields(&super::select::selectable_fields(&rt, view))?;
             if query.flag("watch") {
                 let mut held = inner.hold.subscribe();
                 // A closed channel cannot happen while `inner` is alive.
@@ -536,9 +537,8 @@ async fn resource(
         (Method::DELETE, Some(name)) => {
             let options = parse_body(&body)?;
             let opts = delete_opts(&options, query);
-            Ok(json_response(
-                view.output(inner.store.delete(&rt, namespace, name, &opts)?),
-            ))
+            let object = view.output(inner.store.delete(&rt, namespace, name, &opts)?);
+            Ok(json_response(deleted(&rt, object)))
         }
         (Method::DELETE, None) => {
             let selector = Selector::parse(query.get("labelSelector"), query.get("fieldSelector"))?;
@@ -571,6 +571,34 @@ async fn resource(
             "the server does not allow this method on the requested resource ({path})"
         ))),
     }
+}
+
+/// The answer to a delete, as kube-apiserver gives it: an object that finalizers keep (and a
+/// namespace, which always goes through Terminating) is returned; one that is gone is reported
+/// by a `Status` of `Success` naming it.
+fn deleted(rt: &ResourceType, object: Value) -> Value {
+    let kept = object
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| !f.is_empty());
+    if kept || (rt.group.is_empty() && rt.plural == "namespaces") {
+        return object;
+    }
+    let mut details = json!({
+        "name": object.pointer("/metadata/name").cloned().unwrap_or(Value::Null),
+        "kind": rt.plural,
+        "uid": object.pointer("/metadata/uid").cloned().unwrap_or(Value::Null),
+    });
+    if !rt.group.is_empty() {
+        details["group"] = json!(rt.group);
+    }
+    json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": details,
+    })
 }
 
 fn delete_opts(options: &Value, query: &Query) -> DeleteOpts {
@@ -609,6 +637,8 @@ fn patch_object(
     body: Value,
     query: &Query,
 ) -> Result<Response, ApiError> {
+    // An apply that finds nothing creates, and says so with 201.
+    let created = std::cell::Cell::new(false);
     let object = match content_type {
         "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
             let merge_patch = if content_type.starts_with("application/strategic") {
@@ -634,8 +664,11 @@ fn patch_object(
         })?,
         "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
             if query.get("fieldManager").is_none() {
-                return Err(ApiError::bad_request(
-                    "PATCH requests with apply content type require fieldManager",
+                return Err(ApiError::invalid_options(
+                    "PatchOptions",
+                    "fieldManager",
+                    "FieldValueRequired",
+                    "Required value: is required for apply patch",
                 ));
             }
             let force = query.flag("force");
@@ -654,6 +687,7 @@ fn patch_object(
             let api_version = rt.api_version();
             let (group, plural) = (rt.group.clone(), rt.plural.clone());
             inner.store.apply(rt, namespace, name, &ctx, |current| {
+                created.set(current.is_none());
                 let current = current.map(|c| view.output(c.clone()));
                 patch::apply(
                     current.as_ref(),
@@ -670,7 +704,12 @@ fn patch_object(
         }
         other => return Err(ApiError::unsupported_media_type(other)),
     };
-    Ok(json_response(view.output(object)))
+    let object = axum::Json(view.output(object));
+    if created.get() {
+        Ok((StatusCode::CREATED, object).into_response())
+    } else {
+        Ok(object.into_response())
+    }
 }
 
 fn list(

@@ -156,6 +156,22 @@ impl ApiError {
         Self::invalid(group, kind, name, &rejection)
     }
 
+    /// 422 for request options that are invalid (`PatchOptions`, `ListOptions`), with the one
+    /// cause, as kube-apiserver words it.
+    pub fn invalid_options(kind: &str, field: &str, reason: &str, message: &str) -> Self {
+        let mut error = Self::new(
+            422,
+            "Invalid",
+            format!("{kind}.meta.k8s.io \"\" is invalid: {field}: {message}"),
+        );
+        error.details = Some(serde_json::json!({
+            "group": "meta.k8s.io",
+            "kind": kind,
+            "causes": [{"reason": reason, "message": message, "field": field}],
+        }));
+        error
+    }
+
     /// 400 for a malformed request.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message.into())

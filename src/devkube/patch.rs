@@ -56,9 +56,9 @@ pub fn strip_directives(patch: &Value) -> Value {
 #[derive(Debug)]
 pub struct JsonPatchError(pub String);
 
-/// Applies an RFC 6902 JSON patch. A `test` of `null` against a missing path succeeds, as in
-/// the Go implementation the API server uses; kube's finalizer helper depends on that when it
-/// adds the first finalizer.
+/// Applies an RFC 6902 JSON patch as the Go implementation the API server uses does: a `test`
+/// of `null` against a missing path succeeds (kube's finalizer helper depends on that when it
+/// adds the first finalizer), and a `replace` of a missing key of an object adds it.
 pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), JsonPatchError> {
     let ops = patch
         .as_array()
@@ -75,7 +75,17 @@ pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), JsonPatchErro
             }
             continue;
         }
-        let parsed: json_patch::Patch = serde_json::from_value(Value::Array(vec![op.clone()]))
+        let mut op = op.clone();
+        if op.get("op").and_then(Value::as_str) == Some("replace") {
+            let path = op.get("path").and_then(Value::as_str).unwrap_or_default();
+            let parent = path.rsplit_once('/').map(|(parent, _)| parent);
+            let missing_key = target.pointer(path).is_none()
+                && parent.is_some_and(|p| target.pointer(p).is_some_and(Value::is_object));
+            if missing_key {
+                op["op"] = Value::from("add");
+            }
+        }
+        let parsed: json_patch::Patch = serde_json::from_value(Value::Array(vec![op]))
             .map_err(|e| JsonPatchError(e.to_string()))?;
         json_patch::patch(target, &parsed).map_err(|e| JsonPatchError(e.to_string()))?;
     }

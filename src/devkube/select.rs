@@ -3,6 +3,8 @@
 use serde_json::Value;
 
 use super::error::ApiError;
+use super::events::View;
+use super::store::ResourceType;
 
 #[derive(Clone, Debug)]
 enum LabelTerm {
@@ -56,6 +58,22 @@ impl Selector {
         Ok(selector)
     }
 
+    /// Refuses a field selector on a field the type does not index, as kube-apiserver does
+    /// (400), instead of matching nothing.
+    pub fn check_fields(&self, allowed: &[&str]) -> Result<(), ApiError> {
+        for term in &self.fields {
+            let (FieldTerm::Equals(field, _) | FieldTerm::NotEquals(field, _)) = term;
+            if !allowed.contains(&field.as_str()) {
+                let allowed: Vec<String> = allowed.iter().map(|f| format!("{f:?}")).collect();
+                return Err(ApiError::bad_request(format!(
+                    "{field:?} is not a known field selector: only {}",
+                    allowed.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the object matches every term.
     pub fn matches(&self, object: &Value) -> bool {
         let labels = object
@@ -76,6 +94,54 @@ impl Selector {
                 FieldTerm::NotEquals(k, v) => field(object, k) != *v,
             })
     }
+}
+
+/// The fields a type's list and watch may select on, as kube-apiserver registers them: the
+/// name and namespace everywhere, and a few more for Secrets, Namespaces and both views of
+/// Events.
+pub fn selectable_fields(rt: &ResourceType, view: View) -> Vec<&'static str> {
+    let mut fields = vec!["metadata.name", "metadata.namespace"];
+    let object_fields = |prefix: &str| -> Vec<&'static str> {
+        let all: &[&'static str] = if prefix == "regarding" {
+            &[
+                "regarding.kind",
+                "regarding.namespace",
+                "regarding.name",
+                "regarding.uid",
+                "regarding.apiVersion",
+                "regarding.resourceVersion",
+                "regarding.fieldPath",
+                "reportingController",
+            ]
+        } else {
+            &[
+                "involvedObject.kind",
+                "involvedObject.namespace",
+                "involvedObject.name",
+                "involvedObject.uid",
+                "involvedObject.apiVersion",
+                "involvedObject.resourceVersion",
+                "involvedObject.fieldPath",
+                "reportingComponent",
+                "source",
+            ]
+        };
+        all.to_vec()
+    };
+    match (rt.group.as_str(), rt.plural.as_str(), view) {
+        ("", "events", View::EventsV1) => {
+            fields.extend(object_fields("regarding"));
+            fields.extend(["reason", "type"]);
+        }
+        ("", "events", View::Stored) => {
+            fields.extend(object_fields("involvedObject"));
+            fields.extend(["reason", "type"]);
+        }
+        ("", "secrets", _) => fields.push("type"),
+        ("", "namespaces", _) => fields.push("status.phase"),
+        _ => {}
+    }
+    fields
 }
 
 /// A field's value as the API server compares it: strings as they are, other scalars printed,
@@ -109,7 +175,52 @@ fn split_terms(s: &str) -> Vec<&str> {
     terms
 }
 
+/// A label value: empty, or at most 63 alphanumerics, `-`, `_` and `.`, alphanumeric at both
+/// ends.
+fn valid_label_value(value: &str) -> bool {
+    let inner = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    value.is_empty()
+        || (value.len() <= 63
+            && value.chars().all(inner)
+            && value.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && value.ends_with(|c: char| c.is_ascii_alphanumeric()))
+}
+
+/// A label key: a non-empty value, optionally behind a DNS-subdomain prefix and `/`.
+fn valid_label_key(key: &str) -> bool {
+    let (prefix, name) = key.rsplit_once('/').unwrap_or(("", key));
+    let prefix_ok = prefix.is_empty()
+        || (prefix.len() <= 253
+            && prefix.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            }));
+    !name.is_empty()
+        && valid_label_value(name)
+        && prefix_ok
+        && (prefix.is_empty() || key.contains('/'))
+}
+
 fn parse_label_term(term: &str) -> Result<LabelTerm, ApiError> {
+    let parsed = parse_label_syntax(term)?;
+    let (key, values): (&str, Vec<&str>) = match &parsed {
+        LabelTerm::Equals(k, v) | LabelTerm::NotEquals(k, v) => (k, vec![v.as_str()]),
+        LabelTerm::In(k, vs) | LabelTerm::NotIn(k, vs) => {
+            (k, vs.iter().map(String::as_str).collect())
+        }
+        LabelTerm::Exists(k) | LabelTerm::NotExists(k) => (k, Vec::new()),
+    };
+    if !valid_label_key(key) || !values.iter().all(|v| valid_label_value(v)) {
+        return Err(ApiError::bad_request(format!(
+            "unable to parse requirement: {term}"
+        )));
+    }
+    Ok(parsed)
+}
+
+fn parse_label_syntax(term: &str) -> Result<LabelTerm, ApiError> {
     let invalid = || ApiError::bad_request(format!("unable to parse requirement: {term}"));
     if let Some(key) = term.strip_prefix('!') {
         return Ok(LabelTerm::NotExists(key.trim().to_owned()));
@@ -171,5 +282,15 @@ mod tests {
         assert!(m(Some("!missing"), None));
         assert!(m(None, Some("metadata.name=a,metadata.namespace!=other")));
         assert!(!m(None, Some("metadata.name=b")));
+    }
+
+    #[test]
+    fn malformed_label_selectors_are_refused() {
+        for bad in ["a===b", "a=b c", "-a=b", "a in (x y)", "a=(b)"] {
+            assert!(Selector::parse(Some(bad), None).is_err(), "{bad}");
+        }
+        for good in ["a=", "example.com/a=b_c.d", "a notin (x,y)", "!a", "a"] {
+            assert!(Selector::parse(Some(good), None).is_ok(), "{good}");
+        }
     }
 }

@@ -854,6 +854,21 @@ impl State {
         let name = meta_str(&object, "name").unwrap_or_default().to_owned();
         match admission.admit(&object, old) {
             Ok(admitted) => {
+                // Server-side apply builds a typed object from the schema first: a field the
+                // schema does not declare fails the request (kube-apiserver answers 500).
+                if ctx.apply && !admitted.unknown_fields.is_empty() {
+                    return Err(ApiError {
+                        code: 500,
+                        reason: "",
+                        message: format!(
+                            "failed to create typed patch object (/{name}; {}, Kind={}): .{}: field not declared in schema",
+                            rt.api_version(),
+                            rt.kind,
+                            admitted.unknown_fields[0]
+                        ),
+                        details: None,
+                    });
+                }
                 if ctx.strict && !admitted.unknown_fields.is_empty() {
                     let fields: Vec<String> = admitted
                         .unknown_fields

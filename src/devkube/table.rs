@@ -61,7 +61,9 @@ fn columns(rt: &ResourceType) -> Vec<Column> {
     }];
     if rt.columns.is_empty() {
         let extra: &[(&str, &str, &str)] = match (rt.group.as_str(), rt.plural.as_str()) {
-            ("", "secrets") => &[("Type", "string", ".type")],
+            // As kube-apiserver's own printers: Data is the number of keys.
+            ("", "secrets") => &[("Type", "string", ".type"), ("Data", "integer", "@keys")],
+            ("", "configmaps") => &[("Data", "integer", "@keys")],
             ("", "namespaces") => &[("Status", "string", ".status.phase")],
             ("coordination.k8s.io", "leases") => &[("Holder", "string", ".spec.holderIdentity")],
             _ => &[],
@@ -152,6 +154,13 @@ fn cell(column: &Column, object: &Value) -> Value {
                 name.as_ref().and_then(Value::as_str).unwrap_or_default()
             )))
         }
+        "@keys" => Some(json!(
+            ["data", "binaryData"]
+                .iter()
+                .filter_map(|field| object.get(*field).and_then(Value::as_object))
+                .map(serde_json::Map::len)
+                .sum::<usize>()
+        )),
         path => evaluate(object, path).into_iter().next(),
     };
     let Some(value) = found else {

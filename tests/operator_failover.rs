@@ -3,10 +3,10 @@
 //! the other waits; when the leader is killed, the other takes the Lease over and reconciles
 //! what changes next. The playground runs without its in-process operator here.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -14,86 +14,43 @@ use kube::api::{Api, PostParams};
 use pingone_aic_operator::crd::Promotion;
 use pingone_aic_operator::crd::promotion::{PromotionPhase, PromotionSpec};
 use pingone_aic_operator::playground::{Playground, PlaygroundOptions, repository_examples};
+use support::operator_process::OperatorProcess;
 
 const LEASE: &str = "pingone-aic-operator-failover-test";
 
-/// An operator process whose stderr (JSON logs) is collected; killed when dropped.
-struct Operator {
-    child: Child,
-    logs: Arc<Mutex<Vec<String>>>,
-}
-
-impl Operator {
-    fn start(kubeconfig: &Path, identity: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pingone-aic-operator"))
-            .arg("run")
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .args([
-                "--leader-election",
-                "true",
-                "--lease-name",
-                LEASE,
-                "--lease-namespace",
-                "default",
-                "--identity",
-                identity,
-                "--listen-addr",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-                "--log-filter",
-                "info",
-                "--watch-namespaces",
-                "default",
-                // The simulators restart and promote in about a second; poll like the
-                // playground does rather than at production pace.
-                "--poll-interval",
-                "500ms",
-                "--wait-interval",
-                "1s",
-                "--resync-interval",
-                "60s",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the operator starts");
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().unwrap();
-        let sink = logs.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Self { child, logs }
-    }
-
-    fn logged(&self, message: &str) -> bool {
-        self.logs.lock().unwrap().iter().any(|line| {
-            serde_json::from_str::<serde_json::Value>(line)
-                .ok()
-                .and_then(|v| {
-                    v.pointer("/fields/message")
-                        .or_else(|| v.get("message"))
-                        .and_then(|m| m.as_str().map(str::to_owned))
-                })
-                .is_some_and(|m| m.starts_with(message))
-        })
-    }
-
-    fn logs(&self) -> String {
-        self.logs.lock().unwrap().join("\n")
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// An operator process competing for the test's Lease as `identity`.
+fn start_operator(kubeconfig: &Path, identity: &str) -> OperatorProcess {
+    let args = [
+        "run",
+        "--kubeconfig",
+        kubeconfig.to_str().expect("a UTF-8 path"),
+        "--leader-election",
+        "true",
+        "--lease-name",
+        LEASE,
+        "--lease-namespace",
+        "default",
+        "--identity",
+        identity,
+        "--listen-addr",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+        "--log-filter",
+        "info",
+        "--watch-namespaces",
+        "default",
+        // The simulators restart and promote in about a second; poll like the
+        // playground does rather than at production pace.
+        "--poll-interval",
+        "500ms",
+        "--wait-interval",
+        "1s",
+        "--resync-interval",
+        "60s",
+    ];
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    OperatorProcess::start(&args, &[])
 }
 
 async fn holder(leases: &Api<Lease>) -> Option<String> {
@@ -138,13 +95,13 @@ async fn a_second_replica_takes_over_when_the_leader_dies() {
     let stage = |what: &str| eprintln!("[{:>5.1}s] {what}", started.elapsed().as_secs_f64());
 
     // `a` starts first so that it is the one that leads; `b` then competes and waits.
-    let a = Operator::start(&kubeconfig, "a");
+    let a = start_operator(&kubeconfig, "a");
     eventually(Duration::from_secs(60), "a to lead", || async {
         (holder(&leases).await.as_deref() == Some("a")).then_some(())
     })
     .await;
     stage("a leads");
-    let b = Operator::start(&kubeconfig, "b");
+    let b = start_operator(&kubeconfig, "b");
 
     let ready = playground
         .wait_ready(Duration::from_secs(180), |_| {})
@@ -183,31 +140,32 @@ async fn a_second_replica_takes_over_when_the_leader_dies() {
     // a person would (through the API client where kubectl is not installed), runs to the end.
     let promotions: Api<Promotion> = Api::namespaced(playground.client.clone(), "default");
     let manifest = "apiVersion: pingone-aic.io/v1alpha1\nkind: Promotion\nmetadata:\n  name: acme-dev-to-uat-after-failover\nspec:\n  from: acme-dev\n  to: acme-uat\n  description: applied after the leader died\n";
-    let applied_with_kubectl = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args(["apply", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .ok()
-        .map(|mut child| {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(manifest.as_bytes())
-                .unwrap();
-            let output = child.wait_with_output().unwrap();
-            assert!(
-                output.status.success(),
-                "kubectl apply failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        })
-        .is_some();
+    let applied_with_kubectl = support::kubectl_available()
+        && Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["apply", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .ok()
+            .map(|mut child| {
+                use std::io::Write;
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(manifest.as_bytes())
+                    .unwrap();
+                let output = child.wait_with_output().unwrap();
+                assert!(
+                    output.status.success(),
+                    "kubectl apply failed: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            })
+            .is_some();
     if !applied_with_kubectl {
         eprintln!("kubectl is not installed; creating the Promotion through the API client");
         promotions
@@ -246,20 +204,9 @@ async fn a_second_replica_takes_over_when_the_leader_dies() {
     // b stops gracefully on SIGTERM.
     let mut b = b;
     assert!(
-        Command::new("kill")
-            .args(["-TERM", &b.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
+        b.terminate(Duration::from_secs(30)),
+        "b exited with an error:\n{}",
+        b.logs()
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = b.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "b did not stop on SIGTERM");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert!(status.success(), "{status:?}\n{}", b.logs());
     playground.stop().await;
 }

@@ -297,8 +297,10 @@ pub async fn push_secret<A: EsvApi>(
     }
 }
 
-/// Disables every enabled version other than `keep`: AM hands all enabled versions of a mapped
-/// secret to the worker, so superseded client secrets must not stay enabled.
+/// Disables every enabled version other than `keep`, once `keep` is verified. AM presents only
+/// the active (latest enabled) version of a mapped secret; older enabled versions still
+/// validate what was signed with them, so a superseded credential is retired here rather than
+/// left usable.
 pub async fn disable_other_versions<A: EsvApi>(
     api: &A,
     id: &str,

@@ -15,7 +15,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
-use super::state::{Realm, SecretVersion, VersionStatus, content_rev, resolve, string_value};
+use super::state::{Realm, VersionStatus, content_rev, resolve, string_value};
 use super::{Ctx, Need, am_error, am_json, parse_body, unconfirmed};
 use crate::aic::am::{client_secret_label, credential_label};
 use crate::secret::SecretString;
@@ -498,8 +498,8 @@ struct Plan {
     api_url: String,
     auth_url: String,
     use_credential: bool,
-    /// Enabled versions of the mapped secret, newest first.
-    candidates: Vec<SecretString>,
+    /// The active version of the mapped secret: the highest-numbered enabled one.
+    active: SecretString,
 }
 
 fn token_failure(message: &str) -> Response {
@@ -509,7 +509,10 @@ fn token_failure(message: &str) -> Response {
 }
 
 /// Resolves what AM would use: placeholders against *loaded* ESVs (they change only on restart),
-/// the secret through the label mapping (all enabled versions; mappings need no restart).
+/// the secret through the label mapping (no restart). AM presents the latest (active) version
+/// of a mapped secret; older versions that are still enabled serve only to validate what was
+/// signed before a rotation (AIC docs, "Use ESVs for signing and encryption keys"), so an
+/// outbound credential is the active version alone and an older enabled one never rescues it.
 fn connection_plan(ctx: &Ctx, realm: &str, id: &str) -> Result<Plan, Response> {
     let state = ctx.state();
     let tenant = &state.tenants[&*ctx.tenant];
@@ -551,29 +554,25 @@ fn connection_plan(ctx: &Ctx, realm: &str, id: &str) -> Result<Plan, Response> {
         .secrets
         .get(secret_id)
         .ok_or_else(|| token_failure(&format!("The secret mapped to {label} does not exist")))?;
-    let mut enabled: Vec<&SecretVersion> = secret
+    let active = secret
         .versions
         .iter()
         .filter(|v| v.status == VersionStatus::Enabled)
-        .collect();
-    enabled.sort_by_key(|v| std::cmp::Reverse(v.number));
-    let candidates: Vec<SecretString> = enabled
-        .iter()
-        .filter_map(|v| super::state::decode_b64(v.value.expose()))
+        .max_by_key(|v| v.number)
+        .and_then(|v| super::state::decode_b64(v.value.expose()))
         .map(SecretString::new)
-        .collect();
-    if candidates.is_empty() {
-        return Err(token_failure(&format!(
-            "The secret mapped to {label} has no enabled version"
-        )));
-    }
+        .ok_or_else(|| {
+            token_failure(&format!(
+                "The secret mapped to {label} has no enabled version"
+            ))
+        })?;
     Ok(Plan {
         client_id: resolve_field("clientId")?,
         environment_id: resolve_field("environmentId")?,
         api_url: resolve_field("apiUrl")?,
         auth_url: resolve_field("authUrl")?,
         use_credential,
-        candidates,
+        active,
     })
 }
 
@@ -619,8 +618,8 @@ async fn test_connection(ctx: &Ctx, plan: Plan) -> Response {
         plan.auth_url.trim_end_matches('/'),
         plan.environment_id
     );
-    let mut last_failure = String::from("No credential to try");
-    for candidate in &plan.candidates {
+    let candidate = &plan.active;
+    let last_failure = 'attempt: {
         let request = if plan.use_credential {
             // How AM presents a product-connection credential is not documented; it is sent as
             // a client assertion.
@@ -640,19 +639,17 @@ async fn test_connection(ctx: &Ctx, plan: Plan) -> Response {
         let response = match request.send().await {
             Ok(r) => r,
             Err(err) => {
-                last_failure = format!("Unable to reach {token_url}: {}", err.without_url());
-                continue;
+                break 'attempt format!("Unable to reach {token_url}: {}", err.without_url());
             }
         };
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         if !status.is_success() {
-            last_failure = format!(
+            break 'attempt format!(
                 "[Status: {} {}]-{text}",
                 status.as_u16(),
                 status.canonical_reason().unwrap_or("")
             );
-            continue;
         }
         let access_token = serde_json::from_str::<Value>(&text)
             .ok()
@@ -704,7 +701,7 @@ async fn test_connection(ctx: &Ctx, plan: Plan) -> Response {
             }
         }
         return am_json(StatusCode::OK, body);
-    }
+    };
     am_json(
         StatusCode::BAD_REQUEST,
         json!({

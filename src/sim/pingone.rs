@@ -19,7 +19,9 @@
 //! `GET /_sim/pingone/state`. `PUT /_sim/pingone/applications/{id}/secret` with
 //! `{"secret": "…"}` replaces an application's secret the way the console does when a product
 //! connection's credential is regenerated (the old one stops working at once), so a test can
-//! rotate a credential no public API issues.
+//! rotate a credential no public API issues; `POST` to the same path issues a new valid one
+//! (a JWT-shaped credential for a product connection, a client secret otherwise) and answers
+//! `{"secret": "…"}`, for trying a rotation by hand.
 // Handlers return their early answers as `Err(Response)`; boxing them would buy nothing.
 #![allow(clippy::result_large_err)]
 
@@ -497,7 +499,7 @@ impl PingOneSim {
             .route("/_sim/pingone/environments", post(add_environment_handler))
             .route(
                 "/_sim/pingone/applications/{app}/secret",
-                axum::routing::put(set_secret_handler),
+                axum::routing::put(set_secret_handler).post(issue_secret_handler),
             )
             .fallback(|| async {
                 p1(
@@ -615,6 +617,40 @@ impl PingOneSim {
             }
             None => false,
         }
+    }
+
+    /// Issues a new secret for an application, as regenerating it in the console does (the
+    /// previous one stops working at once), and returns it: a signed-JWT-shaped credential for
+    /// a product connection (issuer: its environment), a random client secret otherwise. For
+    /// trying a rotation by hand; `None` when there is no such application.
+    pub fn issue_application_secret(&self, application_id: &str) -> Option<String> {
+        let mut world = self.world();
+        let app = world
+            .applications
+            .iter_mut()
+            .find(|app| app.id == application_id)?;
+        let connection = app.fields.get("tokenEndpointAuthMethod")
+            == Some(&Value::String("PRODUCT_CONNECTION".into()));
+        let secret = if connection {
+            let encode = |text: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
+            let claims = json!({
+                "iss": format!("https://auth.pingone.com/{}/as", app.environment_id),
+                "sub": app.id,
+                "jti": random_text(16),
+                "iat": jiff::Timestamp::now().as_second(),
+            });
+            format!(
+                "{}.{}.{}",
+                encode(r#"{"alg":"RS256","typ":"JWT"}"#),
+                encode(&claims.to_string()),
+                encode(&random_text(32))
+            )
+        } else {
+            random_text(64)
+        };
+        app.secret = secret.clone();
+        app.previous = None;
+        Some(secret)
     }
 
     /// An application's current secret, for tests.
@@ -2000,6 +2036,15 @@ async fn set_secret_handler(
         StatusCode::NO_CONTENT.into_response()
     } else {
         not_found()
+    }
+}
+
+async fn issue_secret_handler(State(sim): State<PingOneSim>, Path(app): Path<String>) -> Reply {
+    match sim.issue_application_secret(&app) {
+        Some(secret) => {
+            (StatusCode::CREATED, axum::Json(json!({ "secret": secret }))).into_response()
+        }
+        None => not_found(),
     }
 }
 

@@ -175,7 +175,7 @@ spec:
 /// recovers).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_rotated_in_kubernetes_are_used_at_once() {
-    use pingone_aic_operator::pingone::{PingOneApi, Scope, TokenAuthMethod, WorkerApplication};
+    use pingone_aic_operator::pingone::PingOneApi;
     let dir = examples_dir(
         "cluster-rotation",
         &[
@@ -187,43 +187,12 @@ async fn secrets_rotated_in_kubernetes_are_used_at_once() {
     ready(&playground).await;
 
     // As a person in the PingOne console: an existing worker with Identity Data Admin.
+    let (app_id, first) = existing_worker(&playground, "Existing Worker").await;
     let admin = admin_session(&playground, ADMIN_SECRET).await;
-    let app = admin
-        .create_worker_application(
-            DEV_ENVIRONMENT,
-            &WorkerApplication {
-                name: "Existing Worker".into(),
-                description: None,
-                enabled: true,
-                token_endpoint_auth_method: TokenAuthMethod::ClientSecretBasic,
-            },
-        )
-        .await
-        .expect("the worker is created");
-    let role = admin
-        .role_id("Identity Data Admin")
-        .await
-        .expect("the role");
-    admin
-        .create_role_assignment(
-            DEV_ENVIRONMENT,
-            &app.id,
-            &role,
-            &Scope::environment(DEV_ENVIRONMENT),
-        )
-        .await
-        .expect("the role is granted");
-    let first = admin
-        .application_secret(DEV_ENVIRONMENT, &app.id)
-        .await
-        .expect("the secret");
     put_secret(
         &playground,
         "existing-worker",
-        &[
-            ("clientId", &app.id),
-            ("clientSecret", first.secret.expose()),
-        ],
+        &[("clientId", &app_id), ("clientSecret", first.expose())],
     )
     .await;
     let integration: PingOneIntegration = serde_json::from_value(
@@ -239,7 +208,7 @@ async fn secrets_rotated_in_kubernetes_are_used_at_once() {
     // Rotate in PingOne, keeping the previous secret valid; put the new one in the Secret.
     let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600);
     let second = admin
-        .rotate_application_secret(DEV_ENVIRONMENT, &app.id, Some(expires))
+        .rotate_application_secret(DEV_ENVIRONMENT, &app_id, Some(expires))
         .await
         .expect("the secret is rotated");
     put_secret(
@@ -249,7 +218,7 @@ async fn secrets_rotated_in_kubernetes_are_used_at_once() {
     )
     .await;
     let new_digest = esv_version_digest(second.secret.expose());
-    let old_digest = esv_version_digest(first.secret.expose());
+    let old_digest = esv_version_digest(first.expose());
     eventually("the new version verified and the old one disabled", || {
         let api = api.clone();
         let playground = &playground;
@@ -279,14 +248,14 @@ async fn secrets_rotated_in_kubernetes_are_used_at_once() {
     })
     .await;
     // Nobody used the previous secret after the rotation: AIC tried the new version first.
-    let app_state = pingone_app(&playground, &app.id);
+    let app_state = pingone_app(&playground, &app_id);
     assert!(
         app_state["previous"]["lastUsed"].is_null(),
         "{}",
         app_state["previous"]
     );
     admin
-        .delete_previous_secret(DEV_ENVIRONMENT, &app.id)
+        .delete_previous_secret(DEV_ENVIRONMENT, &app_id)
         .await
         .expect("the previous secret is deleted");
 

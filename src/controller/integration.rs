@@ -33,6 +33,7 @@ use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Resource, ResourceExt};
 
 use super::clients::{Clients, namespace_of};
+use super::credential_check::{self, Candidate, SecretSource};
 use super::memo::{Memo, digest};
 use super::tenant::parse_duration;
 use super::{Context, FINALIZER, ReconcileError, finish, is_paused, patch_status};
@@ -120,6 +121,8 @@ struct Facts {
     /// The environment failed on a conflict the operator will not resolve by guessing (e.g.
     /// two applications of the same name).
     conflict: bool,
+    /// PingOne refused a credential from a Secret; the one in AIC stays.
+    rejected: bool,
 }
 
 /// One environment of the integration with its TenantEnvironment.
@@ -235,8 +238,10 @@ async fn apply(cached: &PingOneIntegration, ctx: &Context) -> Result<Action, Rec
                 return Err(err);
             }
             Err(err) => {
-                ctx.publish(
+                ctx.publish_in(
                     integration,
+                    &name,
+                    None,
                     EventType::Warning,
                     "Reconcile",
                     err.reason(),
@@ -246,6 +251,7 @@ async fn apply(cached: &PingOneIntegration, ctx: &Context) -> Result<Action, Rec
                 Facts {
                     note: Some(format!("{name}: {err}")),
                     conflict: matches!(err, ReconcileError::Conflict { .. }),
+                    rejected: err.reason() == credential_check::REJECTED,
                     ..Default::default()
                 }
             }
@@ -363,6 +369,8 @@ pub struct Memos {
     services: Memo<()>,
     /// Whether an upper environment holds the promoted worker configuration.
     promoted: Memo<bool>,
+    /// Why PingOne refused a credential from a Secret, by the digest of the values refused.
+    rejected: Memo<String>,
 }
 
 impl Memos {
@@ -371,6 +379,7 @@ impl Memos {
         self.esvs_loaded.forget_prefix(prefix);
         self.services.forget_prefix(prefix);
         self.promoted.forget_prefix(prefix);
+        self.rejected.forget_prefix(prefix);
     }
 }
 
@@ -405,6 +414,9 @@ struct Credential {
     secret: SecretString,
     /// When operator-managed rotation wants to look again.
     requeue: Option<Duration>,
+    /// The Secret a person or a secret manager wrote it to; `None` when the operator manages
+    /// the worker application and PingOne issued the secret.
+    source: Option<SecretSource>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -533,13 +545,17 @@ async fn sync_environment(
             ConnectionTest::Succeeded(_) => {
                 env.connection_verified = true;
                 env.last_verified_time = Some(now.clone());
-                ctx.publish(
+                let version = env.secret_version.clone().unwrap_or_default();
+                let secret_id = secret_esv(integration);
+                ctx.publish_in(
                     integration,
+                    &target.spec.name,
+                    Some(format!("{secret_id}@{version}")),
                     EventType::Normal,
                     "TestConnection",
                     "ConnectionVerified",
                     format!(
-                        "{}: AIC reaches PingOne with the worker credentials",
+                        "{}: AIC reaches PingOne with version {version} of ESV secret {secret_id}",
                         target.spec.name
                     ),
                 )
@@ -550,8 +566,14 @@ async fn sync_environment(
                         esv::disable_other_versions(&aic, secret_esv(integration), &version)
                             .await?;
                     if !disabled.is_empty() {
-                        ctx.publish(
+                        ctx.publish_in(
                             integration,
+                            &target.spec.name,
+                            Some(format!(
+                                "{}@{}",
+                                secret_esv(integration),
+                                disabled.join(",")
+                            )),
                             EventType::Normal,
                             "Rotate",
                             "SupersededVersionsDisabled",
@@ -570,8 +592,10 @@ async fn sync_environment(
                     "{}: testConnection failed: {message}",
                     target.spec.name
                 ));
-                ctx.publish(
+                ctx.publish_in(
                     integration,
+                    &target.spec.name,
+                    None,
                     EventType::Warning,
                     "TestConnection",
                     "ConnectionFailed",
@@ -663,6 +687,10 @@ async fn credential(
                     client_id: None,
                     secret: jwt.0,
                     requeue: None,
+                    source: Some(SecretSource {
+                        secret: secret_ref.name.clone(),
+                        key: "credential",
+                    }),
                 }
             }
             CredentialType::WorkerApplication => {
@@ -671,6 +699,10 @@ async fn credential(
                     client_id: Some(credentials.client_id),
                     secret: credentials.client_secret,
                     requeue: None,
+                    source: Some(SecretSource {
+                        secret: secret_ref.name.clone(),
+                        key: "clientSecret",
+                    }),
                 }
             }
         });
@@ -785,7 +817,7 @@ async fn observe_worker_credential(
         Some(id) => match session.application(&environment_id, &id).await? {
             Some(app) => app,
             None => {
-                ctx.publish(integration, EventType::Warning, "Drift", "WorkerApplicationMissing", format!("{}: worker application {id} was deleted outside the operator; creating it again", target.spec.name)).await;
+                ctx.publish_in(integration, &target.spec.name, None, EventType::Warning, "Drift", "WorkerApplicationMissing", format!("{}: worker application {id} was deleted outside the operator; creating it again", target.spec.name)).await;
                 create_application(
                     integration,
                     ctx,
@@ -822,8 +854,10 @@ async fn observe_worker_credential(
                     env.worker_app_id = Some(one.id.clone());
                     env.worker_app_created = Some(false);
                     patch_status(api, &integration.name_any(), None, status).await?;
-                    ctx.publish(
+                    ctx.publish_in(
                         integration,
+                        &target.spec.name,
+                        None,
                         EventType::Normal,
                         "Adopt",
                         "WorkerApplicationAdopted",
@@ -866,8 +900,10 @@ async fn observe_worker_credential(
             session
                 .replace_worker_application(&environment_id, &app.id, &desired)
                 .await?;
-            ctx.publish(
+            ctx.publish_in(
                 integration,
+                &target.spec.name,
+                None,
                 EventType::Normal,
                 "Drift",
                 "WorkerApplicationRepaired",
@@ -899,8 +935,10 @@ async fn observe_worker_credential(
             session
                 .create_role_assignment(&environment_id, &app.id, &role_id, &scope)
                 .await?;
-            ctx.publish(
+            ctx.publish_in(
                 integration,
+                &target.spec.name,
+                None,
                 EventType::Normal,
                 "Grant",
                 "RoleGranted",
@@ -937,6 +975,7 @@ async fn observe_worker_credential(
         client_id: Some(app.id),
         secret: secret.secret,
         requeue,
+        source: None,
     })
 }
 
@@ -1050,16 +1089,18 @@ async fn rotate(
             state.last_rotation_time = state.started_time.take().or(Some(Time(now)));
             state.previous_expires_time = None;
             state.rotations += 1;
-            ctx.publish(
-                    integration,
-                    EventType::Normal,
-                    "Rotate",
-                    "PreviousSecretDeleted",
-                    format!(
-                        "{env_name}: the new worker secret is verified in AIC; deleted the previous one in PingOne"
-                    ),
-                )
-                .await;
+            ctx.publish_in(
+                integration,
+                &env_name,
+                None,
+                EventType::Normal,
+                "Rotate",
+                "PreviousSecretDeleted",
+                format!(
+                    "{env_name}: the new worker secret is verified in AIC; deleted the previous one in PingOne"
+                ),
+            )
+            .await;
         } else {
             outcome.requeue = soon;
         }
@@ -1085,8 +1126,10 @@ async fn pingone_rotate(
     let secret = session
         .rotate_application_secret(environment_id, app_id, Some(expires))
         .await?;
-    ctx.publish(
+    ctx.publish_in(
         integration,
+        env_name,
+        None,
         EventType::Normal,
         "Rotate",
         "SecretRotated",
@@ -1130,8 +1173,10 @@ async fn create_application(
     env.connection_verified = false;
     let env_name = env.name.clone();
     patch_status(api, &integration.name_any(), None, status).await?;
-    ctx.publish(
+    ctx.publish_in(
         integration,
+        &env_name,
+        None,
         EventType::Normal,
         "Create",
         "WorkerApplicationCreated",
@@ -1152,6 +1197,45 @@ fn secret_esv(integration: &PingOneIntegration) -> &str {
     }
 }
 
+/// Checks a new credential from a Secret with PingOne ([`credential_check::check`]); a value
+/// refused once is refused again without asking while the observation is fresh.
+async fn check_before_push(
+    integration: &PingOneIntegration,
+    ctx: &Context,
+    tenant: &TenantEnvironment,
+    credential: &Credential,
+    source: &SecretSource,
+    hash: &str,
+    environment: &str,
+) -> Result<(), ReconcileError> {
+    let key = format!("{}{environment}", memo_prefix(integration));
+    if let Some(message) = ctx.memos.rejected.fresh(&key, hash, ctx.observation_age()) {
+        return Err(ReconcileError::invalid(credential_check::REJECTED, message));
+    }
+    let candidate = match &credential.client_id {
+        Some(client_id) => Candidate::ClientSecret {
+            client_id,
+            secret: &credential.secret,
+        },
+        None => Candidate::Connection(&credential.secret),
+    };
+    let checked = credential_check::check(
+        &ctx.clients,
+        tenant,
+        environment,
+        source,
+        candidate,
+        jiff::Timestamp::now(),
+    )
+    .await;
+    if let Err(err @ ReconcileError::Invalid { .. }) = &checked {
+        ctx.memos
+            .rejected
+            .record(&key, hash.to_owned(), err.to_string());
+    }
+    checked
+}
+
 /// Writes the ESVs that differ; returns whether they are all loaded by the running services.
 async fn sync_esvs(
     integration: &PingOneIntegration,
@@ -1163,6 +1247,29 @@ async fn sync_esvs(
 ) -> Result<bool, ReconcileError> {
     let names = &integration.spec.esv;
     let environment_id = tenant.spec.ping_one.environment_id.as_str();
+    // The same digest the memos use: SHA-256 of the values pushed, so changes are detected
+    // without storing them.
+    let hash = digest(&[
+        environment_id,
+        credential.client_id.as_deref().unwrap_or_default(),
+        credential.secret.expose(),
+    ]);
+    // A new value from a Secret must be one PingOne accepts before any ESV changes: the client
+    // id and its secret, or the connection JWT, go to AIC together or not at all.
+    if let Some(source) = &credential.source
+        && env.values_hash.as_deref() != Some(hash.as_str())
+    {
+        check_before_push(
+            integration,
+            ctx,
+            tenant,
+            credential,
+            source,
+            &hash,
+            &env.name,
+        )
+        .await?;
+    }
     let mut variables = vec![(names.environment_id.as_str(), environment_id)];
     if let Some(client_id) = &credential.client_id {
         variables.push((names.client_id.as_str(), client_id.as_str()));
@@ -1179,8 +1286,10 @@ async fn sync_esvs(
             VariableOutcome::Created(_) | VariableOutcome::Updated(_) => {
                 loaded = false;
                 env.connection_verified = false;
-                ctx.publish(
+                ctx.publish_in(
                     integration,
+                    &env.name,
+                    None,
                     EventType::Normal,
                     "WriteESV",
                     "VariableWritten",
@@ -1191,13 +1300,6 @@ async fn sync_esvs(
         }
     }
     let secret_id = secret_esv(integration);
-    // The same digest the memos use: SHA-256 of the values pushed, so changes are detected
-    // without storing them.
-    let hash = digest(&[
-        environment_id,
-        credential.client_id.as_deref().unwrap_or_default(),
-        credential.secret.expose(),
-    ]);
     let existing = view.get_secret(secret_id).await?;
     let unchanged = existing.as_ref().is_some_and(|secret| {
         env.values_hash.as_deref() == Some(hash.as_str())
@@ -1211,8 +1313,10 @@ async fn sync_esvs(
         if push.new_version {
             loaded = false;
             env.connection_verified = false;
-            ctx.publish(
+            ctx.publish_in(
                 integration,
+                &env.name,
+                Some(format!("{secret_id}@{}", push.version)),
                 EventType::Normal,
                 "WriteESV",
                 "SecretVersionPushed",
@@ -1321,8 +1425,10 @@ async fn configure_service(
     // A worker configuration lives inside the service, so finding it proves the service
     // exists: the service is read only when the worker is missing (one read less per resync).
     if current.is_none() && am::ensure_worker_service(aic).await? {
-        ctx.publish(
+        ctx.publish_in(
             integration,
+            &env.name,
+            None,
             EventType::Normal,
             "Configure",
             "WorkerServiceCreated",
@@ -1334,8 +1440,10 @@ async fn configure_service(
     if !unchanged {
         aic.put_worker(&service.name, desired).await?;
         env.connection_verified = false;
-        ctx.publish(
+        ctx.publish_in(
             integration,
+            &env.name,
+            None,
             EventType::Normal,
             "Configure",
             "WorkerConfigured",
@@ -1355,8 +1463,10 @@ async fn configure_service(
     };
     if am::upsert_mapping(aic, &label, secret_esv(integration)).await? {
         env.connection_verified = false;
-        ctx.publish(
+        ctx.publish_in(
             integration,
+            &env.name,
+            None,
             EventType::Normal,
             "Configure",
             "LabelMapped",
@@ -1593,6 +1703,8 @@ fn set_conditions(
     // A conflict is what a person must resolve, so it is what Ready reports first.
     if facts.values().any(|f| f.conflict) {
         first_failure = Some("Conflict");
+    } else if facts.values().any(|f| f.rejected) {
+        first_failure = Some(credential_check::REJECTED);
     }
     if all {
         set(
@@ -1671,8 +1783,10 @@ async fn cleanup(
                 .delete_application(&tenant.spec.ping_one.environment_id, &app_id)
                 .await?;
         }
-        ctx.publish(
+        ctx.publish_in(
             integration,
+            &spec.name,
+            None,
             EventType::Normal,
             "Delete",
             "Cleaned",

@@ -9,6 +9,7 @@
 //!   ESV writes, so its restart batch starts without waiting for a resync.
 
 pub mod clients;
+pub mod credential_check;
 pub mod error;
 pub mod integration;
 pub mod memo;
@@ -128,9 +129,51 @@ impl Context {
             action: action.to_owned(),
             secondary: None,
         };
+        self.send(object, event).await;
+    }
+
+    async fn send<K>(&self, object: &K, event: Event)
+    where
+        K: Resource<DynamicType = ()>,
+    {
         if let Err(err) = self.recorder.publish(&event, &object.object_ref(&())).await {
-            tracing::warn!(error = %err, reason, "cannot publish an event");
+            tracing::warn!(error = %err, reason = %event.reason, "cannot publish an event");
         }
+    }
+
+    /// Publishes an Event about what happened in one environment of `object`: the Event's
+    /// `related` object is that TenantEnvironment, with `part` (e.g. an ESV secret version) as
+    /// its field path, so Events that differ in environment or part are separate series
+    /// instead of one series that keeps the first note.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn publish_in<K>(
+        &self,
+        object: &K,
+        environment: &str,
+        part: Option<String>,
+        type_: EventType,
+        action: &str,
+        reason: &str,
+        note: String,
+    ) where
+        K: Resource<DynamicType = ()>,
+    {
+        let related = k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some(TenantEnvironment::api_version(&()).into_owned()),
+            kind: Some(TenantEnvironment::kind(&()).into_owned()),
+            name: Some(environment.to_owned()),
+            namespace: object.meta().namespace.clone(),
+            field_path: part,
+            ..Default::default()
+        };
+        let event = Event {
+            type_,
+            reason: reason.to_owned(),
+            note: Some(note),
+            action: action.to_owned(),
+            secondary: Some(related),
+        };
+        self.send(object, event).await;
     }
 
     /// The cached credential label field of a tenant's worker schema.

@@ -15,7 +15,9 @@ use pingone_aic_operator::playground::{Playground, PlaygroundOptions, repository
 use serde_json::{Value, json};
 
 use crate::cluster::{self, AuditEvent, audit_now, control_plane, eventually, install_crds};
-use crate::scenario_support::{aic_writes, esv_version_digest, esv_versions, pingone_writes};
+use crate::scenario_support::{
+    aic_writes, connection_app_id, esv_version_digest, esv_versions, pingone_writes,
+};
 use crate::support::fake_connection_credential;
 use crate::support::operator_process::OperatorProcess;
 
@@ -173,6 +175,31 @@ impl Installation {
             forbidden.is_empty(),
             "the API server refused the operator:\n{}",
             forbidden.join("\n")
+        );
+    }
+
+    /// The API server accepted every write of the operator as well formed: no 400 or 422 (an
+    /// Event or a status patch the real schema refuses would otherwise be lost quietly). The
+    /// one 422 that is expected is kube's finalizer helper: it adds the finalizer with a JSON
+    /// patch that first tests the list it read, and a read older than the last write fails
+    /// that test (then it reads again).
+    fn assert_writes_well_formed(&self) {
+        let finalizer_test = |e: &AuditEvent| {
+            e.verb == "patch"
+                && e.code == 422
+                && e.api_group == "pingone-aic.io"
+                && e.subresource.is_empty()
+        };
+        let refused: Vec<String> = self
+            .requests_since("")
+            .iter()
+            .filter(|e| e.is_write() && matches!(e.code, 400 | 422) && !finalizer_test(e))
+            .map(AuditEvent::line)
+            .collect();
+        assert!(
+            refused.is_empty(),
+            "the API server refused writes of the operator as malformed:\n{}",
+            refused.join("\n")
         );
     }
 
@@ -352,15 +379,7 @@ async fn the_chart_runs_the_examples_to_ready_then_rests_follows_secrets_pauses_
     })
     .await;
     let playground = &install.playground;
-    let connection_app = playground.pingone.state()["applications"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|app| app["fields"]["name"] == "Product connection acme-sandbox-connection")
-        .expect("the seeded product connection")["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let connection_app = connection_app_id(playground);
     let rotated = fake_connection_credential("rotated-on-a-real-api-server");
     assert!(
         playground
@@ -467,6 +486,7 @@ async fn the_chart_runs_the_examples_to_ready_then_rests_follows_secrets_pauses_
     );
 
     install.assert_never_forbidden();
+    install.assert_writes_well_formed();
     let mut operator = operator;
     assert!(
         operator.terminate(Duration::from_secs(30)),

@@ -415,3 +415,56 @@ pub async fn start_with(options: PlaygroundOptions) -> Playground {
         .await
         .expect("the playground starts")
 }
+
+/// The id of the sandbox's product connection in the PingOne simulator (seeded from the
+/// examples).
+pub fn connection_app_id(playground: &Playground) -> String {
+    playground.pingone.state()["applications"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|app| app["fields"]["name"] == "Product connection acme-sandbox-connection")
+        .and_then(|app| app["id"].as_str())
+        .expect("the seeded product connection")
+        .to_owned()
+}
+
+/// As a person in the PingOne console: a worker application in `acme-dev` with Identity Data
+/// Admin, made outside the operator. Returns its id and client secret.
+pub async fn existing_worker(
+    playground: &Playground,
+    name: &str,
+) -> (String, pingone_aic_operator::secret::SecretString) {
+    use pingone_aic_operator::pingone::{PingOneApi, Scope, TokenAuthMethod, WorkerApplication};
+    let admin = admin_session(playground, ADMIN_SECRET).await;
+    let app = admin
+        .create_worker_application(
+            DEV_ENVIRONMENT,
+            &WorkerApplication {
+                name: name.into(),
+                description: None,
+                enabled: true,
+                token_endpoint_auth_method: TokenAuthMethod::ClientSecretBasic,
+            },
+        )
+        .await
+        .expect("the worker is created");
+    let role = admin
+        .role_id("Identity Data Admin")
+        .await
+        .expect("the role");
+    admin
+        .create_role_assignment(
+            DEV_ENVIRONMENT,
+            &app.id,
+            &role,
+            &Scope::environment(DEV_ENVIRONMENT),
+        )
+        .await
+        .expect("the role is granted");
+    let secret = admin
+        .application_secret(DEV_ENVIRONMENT, &app.id)
+        .await
+        .expect("the secret");
+    (app.id, secret.secret)
+}

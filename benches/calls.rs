@@ -70,8 +70,8 @@ fn minimal_sequence(r: usize, p: usize, l: usize) -> Vec<(Route, usize, &'static
         ),
         (
             "PingOne POST /{env}/as/token".into(),
-            tenants,
-            "an admin token per environment",
+            tenants + 1,
+            "an admin token per environment, and the product connection's credential checked before it is pushed",
         ),
         (
             "PingOne GET /v1/environments/{id}".into(),

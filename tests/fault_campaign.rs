@@ -11,6 +11,8 @@
 //! - every tenant's ESV client secret, active and loaded version, holds a secret PingOne accepts
 //!   for the client id in its ESV (current, or previous and not expired) — so no secret still
 //!   needed was revoked;
+//! - a working credential is active: the sandbox's connection JWT that AM presents is the one
+//!   PingOne holds;
 //! - nothing was deleted: no DELETE reached either simulator, and every worker application of
 //!   the `Retain` integration still exists.
 //!
@@ -334,6 +336,30 @@ async fn check_invariants(playground: &Playground, ready: usize) -> Result<usize
             "only {verified} tenants hold the worker ESVs (expected the 4 of the promotion group)"
         ));
     }
+
+    // A working credential is active: the sandbox's connection JWT that AM presents (the
+    // active version) is the one PingOne holds for the product connection.
+    let connection = applications
+        .iter()
+        .find(|a| a["fields"]["name"] == "Product connection acme-sandbox-connection")
+        .ok_or("no product connection in PingOne")?;
+    let jwt = &aic["tenants"]["acme-sandbox"]["secrets"]["esv-pingone-connection-jwt"];
+    let active = jwt["activeVersion"].as_str().unwrap_or_default();
+    let active_hash = jwt["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|v| v["version"].to_string().trim_matches('"') == active)
+        .and_then(|v| v["sha256"].as_str())
+        .ok_or_else(|| {
+            format!("acme-sandbox: no active version {active:?} of the connection JWT")
+        })?;
+    if active_hash != sha256_hex(connection["secret"].as_str().unwrap_or_default()) {
+        return Err(format!(
+            "acme-sandbox: the active connection JWT (version {active}) is not the credential PingOne holds"
+        ));
+    }
+    checked += 1;
 
     // Nothing deleted: no DELETE reached a simulator; the Retain integration's apps remain.
     let pingone_deletes = playground

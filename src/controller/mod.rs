@@ -122,23 +122,7 @@ impl Context {
     ) where
         K: Resource<DynamicType = ()>,
     {
-        let event = Event {
-            type_,
-            reason: reason.to_owned(),
-            note: Some(note),
-            action: action.to_owned(),
-            secondary: None,
-        };
-        self.send(object, event).await;
-    }
-
-    async fn send<K>(&self, object: &K, event: Event)
-    where
-        K: Resource<DynamicType = ()>,
-    {
-        if let Err(err) = self.recorder.publish(&event, &object.object_ref(&())).await {
-            tracing::warn!(error = %err, reason = %event.reason, "cannot publish an event");
-        }
+        self.send(object, None, type_, action, reason, note).await;
     }
 
     /// Publishes an Event about what happened in one environment of `object`: the Event's
@@ -166,14 +150,31 @@ impl Context {
             field_path: part,
             ..Default::default()
         };
+        self.send(object, Some(related), type_, action, reason, note)
+            .await;
+    }
+
+    async fn send<K>(
+        &self,
+        object: &K,
+        related: Option<k8s_openapi::api::core::v1::ObjectReference>,
+        type_: EventType,
+        action: &str,
+        reason: &str,
+        note: String,
+    ) where
+        K: Resource<DynamicType = ()>,
+    {
         let event = Event {
             type_,
             reason: reason.to_owned(),
             note: Some(note),
             action: action.to_owned(),
-            secondary: Some(related),
+            secondary: related,
         };
-        self.send(object, event).await;
+        if let Err(err) = self.recorder.publish(&event, &object.object_ref(&())).await {
+            tracing::warn!(error = %err, reason, "cannot publish an event");
+        }
     }
 
     /// The cached credential label field of a tenant's worker schema.

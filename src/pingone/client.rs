@@ -144,13 +144,7 @@ impl PingOne {
         }
         let retry_after = crate::http::retry_after(response.headers(), inner.clock.now());
         let body = response.bytes().await.unwrap_or_default();
-        let parsed: TokenErrorBody = serde_json::from_slice(&body).unwrap_or_default();
-        Err(PingOneError::Token {
-            status,
-            error: parsed.error,
-            description: parsed.error_description,
-            retry_after,
-        })
+        Err(token_error(status, &body, retry_after))
     }
 
     /// Binds the client to one credential and one pair of base URLs.
@@ -187,6 +181,17 @@ impl std::fmt::Debug for PingOneSession {
             .field("endpoints", &self.endpoints)
             .field("credentials", &self.credentials)
             .finish()
+    }
+}
+
+/// A token endpoint's refusal, from its OAuth error body.
+fn token_error(status: u16, body: &[u8], retry_after: Option<Duration>) -> PingOneError {
+    let parsed: TokenErrorBody = serde_json::from_slice(body).unwrap_or_default();
+    PingOneError::Token {
+        status,
+        error: parsed.error,
+        description: parsed.error_description,
+        retry_after,
     }
 }
 
@@ -302,13 +307,7 @@ impl PingOneSession {
                         let expires_in = Duration::from_secs(parsed.expires_in.unwrap_or(3600));
                         return Ok((parsed.access_token, expires_in));
                     }
-                    let parsed: TokenErrorBody = serde_json::from_slice(&body).unwrap_or_default();
-                    PingOneError::Token {
-                        status,
-                        error: parsed.error,
-                        description: parsed.error_description,
-                        retry_after,
-                    }
+                    token_error(status, &body, retry_after)
                 }
                 Err(source) => PingOneError::Transport {
                     operation: "get token",

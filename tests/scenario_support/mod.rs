@@ -435,20 +435,9 @@ pub async fn existing_worker(
     playground: &Playground,
     name: &str,
 ) -> (String, pingone_aic_operator::secret::SecretString) {
-    use pingone_aic_operator::pingone::{PingOneApi, Scope, TokenAuthMethod, WorkerApplication};
+    use pingone_aic_operator::pingone::{PingOneApi, Scope};
+    let app_id = create_app(playground, name).await;
     let admin = admin_session(playground, ADMIN_SECRET).await;
-    let app = admin
-        .create_worker_application(
-            DEV_ENVIRONMENT,
-            &WorkerApplication {
-                name: name.into(),
-                description: None,
-                enabled: true,
-                token_endpoint_auth_method: TokenAuthMethod::ClientSecretBasic,
-            },
-        )
-        .await
-        .expect("the worker is created");
     let role = admin
         .role_id("Identity Data Admin")
         .await
@@ -456,15 +445,15 @@ pub async fn existing_worker(
     admin
         .create_role_assignment(
             DEV_ENVIRONMENT,
-            &app.id,
+            &app_id,
             &role,
             &Scope::environment(DEV_ENVIRONMENT),
         )
         .await
         .expect("the role is granted");
     let secret = admin
-        .application_secret(DEV_ENVIRONMENT, &app.id)
+        .application_secret(DEV_ENVIRONMENT, &app_id)
         .await
         .expect("the secret");
-    (app.id, secret.secret)
+    (app_id, secret.secret)
 }

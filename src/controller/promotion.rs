@@ -67,6 +67,10 @@ async fn step(promotion: &Promotion, ctx: &Context) -> Result<Action, ReconcileE
     if current.phase.is_final() {
         return Ok(Action::await_change());
     }
+    // A missing TenantEnvironment fails the Promotion for good, so it is looked up only once
+    // the TenantEnvironment cache has been listed (a Promotion can be reconciled first after
+    // a start). Bounded, so a cache that never fills cannot hold the reconcile.
+    let _ = tokio::time::timeout(Duration::from_secs(10), ctx.tenants.wait_until_ready()).await;
     let now = Time(jiff::Timestamp::now());
     let mut status = current.clone();
     status.observed_generation = promotion.meta().generation;

@@ -79,7 +79,9 @@ OPERATOR_RULES: dict[tuple[str, str, str], set[str]] = {
     (GROUP, "pingoneintegrations/status", "*"): {"get", "patch", "update"},
     (GROUP, "promotions/status", "*"): {"get", "patch", "update"},
     (GROUP, "pingoneintegrations/finalizers", "*"): {"update"},
-    ("", "secrets", "*"): {"get", "list", "watch"},
+    # create/patch: the Secret keeping each integration's last verified credentials; the chart's
+    # ValidatingAdmissionPolicy keeps these writes to Secrets the operator owns.
+    ("", "secrets", "*"): {"get", "list", "watch", "create", "patch"},
     ("events.k8s.io", "events", "*"): {"create", "patch"},
 }
 
@@ -443,12 +445,13 @@ def kustomization(generated: dict[str, str]) -> str:
         "# namespace.yaml is written by hand; everything else here is generated from\n"
         "# charts/pingone-aic-operator by `.ci/check-artifacts --sync`, and CI fails when they drift\n"
         "# apart. crds/ is a copy of the repository's crds/ (kustomize reads no file outside this\n"
-        "# folder), checked byte for byte.\n"
+        "# folder), checked byte for byte. Every namespaced object names its namespace itself, so\n"
+        "# kustomize's namespace setting (which would also stamp cluster-scoped kinds it does not\n"
+        "# know, such as ValidatingAdmissionPolicy) is not used.\n"
         + yaml.safe_dump(
             {
                 "apiVersion": "kustomize.config.k8s.io/v1beta1",
                 "kind": "Kustomization",
-                "namespace": NAMESPACE,
                 "resources": resources,
             },
             sort_keys=False,

@@ -166,6 +166,11 @@ fn minimal_sequence(r: usize, p: usize, l: usize) -> Vec<(Route, usize, &'static
             verified,
             "verify",
         ),
+        (
+            "AIC GET /environment/secrets/{id}/versions".into(),
+            verified,
+            "the version that passed was the active one",
+        ),
         // Three promotions: precheck the lock, lock, dry run, promote, unlock.
         (
             "AIC GET /environment/promotion/lock/state".into(),

@@ -9,7 +9,7 @@ use aic_common::*;
 use pingone_aic_operator::aic::am::{self, client_secret_label};
 use pingone_aic_operator::aic::esv::{self, placeholder};
 use pingone_aic_operator::aic::startup;
-use pingone_aic_operator::aic::{AmApi, ConnectionTest, Worker};
+use pingone_aic_operator::aic::{AmApi, ConnectionTest, EsvApi, Worker};
 use pingone_aic_operator::secret::SecretString;
 use pingone_aic_operator::sim::config::SimConfig;
 use pingone_aic_operator::sim::control::{SimControl, serve_loopback};
@@ -111,7 +111,12 @@ async fn test_connection_reaches_the_pingone_simulator() {
     )
     .await
     .unwrap();
-    esv::disable_other_versions(&dev, "esv-pingone-worker-client-secret", "2")
+    let versions = dev
+        .list_secret_versions("esv-pingone-worker-client-secret")
+        .await
+        .unwrap();
+    assert_eq!(esv::active_version(&versions), Some("2"));
+    esv::disable_other_versions(&dev, "esv-pingone-worker-client-secret", &versions, "2")
         .await
         .unwrap();
     match dev.test_connection("pingone-worker-aic").await.unwrap() {

@@ -458,9 +458,14 @@ async fn secret_values_are_never_returned_and_same_value_makes_no_version() {
     );
     assert!(client.destroy_secret_version(SECRET, "2").await.is_err());
     assert_eq!(
-        esv::disable_other_versions(&client, SECRET, "2")
-            .await
-            .unwrap(),
+        esv::disable_other_versions(
+            &client,
+            SECRET,
+            &client.list_secret_versions(SECRET).await.unwrap(),
+            "2"
+        )
+        .await
+        .unwrap(),
         ["1"]
     );
     let destroyed = client.destroy_secret_version(SECRET, "1").await.unwrap();

@@ -12,7 +12,7 @@ mod scenario_support;
 #[path = "support/mod.rs"]
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::events::v1::Event;
@@ -24,54 +24,6 @@ use scenario_support::*;
 const CONNECTION: &str = "acme-sandbox-connection";
 const SECRET: &str = "pingone-connection-acme-sandbox";
 const ESV: &str = "esv-pingone-connection-jwt";
-
-/// The digest of the active version of the connection ESV in the sandbox: the highest
-/// numbered enabled one.
-fn active_digest(playground: &Playground) -> Option<String> {
-    esv_versions(&playground.aic, "acme-sandbox", ESV)
-        .into_iter()
-        .filter(|(_, status, _)| status == "ENABLED")
-        .max_by_key(|(version, _, _)| *version)
-        .map(|(_, _, sha)| sha)
-}
-
-/// Samples, every 100 ms until finished, whether the active version is what PingOne accepts.
-struct Sampler {
-    task: tokio::task::JoinHandle<()>,
-    broken: Arc<Mutex<Vec<String>>>,
-    stop: Arc<Mutex<bool>>,
-}
-
-impl Sampler {
-    fn start(playground: &Arc<Playground>, app: String) -> Self {
-        let broken = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(Mutex::new(false));
-        let (playground, sink, stopped) = (playground.clone(), broken.clone(), stop.clone());
-        let task = tokio::spawn(async move {
-            while !*stopped.lock().unwrap() {
-                let accepted = playground
-                    .pingone
-                    .application_secret(&app)
-                    .map(|secret| esv_version_digest(&secret));
-                let active = active_digest(&playground);
-                if active.is_none() || active != accepted {
-                    sink.lock().unwrap().push(format!(
-                        "active {active:?} while PingOne accepts {accepted:?}"
-                    ));
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
-        Self { task, broken, stop }
-    }
-
-    /// Stops sampling; every sample where AM would have presented a refused credential.
-    async fn finish(self) -> Vec<String> {
-        *self.stop.lock().unwrap() = true;
-        self.task.await.unwrap();
-        self.broken.lock().unwrap().clone()
-    }
-}
 
 async fn ready_condition(
     api: &Api<PingOneIntegration>,
@@ -118,12 +70,12 @@ async fn a_credential_pingone_refuses_is_never_pushed_and_the_working_one_stays_
     let app = connection_app_id(&playground);
     let working = playground.pingone.application_secret(&app).unwrap();
     assert_eq!(
-        active_digest(&playground),
+        active_digest(&playground, "acme-sandbox", ESV),
         Some(esv_version_digest(&working)),
         "the seeded credential is the active version"
     );
     let versions_at_start = esv_versions(&playground.aic, "acme-sandbox", ESV).len();
-    let sampler = Sampler::start(&playground, app.clone());
+    let sampler = CredentialSampler::start(&playground, "acme-sandbox", ESV, &app);
 
     // A well-formed JWT PingOne does not know: refused before it reaches AIC.
     let unknown = support::fake_connection_credential("unknown-to-pingone");
@@ -189,7 +141,7 @@ async fn a_credential_pingone_refuses_is_never_pushed_and_the_working_one_stays_
     put_secret(&playground, SECRET, &[("credential", &issued)]).await;
     ready(&playground).await;
     assert_eq!(
-        active_digest(&playground),
+        active_digest(&playground, "acme-sandbox", ESV),
         Some(esv_version_digest(&issued))
     );
     let enabled: Vec<i64> = esv_versions(&playground.aic, "acme-sandbox", ESV)
@@ -276,5 +228,288 @@ async fn a_client_secret_pingone_refuses_is_never_pushed() {
     .await;
     ready(&playground).await;
     playground.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A person rotates an existing worker's secret in PingOne, keeping the previous one valid,
+/// and updates the Secret; PingOne accepts the new value, but AIC's connection test fails after
+/// the push. The operator pushes the last verified value again, from the Secret it keeps beside
+/// the integration, says so, and tries the new value again once the refusal's observation is
+/// stale. Throughout, the credential AM would present is one PingOne accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_credential_aic_refuses_is_rolled_back_to_the_last_verified_one() {
+    use k8s_openapi::api::core::v1::Secret;
+    use pingone_aic_operator::pingone::PingOneApi;
+    use pingone_aic_operator::sim::aic::Fault;
+
+    const ESV_SECRET: &str = "esv-existing-client-secret";
+    let dir = examples_dir(
+        "rolled-back-client-secret",
+        &[
+            ("01-secrets.yaml", example_secrets()),
+            ("02-tenant.yaml", example_tenants()),
+        ],
+    );
+    let playground = Arc::new(start(dir.clone(), Duration::from_secs(5)).await);
+    ready(&playground).await;
+    let (app, first) = existing_worker(&playground, "Existing Worker").await;
+    put_secret(
+        &playground,
+        "existing-worker",
+        &[("clientId", &app), ("clientSecret", first.expose())],
+    )
+    .await;
+    let integration = worker_integration("existing", "unused", "")
+        .replace(
+            "  workerApplication:\n    name: unused\n    adoptExisting: true\n",
+            "",
+        )
+        .replace(
+            "    - name: acme-dev\n",
+            "    - name: acme-dev\n      credentialsSecretRef:\n        name: existing-worker\n",
+        );
+    apply_yaml::<PingOneIntegration>(&playground, &integration).await;
+    ready(&playground).await;
+    // What passed is kept beside the integration, owned by it.
+    let secrets: Api<Secret> = Api::namespaced(playground.client.clone(), "default");
+    let kept = secrets
+        .get("existing-verified")
+        .await
+        .expect("the Secret keeping the last verified credential");
+    assert_eq!(
+        kept.data
+            .as_ref()
+            .and_then(|d| d.get("acme-dev"))
+            .map(|v| v.0.clone()),
+        Some(first.expose().as_bytes().to_vec())
+    );
+    let owner = &kept.metadata.owner_references.as_ref().expect("an owner")[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("PingOneIntegration", "existing")
+    );
+
+    let active = {
+        let playground = playground.clone();
+        move || active_digest(&playground, "acme-dev", ESV_SECRET)
+    };
+    let sampler = CredentialSampler::start(&playground, "acme-dev", ESV_SECRET, &app);
+
+    // Rotate in PingOne with the previous secret kept valid; AIC's next connection test fails.
+    let admin = admin_session(&playground, ADMIN_SECRET).await;
+    let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600);
+    let second = admin
+        .rotate_application_secret(DEV_ENVIRONMENT, &app, Some(expires))
+        .await
+        .expect("the secret is rotated");
+    playground.aic.inject_raw_fault(
+        Fault {
+            tenant: Some("acme-dev".into()),
+            method: Some("POST".into()),
+            path: "/am/json/realms/root/realms/alpha/realm-config/services/pingOneWorkerService/workers/existing-svc".into(),
+            status: Some(400),
+            retry_after: None,
+            latency_ms: 0,
+            count: 1,
+        },
+        "application/json",
+        r#"{"code":400,"reason":"Bad Request","message":"Failed to retrieve PingOne Worker access token.[Status: 401 Unauthorized]"}"#,
+    );
+    put_secret(
+        &playground,
+        "existing-worker",
+        &[("clientSecret", second.secret.expose())],
+    )
+    .await;
+    let api: Api<PingOneIntegration> = Api::namespaced(playground.client.clone(), "default");
+    let message = rejected(&api, "existing").await;
+    assert!(
+        message.contains("testConnection failed with version 2")
+            && message.contains("version 3 holds the last verified credential again"),
+        "{message}"
+    );
+    assert!(!message.contains(second.secret.expose()), "{message}");
+    assert_eq!(
+        active(),
+        Some(esv_version_digest(first.expose())),
+        "the last verified value is active"
+    );
+    let versions = esv_versions(&playground.aic, "acme-dev", ESV_SECRET);
+    assert!(
+        versions
+            .iter()
+            .any(|(v, status, _)| *v == 2 && status == "DISABLED"),
+        "the failed version is retired once the restored one passed: {versions:?}"
+    );
+    let restored = warning_notes(&playground, "CredentialRestored").await;
+    assert!(
+        restored
+            .iter()
+            .any(|n| n.contains("as version 3") && n.contains("failed version 2")),
+        "{restored:?}"
+    );
+
+    // Once the refusal is stale the new value is tried again, and this time it passes.
+    eventually("the new value verified after all", || {
+        let api = api.clone();
+        let active = active.clone();
+        let want = esv_version_digest(second.secret.expose());
+        async move {
+            let env = api
+                .get("existing")
+                .await
+                .ok()?
+                .status?
+                .environments
+                .into_iter()
+                .next()?;
+            (env.connection_verified && active() == Some(want.clone())).then_some(())
+        }
+    })
+    .await;
+    ready(&playground).await;
+    let kept = secrets
+        .get("existing-verified")
+        .await
+        .expect("the kept Secret");
+    assert_eq!(
+        kept.data
+            .as_ref()
+            .and_then(|d| d.get("acme-dev"))
+            .map(|v| v.0.clone()),
+        Some(second.secret.expose().as_bytes().to_vec()),
+        "the new value is kept once it passed"
+    );
+
+    // Reverted to the old value, still valid as PingOne's previous secret: AIC deduplicates
+    // only against the latest version, so it comes back as a new version, verified again.
+    put_secret(
+        &playground,
+        "existing-worker",
+        &[("clientSecret", first.expose())],
+    )
+    .await;
+    eventually("the old value active and verified again", || {
+        let api = api.clone();
+        let active = active.clone();
+        let want = esv_version_digest(first.expose());
+        async move {
+            let env = api
+                .get("existing")
+                .await
+                .ok()?
+                .status?
+                .environments
+                .into_iter()
+                .next()?;
+            (env.connection_verified && active() == Some(want.clone())).then_some(())
+        }
+    })
+    .await;
+    ready(&playground).await;
+    let broken = sampler.finish().await;
+    assert!(
+        broken.is_empty(),
+        "AM would have presented a credential PingOne refuses: {:?}",
+        &broken[..broken.len().min(5)]
+    );
+    drop(active);
+    Arc::try_unwrap(playground)
+        .ok()
+        .expect("the sampler let go")
+        .stop()
+        .await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Two changes of a Secret in quick succession, within the operator's debounce: a refused value
+/// and then the right one. The operator ends with the right one, and the refused one never
+/// becomes a version, whether it saw it or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_changes_in_quick_succession_end_with_the_last_and_push_no_refused_one() {
+    use pingone_aic_operator::pingone::PingOneApi;
+    const ESV_SECRET: &str = "esv-existing-client-secret";
+    let dir = examples_dir(
+        "quick-succession",
+        &[
+            ("01-secrets.yaml", example_secrets()),
+            ("02-tenant.yaml", example_tenants()),
+        ],
+    );
+    let playground = Arc::new(start(dir.clone(), Duration::from_secs(5)).await);
+    ready(&playground).await;
+    let (app, first) = existing_worker(&playground, "Existing Worker").await;
+    put_secret(
+        &playground,
+        "existing-worker",
+        &[("clientId", &app), ("clientSecret", first.expose())],
+    )
+    .await;
+    let integration = worker_integration("existing", "unused", "")
+        .replace(
+            "  workerApplication:\n    name: unused\n    adoptExisting: true\n",
+            "",
+        )
+        .replace(
+            "    - name: acme-dev\n",
+            "    - name: acme-dev\n      credentialsSecretRef:\n        name: existing-worker\n",
+        );
+    apply_yaml::<PingOneIntegration>(&playground, &integration).await;
+    ready(&playground).await;
+    let sampler = CredentialSampler::start(&playground, "acme-dev", ESV_SECRET, &app);
+    let admin = admin_session(&playground, ADMIN_SECRET).await;
+    let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600);
+    let second = admin
+        .rotate_application_secret(DEV_ENVIRONMENT, &app, Some(expires))
+        .await
+        .expect("the secret is rotated");
+    let refused = "typed-in-the-wrong-field";
+    put_secret(&playground, "existing-worker", &[("clientSecret", refused)]).await;
+    put_secret(
+        &playground,
+        "existing-worker",
+        &[("clientSecret", second.secret.expose())],
+    )
+    .await;
+    let want = esv_version_digest(second.secret.expose());
+    eventually("the last value active and verified", || {
+        let playground = playground.clone();
+        let want = want.clone();
+        async move {
+            let api: Api<PingOneIntegration> =
+                Api::namespaced(playground.client.clone(), "default");
+            let env = api
+                .get("existing")
+                .await
+                .ok()?
+                .status?
+                .environments
+                .into_iter()
+                .next()?;
+            (env.connection_verified
+                && active_digest(&playground, "acme-dev", ESV_SECRET) == Some(want.clone()))
+            .then_some(())
+        }
+    })
+    .await;
+    ready(&playground).await;
+    let broken = sampler.finish().await;
+    let versions = esv_versions(&playground.aic, "acme-dev", ESV_SECRET);
+    assert!(
+        versions
+            .iter()
+            .all(|(_, _, sha)| *sha != esv_version_digest(refused)),
+        "the refused value never became a version: {versions:?}"
+    );
+    assert!(
+        broken.is_empty(),
+        "AM would have presented a credential PingOne refuses: {:?}",
+        &broken[..broken.len().min(5)]
+    );
+    Arc::try_unwrap(playground)
+        .ok()
+        .expect("the sampler let go")
+        .stop()
+        .await;
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -43,6 +43,7 @@ async fn operator_managed_rotation_keeps_the_connection_working() {
     );
     let playground = start(dir.clone(), Duration::from_secs(30)).await;
     ready(&playground).await;
+    let restarts_before = playground.summary().await.restarts;
     let api: Api<PingOneIntegration> = Api::namespaced(playground.client.clone(), "default");
     let first = api.get("rotating").await.expect("the integration");
     let env = &first.status.as_ref().expect("a status").environments[0];
@@ -52,7 +53,7 @@ async fn operator_managed_rotation_keeps_the_connection_working() {
         .application_secret(&app_id)
         .expect("the application's secret");
 
-    // Wait for a whole rotation: rotated, pushed, restarted, verified, previous deleted.
+    // Wait for a whole rotation: rotated, pushed, verified, previous deleted.
     // While the new secret waits for verification, PingOne must keep the previous one valid
     // for at least the ESV cache time (600 s) beyond now.
     let overlap_seen = std::sync::Arc::new(std::sync::Mutex::new(None::<jiff::SignedDuration>));
@@ -99,6 +100,11 @@ async fn operator_managed_rotation_keeps_the_connection_working() {
         "esv-pingone-worker-client-secret",
     );
     let restarts = playground.summary().await.restarts;
+    let secret = esv_secret(
+        &playground.aic,
+        "acme-dev",
+        "esv-pingone-worker-client-secret",
+    );
     playground.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 
@@ -146,10 +152,17 @@ async fn operator_managed_rotation_keeps_the_connection_working() {
     // No failed connection at any point.
     assert_eq!(failed_connection_tests(&aic_calls), Vec::<String>::new());
     assert_eq!(refused_tokens(&pingone_calls), Vec::<String>::new());
+    // The client secret is read by AM through the secret-label mapping alone, so its ESV is
+    // not usable in placeholders and a new version leaves nothing pending: no restart.
     assert!(
-        restarts >= 2,
-        "the first setup and the rotation each needed a restart"
+        restarts_before >= 1,
+        "the first setup's ESV variables needed a restart"
     );
+    assert_eq!(
+        restarts, restarts_before,
+        "the rotation restarted the tenant"
+    );
+    assert_eq!(secret["useInPlaceholders"], false, "{secret}");
     assert!(progress.iter().all(|p| p.ready), "{progress:#?}");
 }
 
@@ -334,4 +347,107 @@ async fn k8s_secret_value(
     let secret = api.get(name).await.expect("the Secret");
     let data = secret.data.unwrap_or_default();
     String::from_utf8(data[key].0.clone()).expect("text")
+}
+
+/// Operator-managed rotation whose new secret AIC's connection test refuses: the operator
+/// pushes the previous secret again (PingOne still holds it during the overlap), does not
+/// delete it in PingOne, and finishes the rotation once the new secret passes on a later try.
+/// Throughout, the credential AM would present is one PingOne accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_aic_refuses_is_rolled_back_and_finished_later() {
+    use pingone_aic_operator::sim::aic::Fault;
+    const ESV_SECRET: &str = "esv-pingone-worker-client-secret";
+    let dir = examples_dir(
+        "rotation-rollback",
+        &[
+            ("01-secrets.yaml", example_secrets()),
+            ("02-tenant.yaml", DEV_TENANT.to_owned()),
+            ("03-integration.yaml", ROTATING_WORKER.to_owned()),
+        ],
+    );
+    let playground = std::sync::Arc::new(start(dir.clone(), Duration::from_secs(5)).await);
+    ready(&playground).await;
+    let api: Api<PingOneIntegration> = Api::namespaced(playground.client.clone(), "default");
+    let integration = api.get("rotating").await.expect("the integration");
+    let app_id = integration.status.as_ref().expect("a status").environments[0]
+        .worker_app_id
+        .clone()
+        .expect("a managed application");
+    let sampler = CredentialSampler::start(&playground, "acme-dev", ESV_SECRET, &app_id);
+    // The next connection test is the rotation's: it fails once, as AM reports a refused token.
+    playground.aic.inject_raw_fault(
+        Fault {
+            tenant: Some("acme-dev".into()),
+            method: Some("POST".into()),
+            path: format!(
+                "/am/json/realms/root/realms/alpha/realm-config/services/pingOneWorkerService/workers/{}",
+                integration.spec.service.name
+            ),
+            status: Some(400),
+            retry_after: None,
+            latency_ms: 0,
+            count: 1,
+        },
+        "application/json",
+        r#"{"code":400,"reason":"Bad Request","message":"Failed to retrieve PingOne Worker access token.[Status: 401 Unauthorized]"}"#,
+    );
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(playground.client.clone(), "default");
+    let restored = eventually("the previous secret pushed again", || {
+        let events = events.clone();
+        async move {
+            events
+                .list(&Default::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .filter(|e| e.reason.as_deref() == Some("CredentialRestored"))
+                .find_map(|e| e.note)
+        }
+    })
+    .await;
+    assert!(
+        restored.contains("acme-dev: pushed the last verified credential again"),
+        "{restored}"
+    );
+    let rotated = eventually("the rotation finished after all", || {
+        let api = api.clone();
+        async move {
+            let env = api
+                .get("rotating")
+                .await
+                .ok()?
+                .status?
+                .environments
+                .into_iter()
+                .next()?;
+            let rotation = env.secret_rotation.clone()?;
+            (rotation.rotations >= 1 && rotation.phase.is_none() && env.connection_verified)
+                .then_some(env)
+        }
+    })
+    .await;
+    let broken = sampler.finish().await;
+    let current = playground
+        .pingone
+        .application_secret(&app_id)
+        .expect("the application's secret");
+    assert_eq!(
+        active_digest(&playground, "acme-dev", ESV_SECRET),
+        Some(esv_version_digest(&current)),
+        "the new secret is what AM presents"
+    );
+    assert_eq!(rotated.verified_version, rotated.secret_version);
+    assert!(
+        broken.is_empty(),
+        "AM would have presented a credential PingOne refuses: {:?}",
+        &broken[..broken.len().min(5)]
+    );
+    std::sync::Arc::try_unwrap(playground)
+        .ok()
+        .expect("the sampler let go")
+        .stop()
+        .await;
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -297,21 +297,32 @@ pub async fn push_secret<A: EsvApi>(
     }
 }
 
-/// Disables every enabled version other than `keep`, once `keep` is verified. AM presents only
-/// the active (latest enabled) version of a mapped secret; older enabled versions still
-/// validate what was signed with them, so a superseded credential is retired here rather than
-/// left usable.
+/// The active version among `versions`: the highest-numbered enabled one, which is what AM
+/// presents through a mapping.
+pub fn active_version(versions: &[SecretVersion]) -> Option<&str> {
+    versions
+        .iter()
+        .filter(|v| v.status == "ENABLED")
+        .max_by_key(|v| v.version.parse::<u64>().unwrap_or_default())
+        .map(|v| v.version.as_str())
+}
+
+/// Disables every enabled version among `versions` (the secret's listing) other than `keep`,
+/// once `keep` is verified. AM presents only the active (latest enabled) version of a mapped
+/// secret; older enabled versions still validate what was signed with them, so a superseded
+/// credential is retired here rather than left usable.
 pub async fn disable_other_versions<A: EsvApi>(
     api: &A,
     id: &str,
+    versions: &[SecretVersion],
     keep: &str,
 ) -> Result<Vec<String>, AicError> {
     let mut disabled = Vec::new();
-    for version in api.list_secret_versions(id).await? {
+    for version in versions {
         if version.version != keep && version.status == "ENABLED" {
             api.set_secret_version_status(id, &version.version, VersionStatus::Disabled)
                 .await?;
-            disabled.push(version.version);
+            disabled.push(version.version.clone());
         }
     }
     Ok(disabled)

@@ -9,8 +9,10 @@
 //!   crash between the create and the next step cannot create a second application.
 //! - The client secret is pushed as a new ESV secret version only when the hash of the values
 //!   changed or someone else changed the active version; a resync without drift writes nothing.
-//! - Superseded secret versions are disabled only after `testConnection` succeeded with the new
-//!   one, so a bad secret never leaves AIC without a working version.
+//! - The ESV secret is created not usable in placeholders: AM reads it through the secret-label
+//!   mapping, so a new version needs no restart.
+//! - Verification, retiring superseded versions and rolling back a version AIC refuses are in
+//!   [`super::verification`]: a bad secret never leaves AIC without a working version.
 //! - Two integrations claiming the same ESV or worker service name in one environment: the
 //!   later one (by creation time, then name) reports `Conflict` and touches nothing.
 //! - Worker services in upper environments count as promoted when the configuration there
@@ -18,8 +20,9 @@
 //! - Operator-managed rotation (`workerApplication.secretRotation`) rotates in PingOne with the
 //!   previous secret valid for at least the ESV store's cache time plus a restart and
 //!   verification ([`MIN_ROTATION_OVERLAP`]), pushes the new version, and deletes the previous
-//!   secret only after `testConnection` succeeded with the new one loaded. It starts only while
-//!   the connection is verified; each step is recorded in the status before it is taken.
+//!   secret only after `testConnection` succeeded with the new one active (not after a rollback
+//!   to the previous one). It starts only while the connection is verified; each step is
+//!   recorded in the status before it is taken.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,8 +39,9 @@ use super::clients::{Clients, namespace_of};
 use super::credential_check::{self, Candidate, SecretSource};
 use super::memo::{Memo, digest};
 use super::tenant::parse_duration;
+use super::verification::{self, Pushed, Verification, values_digest};
 use super::{Context, FINALIZER, ReconcileError, finish, is_paused, patch_status};
-use crate::aic::am::{self, ConnectionTest, Worker};
+use crate::aic::am::{self, Worker};
 use crate::aic::esv::{self, VariableOutcome};
 use crate::aic::{AicClient, AmApi, EsvApi};
 use crate::crd::common::{ApprovalPolicy, condition};
@@ -67,8 +71,13 @@ pub const PROMOTED: &str = "Promoted";
 /// Label on the Promotions an integration creates.
 pub const INTEGRATION_LABEL: &str = "pingone-aic.io/integration";
 
+/// Whether the ESV secret the operator creates for the credential may be used in placeholders:
+/// no, it is read through the secret-label mapping only.
+pub(super) const MAPPED_SECRET_IN_PLACEHOLDERS: bool = false;
+
 /// Description written on the ESVs the operator manages.
-const ESV_DESCRIPTION: &str = "PingOne Worker Service credential, managed by pingone-aic-operator";
+pub(super) const ESV_DESCRIPTION: &str =
+    "PingOne Worker Service credential, managed by pingone-aic-operator";
 
 /// The Secrets an integration reads directly (the TenantEnvironments' own are mapped through
 /// them).
@@ -369,8 +378,9 @@ pub struct Memos {
     services: Memo<()>,
     /// Whether an upper environment holds the promoted worker configuration.
     promoted: Memo<bool>,
-    /// Why PingOne refused a credential from a Secret, by the digest of the values refused.
-    rejected: Memo<String>,
+    /// Why a credential was refused (by PingOne before a push, or by AIC's testConnection
+    /// after one), by the digest of the values refused.
+    pub(super) rejected: Memo<String>,
 }
 
 impl Memos {
@@ -400,7 +410,7 @@ impl std::fmt::Debug for SeenCredential {
 }
 
 /// The key prefix of an integration's memos: its uid, so a re-created integration starts afresh.
-fn memo_prefix(integration: &PingOneIntegration) -> String {
+pub(super) fn memo_prefix(integration: &PingOneIntegration) -> String {
     format!(
         "{}/",
         integration.uid().unwrap_or_else(|| integration.name_any())
@@ -417,6 +427,8 @@ struct Credential {
     /// The Secret a person or a secret manager wrote it to; `None` when the operator manages
     /// the worker application and PingOne issued the secret.
     source: Option<SecretSource>,
+    /// PingOne's previous secret of a managed worker while a rotation keeps it valid.
+    previous: Option<SecretString>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -540,68 +552,29 @@ async fn sync_environment(
     if !facts.service_configured {
         return Ok(facts);
     }
+    if env.connection_verified && env.verified_hash.is_none() {
+        // Verified before the operator kept what passed: what is in the ESVs is what passed.
+        env.verified_hash = env.values_hash.clone();
+        env.verified_version = env.secret_version.clone();
+    }
     if !env.connection_verified {
-        match aic.test_connection(&integration.spec.service.name).await? {
-            ConnectionTest::Succeeded(_) => {
-                env.connection_verified = true;
-                env.last_verified_time = Some(now.clone());
-                let version = env.secret_version.clone().unwrap_or_default();
-                let secret_id = secret_esv(integration);
-                ctx.publish_in(
-                    integration,
-                    &target.spec.name,
-                    Some(format!("{secret_id}@{version}")),
-                    EventType::Normal,
-                    "TestConnection",
-                    "ConnectionVerified",
-                    format!(
-                        "{}: AIC reaches PingOne with version {version} of ESV secret {secret_id}",
-                        target.spec.name
-                    ),
-                )
-                .await;
-                // The first version of a secret has none before it to disable.
-                if let Some(version) = env.secret_version.clone().filter(|v| v != "1") {
-                    let disabled =
-                        esv::disable_other_versions(&aic, secret_esv(integration), &version)
-                            .await?;
-                    if !disabled.is_empty() {
-                        ctx.publish_in(
-                            integration,
-                            &target.spec.name,
-                            Some(format!(
-                                "{}@{}",
-                                secret_esv(integration),
-                                disabled.join(",")
-                            )),
-                            EventType::Normal,
-                            "Rotate",
-                            "SupersededVersionsDisabled",
-                            format!(
-                                "{}: disabled superseded secret version(s) {}",
-                                target.spec.name,
-                                disabled.join(", ")
-                            ),
-                        )
-                        .await;
-                    }
-                }
+        let pushed = Pushed {
+            environment_id: tenant.spec.ping_one.environment_id.as_str(),
+            client_id: credential.client_id.as_deref(),
+            secret: &credential.secret,
+            previous: credential.previous.as_ref(),
+            from_secret: credential.source.is_some(),
+        };
+        match verification::verify(integration, ctx, &aic, env, &pushed, now).await? {
+            Verification::Verified => {}
+            Verification::Pending(note) => {
+                facts.note = Some(note);
+                return Ok(facts);
             }
-            ConnectionTest::Failed { message, .. } => {
-                facts.note = Some(format!(
-                    "{}: testConnection failed: {message}",
-                    target.spec.name
-                ));
-                ctx.publish_in(
-                    integration,
-                    &target.spec.name,
-                    None,
-                    EventType::Warning,
-                    "TestConnection",
-                    "ConnectionFailed",
-                    format!("{}: {message}", target.spec.name),
-                )
-                .await;
+            Verification::Rejected(message) => {
+                facts.verified = env.connection_verified;
+                facts.rejected = true;
+                facts.note = Some(message);
                 return Ok(facts);
             }
         }
@@ -691,6 +664,7 @@ async fn credential(
                         secret: secret_ref.name.clone(),
                         key: "credential",
                     }),
+                    previous: None,
                 }
             }
             CredentialType::WorkerApplication => {
@@ -703,6 +677,7 @@ async fn credential(
                         secret: secret_ref.name.clone(),
                         key: "clientSecret",
                     }),
+                    previous: None,
                 }
             }
         });
@@ -976,12 +951,14 @@ async fn observe_worker_credential(
         secret: secret.secret,
         requeue,
         source: None,
+        previous: secret.previous.and_then(|p| p.secret),
     })
 }
 
 /// How long PingOne must keep accepting the previous secret after a rotation at the least: AIC
 /// caches ESV secrets for up to `expiryDurationSeconds` (600 s by default) after a new version,
-/// and the new version still has to be loaded by a restart and verified with `testConnection`.
+/// and the new version still has to be verified with `testConnection` (after a restart, for a
+/// secret created usable in placeholders).
 pub const MIN_ROTATION_OVERLAP: Duration = Duration::from_secs(600 + 20 * 60);
 
 /// The overlap a rotation grants the previous secret: the spec's, raised to the minimum above
@@ -1079,9 +1056,13 @@ async fn rotate(
         outcome.requeue = soon;
     } else if state.phase == Some(RotationPhase::Verifying) {
         // `connectionVerified` was cleared when the new version was pushed and is set again
-        // only by a successful `testConnection` after it was loaded; the superseded ESV
-        // versions were disabled right then.
-        if status.environments[index].connection_verified {
+        // only by a successful `testConnection` while it was active; the superseded ESV
+        // versions were disabled right then. If the new secret failed and the previous one was
+        // pushed again, what passed is the previous one: it must not be deleted.
+        let env = &status.environments[index];
+        let new_secret_passed = env.verified_hash.as_deref()
+            == Some(values_digest(environment_id, Some(app_id), &current.secret).as_str());
+        if env.connection_verified && new_secret_passed {
             session
                 .delete_previous_secret(environment_id, app_id)
                 .await?;
@@ -1190,21 +1171,21 @@ async fn create_application(
 }
 
 /// The ESV secret that carries the credential.
-fn secret_esv(integration: &PingOneIntegration) -> &str {
+pub(super) fn secret_esv(integration: &PingOneIntegration) -> &str {
     match integration.spec.credential_type {
         CredentialType::WorkerApplication => &integration.spec.esv.client_secret,
         CredentialType::ProductConnection => &integration.spec.esv.connection_jwt,
     }
 }
 
-/// Checks a new credential from a Secret with PingOne ([`credential_check::check`]); a value
-/// refused once is refused again without asking while the observation is fresh.
+/// Checks a new credential: a value refused once (by PingOne, or by AIC after a push) is
+/// refused again without asking while the observation is fresh; one from a Secret is checked
+/// with PingOne ([`credential_check::check`]).
 async fn check_before_push(
     integration: &PingOneIntegration,
     ctx: &Context,
     tenant: &TenantEnvironment,
     credential: &Credential,
-    source: &SecretSource,
     hash: &str,
     environment: &str,
 ) -> Result<(), ReconcileError> {
@@ -1212,6 +1193,9 @@ async fn check_before_push(
     if let Some(message) = ctx.memos.rejected.fresh(&key, hash, ctx.observation_age()) {
         return Err(ReconcileError::invalid(credential_check::REJECTED, message));
     }
+    let Some(source) = &credential.source else {
+        return Ok(());
+    };
     let candidate = match &credential.client_id {
         Some(client_id) => Candidate::ClientSecret {
             client_id,
@@ -1247,28 +1231,16 @@ async fn sync_esvs(
 ) -> Result<bool, ReconcileError> {
     let names = &integration.spec.esv;
     let environment_id = tenant.spec.ping_one.environment_id.as_str();
-    // The same digest the memos use: SHA-256 of the values pushed, so changes are detected
-    // without storing them.
-    let hash = digest(&[
+    let hash = values_digest(
         environment_id,
-        credential.client_id.as_deref().unwrap_or_default(),
-        credential.secret.expose(),
-    ]);
-    // A new value from a Secret must be one PingOne accepts before any ESV changes: the client
-    // id and its secret, or the connection JWT, go to AIC together or not at all.
-    if let Some(source) = &credential.source
-        && env.values_hash.as_deref() != Some(hash.as_str())
-    {
-        check_before_push(
-            integration,
-            ctx,
-            tenant,
-            credential,
-            source,
-            &hash,
-            &env.name,
-        )
-        .await?;
+        credential.client_id.as_deref(),
+        &credential.secret,
+    );
+    // A new value must not be one refused already (by PingOne, or by AIC's testConnection
+    // after a push), and one from a Secret must be one PingOne accepts before any ESV changes:
+    // the client id and its secret, or the connection JWT, go to AIC together or not at all.
+    if env.values_hash.as_deref() != Some(hash.as_str()) {
+        check_before_push(integration, ctx, tenant, credential, &hash, &env.name).await?;
     }
     let mut variables = vec![(names.environment_id.as_str(), environment_id)];
     if let Some(client_id) = &credential.client_id {
@@ -1308,8 +1280,18 @@ async fn sync_esvs(
     if unchanged {
         loaded &= existing.as_ref().is_some_and(|s| !s.is_pending());
     } else {
-        let push =
-            esv::push_secret(&view, secret_id, &credential.secret, ESV_DESCRIPTION, true).await?;
+        // AM reads this secret through the secret-label mapping alone, which needs no restart;
+        // created not usable in placeholders, its new versions leave nothing pending (AIC
+        // "Use ESVs for signing and encryption keys"). The flag is fixed at creation: a secret
+        // created usable in placeholders keeps it, and each new version waits for a restart.
+        let push = esv::push_secret(
+            &view,
+            secret_id,
+            &credential.secret,
+            ESV_DESCRIPTION,
+            MAPPED_SECRET_IN_PLACEHOLDERS,
+        )
+        .await?;
         if push.new_version {
             loaded = false;
             env.connection_verified = false;
@@ -1700,6 +1682,9 @@ fn set_conditions(
             );
         }
     }
+    // A refused credential leaves the tenant working with an earlier one, which is not what
+    // the spec asks for.
+    all &= !facts.values().any(|f| f.rejected);
     // A conflict is what a person must resolve, so it is what Ready reports first.
     if facts.values().any(|f| f.conflict) {
         first_failure = Some("Conflict");

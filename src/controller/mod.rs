@@ -15,6 +15,7 @@ pub mod integration;
 pub mod memo;
 pub mod promotion;
 pub mod tenant;
+pub mod verification;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

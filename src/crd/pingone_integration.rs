@@ -363,6 +363,13 @@ pub struct EnvironmentStatus {
     /// When the connection was last verified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_verified_time: Option<Time>,
+    /// Version of the ESV secret that last passed `testConnection` while it was the active one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_version: Option<String>,
+    /// SHA-256 of the values that last passed `testConnection`: what a failed new version is
+    /// rolled back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_hash: Option<String>,
     /// The configuration reached this environment by promotion (upper environments only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promoted: Option<bool>,

@@ -703,15 +703,53 @@ async fn a_cluster_wide_release_grants_what_the_operator_needs_and_no_more() {
         ("patch", "pingoneintegrations.pingone-aic.io/status"),
         ("create", "promotions.pingone-aic.io"),
         ("list", "secrets"),
+        ("create", "secrets"),
+        ("patch", "secrets"),
         ("create", "events.events.k8s.io"),
     ] {
         assert!(can(verb, resource), "{user} may {verb} {resource}");
     }
     for (verb, resource) in [
         ("update", "secrets"),
+        ("delete", "secrets"),
         ("delete", "tenantenvironments.pingone-aic.io"),
         ("create", "pods"),
     ] {
         assert!(!can(verb, resource), "{user} must not {verb} {resource}");
     }
+    // RBAC lets the operator create and patch any Secret; the chart's admission policy keeps
+    // those writes to the Secrets it owns. A write of someone else's Secret, or of one without
+    // the operator's label, is refused with the policy's message (the policy takes effect
+    // within seconds of its creation).
+    plane.kubectl_ok(&[
+        "-n",
+        &release_namespace,
+        "create",
+        "secret",
+        "generic",
+        "someone-elses",
+        "--from-literal=key=value",
+    ]);
+    let refusal = |args: &[&str]| {
+        let mut full = vec!["--as", user.as_str(), "-n", release_namespace.as_str()];
+        full.extend_from_slice(args);
+        let output = plane.kubectl(&full);
+        (!output.status.success())
+            .then(|| String::from_utf8_lossy(&output.stderr).into_owned())
+            .filter(|stderr| stderr.contains("writes only the Secrets it owns"))
+    };
+    let relabel = ["label", "secret", "someone-elses", "taken=yes"];
+    let unlabelled = [
+        "create",
+        "secret",
+        "generic",
+        "anything-verified",
+        "--from-literal=key=value",
+    ];
+    cluster::eventually(
+        "the policy refuses the operator's writes of Secrets it does not own",
+        Duration::from_secs(30),
+        || async { refusal(&relabel).and_then(|_| refusal(&unlabelled)) },
+    )
+    .await;
 }

@@ -187,6 +187,15 @@ pub fn esv_version_digest(secret: &str) -> String {
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// An ESV secret as the simulator holds it (no value), `Null` when absent.
+pub fn esv_secret(
+    aic: &pingone_aic_operator::sim::aic::AicSimulator,
+    tenant: &str,
+    secret: &str,
+) -> serde_json::Value {
+    aic.snapshot()["tenants"][tenant]["secrets"][secret].clone()
+}
+
 /// The versions of an ESV secret in a tenant: (version, status, sha256).
 pub fn esv_versions(
     aic: &pingone_aic_operator::sim::aic::AicSimulator,
@@ -456,4 +465,76 @@ pub async fn existing_worker(
         .await
         .expect("the secret");
     (app_id, secret.secret)
+}
+
+/// The digests (as [`esv_versions`] shows them) of the credentials PingOne accepts now for an
+/// application: its secret and, while a rotation keeps it valid, the previous one.
+pub fn accepted_digests(playground: &Playground, app: &str) -> Vec<String> {
+    let state = pingone_app(playground, app);
+    let mut accepted: Vec<String> = playground
+        .pingone
+        .application_secret(app)
+        .map(|secret| esv_version_digest(&secret))
+        .into_iter()
+        .collect();
+    let previous_valid = state["previous"]["expiresAt"]
+        .as_str()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .is_some_and(|expires| expires > jiff::Timestamp::now());
+    if previous_valid && let Some(previous) = state["previous"]["secret"].as_str() {
+        accepted.push(esv_version_digest(previous));
+    }
+    accepted
+}
+
+/// The digest of the active version of an ESV secret: the highest-numbered enabled one, which
+/// is what AM presents through the secret-label mapping.
+pub fn active_digest(playground: &Playground, tenant: &str, esv: &str) -> Option<String> {
+    esv_versions(&playground.aic, tenant, esv)
+        .into_iter()
+        .filter(|(_, status, _)| status == "ENABLED")
+        .max_by_key(|(version, _, _)| *version)
+        .map(|(_, _, sha)| sha)
+}
+
+/// Samples every 100 ms, for the whole scenario, whether the credential AM would present in a
+/// tenant (the active version of the mapped ESV secret) is one PingOne accepts for `app`.
+pub struct CredentialSampler {
+    task: tokio::task::JoinHandle<()>,
+    broken: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CredentialSampler {
+    pub fn start(
+        playground: &std::sync::Arc<Playground>,
+        tenant: &str,
+        esv: &str,
+        app: &str,
+    ) -> Self {
+        let broken = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (playground, sink, stopped) = (playground.clone(), broken.clone(), stop.clone());
+        let (tenant, esv, app) = (tenant.to_owned(), esv.to_owned(), app.to_owned());
+        let task = tokio::spawn(async move {
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                let accepted = accepted_digests(&playground, &app);
+                let active = active_digest(&playground, &tenant, &esv);
+                if active.as_ref().is_none_or(|a| !accepted.contains(a)) {
+                    sink.lock().unwrap().push(format!(
+                        "active {active:?} while PingOne accepts {accepted:?}"
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Self { task, broken, stop }
+    }
+
+    /// Stops sampling; every sample where AM would have presented a refused credential.
+    pub async fn finish(self) -> Vec<String> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.expect("the sampler");
+        self.broken.lock().unwrap().clone()
+    }
 }

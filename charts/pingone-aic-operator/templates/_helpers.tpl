@@ -88,7 +88,10 @@ rules whether granted cluster-wide (ClusterRole) or per watched namespace (Role)
 - promotions create: the automatic promotion policy creates Promotions.
 - the status subresources; pingoneintegrations/finalizers update: Promotions carry an
   ownerReference with blockOwnerDeletion to their PingOneIntegration.
-- secrets: read only; the operator never writes a Secret.
+- secrets: read, plus create/patch for the one Secret per integration that keeps its last
+  verified credentials (`<integration>-verified`, owned by the integration), so a credential AIC
+  rejects can be rolled back. RBAC cannot limit create to a name; the ValidatingAdmissionPolicy
+  in secret-write-policy.yaml does: the operator's account writes no other Secret.
 - events.k8s.io events: Kubernetes Events for what the operator did.
 */}}
 {{- define "pingone-aic-operator.rules" -}}
@@ -106,7 +109,7 @@ rules whether granted cluster-wide (ClusterRole) or per watched namespace (Role)
   verbs: ["update"]
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]

@@ -148,6 +148,7 @@ async fn run_seed(seed: u64) -> Result<Report, String> {
                     body: None,
                     retry_after: (!latency && status == 429).then(|| rng.u32(0..3).to_string()),
                     latency_ms: latency.then(|| rng.u64(100..1500)),
+                    answer_delay_ms: None,
                 });
             }
             30..=54 => {

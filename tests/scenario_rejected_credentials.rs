@@ -12,7 +12,6 @@ mod scenario_support;
 #[path = "support/mod.rs"]
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::events::v1::Event;
@@ -64,13 +63,13 @@ async fn warning_notes(playground: &Playground, reason: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_credential_pingone_refuses_is_never_pushed_and_the_working_one_stays_active() {
-    let playground = Arc::new(start(repository_examples(), Duration::from_secs(5)).await);
+    let playground = start(repository_examples(), Duration::from_secs(5)).await;
     ready(&playground).await;
     let api: Api<PingOneIntegration> = Api::namespaced(playground.client.clone(), "default");
     let app = connection_app_id(&playground);
     let working = playground.pingone.application_secret(&app).unwrap();
     assert_eq!(
-        active_digest(&playground, "acme-sandbox", ESV),
+        active_digest(&playground.aic, "acme-sandbox", ESV),
         Some(esv_version_digest(&working)),
         "the seeded credential is the active version"
     );
@@ -141,7 +140,7 @@ async fn a_credential_pingone_refuses_is_never_pushed_and_the_working_one_stays_
     put_secret(&playground, SECRET, &[("credential", &issued)]).await;
     ready(&playground).await;
     assert_eq!(
-        active_digest(&playground, "acme-sandbox", ESV),
+        active_digest(&playground.aic, "acme-sandbox", ESV),
         Some(esv_version_digest(&issued))
     );
     let enabled: Vec<i64> = esv_versions(&playground.aic, "acme-sandbox", ESV)
@@ -164,11 +163,7 @@ async fn a_credential_pingone_refuses_is_never_pushed_and_the_working_one_stays_
         failed_connection_tests(&playground.aic.calls()).is_empty(),
         "no refused value was ever tested in AIC"
     );
-    Arc::try_unwrap(playground)
-        .ok()
-        .expect("the sampler let go")
-        .stop()
-        .await;
+    playground.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,7 +245,7 @@ async fn a_new_credential_aic_refuses_is_rolled_back_to_the_last_verified_one() 
             ("02-tenant.yaml", example_tenants()),
         ],
     );
-    let playground = Arc::new(start(dir.clone(), Duration::from_secs(5)).await);
+    let playground = start(dir.clone(), Duration::from_secs(5)).await;
     ready(&playground).await;
     let (app, first) = existing_worker(&playground, "Existing Worker").await;
     put_secret(
@@ -290,8 +285,8 @@ async fn a_new_credential_aic_refuses_is_rolled_back_to_the_last_verified_one() 
     );
 
     let active = {
-        let playground = playground.clone();
-        move || active_digest(&playground, "acme-dev", ESV_SECRET)
+        let aic = playground.aic.clone();
+        move || active_digest(&aic, "acme-dev", ESV_SECRET)
     };
     let sampler = CredentialSampler::start(&playground, "acme-dev", ESV_SECRET, &app);
 
@@ -413,12 +408,7 @@ async fn a_new_credential_aic_refuses_is_rolled_back_to_the_last_verified_one() 
         "AM would have presented a credential PingOne refuses: {:?}",
         &broken[..broken.len().min(5)]
     );
-    drop(active);
-    Arc::try_unwrap(playground)
-        .ok()
-        .expect("the sampler let go")
-        .stop()
-        .await;
+    playground.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -436,7 +426,7 @@ async fn two_changes_in_quick_succession_end_with_the_last_and_push_no_refused_o
             ("02-tenant.yaml", example_tenants()),
         ],
     );
-    let playground = Arc::new(start(dir.clone(), Duration::from_secs(5)).await);
+    let playground = start(dir.clone(), Duration::from_secs(5)).await;
     ready(&playground).await;
     let (app, first) = existing_worker(&playground, "Existing Worker").await;
     put_secret(
@@ -472,12 +462,11 @@ async fn two_changes_in_quick_succession_end_with_the_last_and_push_no_refused_o
     )
     .await;
     let want = esv_version_digest(second.secret.expose());
+    let api: Api<PingOneIntegration> = Api::namespaced(playground.client.clone(), "default");
     eventually("the last value active and verified", || {
-        let playground = playground.clone();
+        let (api, aic) = (api.clone(), playground.aic.clone());
         let want = want.clone();
         async move {
-            let api: Api<PingOneIntegration> =
-                Api::namespaced(playground.client.clone(), "default");
             let env = api
                 .get("existing")
                 .await
@@ -487,7 +476,7 @@ async fn two_changes_in_quick_succession_end_with_the_last_and_push_no_refused_o
                 .into_iter()
                 .next()?;
             (env.connection_verified
-                && active_digest(&playground, "acme-dev", ESV_SECRET) == Some(want.clone()))
+                && active_digest(&aic, "acme-dev", ESV_SECRET) == Some(want.clone()))
             .then_some(())
         }
     })
@@ -506,10 +495,6 @@ async fn two_changes_in_quick_succession_end_with_the_last_and_push_no_refused_o
         "AM would have presented a credential PingOne refuses: {:?}",
         &broken[..broken.len().min(5)]
     );
-    Arc::try_unwrap(playground)
-        .ok()
-        .expect("the sampler let go")
-        .stop()
-        .await;
+    playground.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }

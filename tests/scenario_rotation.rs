@@ -365,7 +365,7 @@ async fn a_rotation_aic_refuses_is_rolled_back_and_finished_later() {
             ("03-integration.yaml", ROTATING_WORKER.to_owned()),
         ],
     );
-    let playground = std::sync::Arc::new(start(dir.clone(), Duration::from_secs(5)).await);
+    let playground = start(dir.clone(), Duration::from_secs(5)).await;
     ready(&playground).await;
     let api: Api<PingOneIntegration> = Api::namespaced(playground.client.clone(), "default");
     let integration = api.get("rotating").await.expect("the integration");
@@ -434,7 +434,7 @@ async fn a_rotation_aic_refuses_is_rolled_back_and_finished_later() {
         .application_secret(&app_id)
         .expect("the application's secret");
     assert_eq!(
-        active_digest(&playground, "acme-dev", ESV_SECRET),
+        active_digest(&playground.aic, "acme-dev", ESV_SECRET),
         Some(esv_version_digest(&current)),
         "the new secret is what AM presents"
     );
@@ -444,10 +444,130 @@ async fn a_rotation_aic_refuses_is_rolled_back_and_finished_later() {
         "AM would have presented a credential PingOne refuses: {:?}",
         &broken[..broken.len().min(5)]
     );
-    std::sync::Arc::try_unwrap(playground)
-        .ok()
-        .expect("the sampler let go")
-        .stop()
-        .await;
+    playground.stop().await;
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Operator-managed rotation with the operator killed at each step, while that step's call is
+/// in flight: PingOne has rotated but its answer is late; AIC takes the new version late;
+/// PingOne has dropped the previous secret but its answer is late. Each time a new operator
+/// resumes from what Kubernetes and the services hold: the rotation completes once, AM always
+/// presents a credential PingOne accepts, and no connection test fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_managed_rotation_resumes_after_a_kill_at_each_step() {
+    use pingone_aic_operator::sim::aic::Fault;
+    use pingone_aic_operator::sim::control::FaultSpec;
+    const ESV_SECRET: &str = "esv-pingone-worker-client-secret";
+    let dir = examples_dir(
+        "rotation-kills",
+        &[
+            ("01-secrets.yaml", example_secrets()),
+            ("02-tenant.yaml", DEV_TENANT.to_owned()),
+            ("03-integration.yaml", ROTATING_WORKER.to_owned()),
+        ],
+    );
+    let mut playground = start(dir.clone(), Duration::from_secs(5)).await;
+    ready(&playground).await;
+    let api: Api<PingOneIntegration> = Api::namespaced(playground.client.clone(), "default");
+    let app_id = api
+        .get("rotating")
+        .await
+        .expect("the integration")
+        .status
+        .expect("a status")
+        .environments[0]
+        .worker_app_id
+        .clone()
+        .expect("a managed application");
+    let sampler = CredentialSampler::start(&playground, "acme-dev", ESV_SECRET, &app_id);
+    let secret_path = format!("/v1/environments/{DEV_ENVIRONMENT}/applications/{app_id}/secret");
+    for method in ["POST", "DELETE"] {
+        playground.pingone_control.inject(FaultSpec {
+            method: Some(method.into()),
+            path: secret_path.clone(),
+            times: 1,
+            answer_delay_ms: Some(1500),
+            ..Default::default()
+        });
+    }
+    playground.aic.inject_fault(Fault {
+        tenant: Some("acme-dev".into()),
+        method: Some("POST".into()),
+        path: format!("/environment/secrets/{ESV_SECRET}/versions"),
+        status: None,
+        retry_after: None,
+        latency_ms: 1500,
+        count: 1,
+    });
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut kills = Vec::new();
+    let mut last = None;
+    let rotated = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no completed rotation after kills at {kills:?}"
+        );
+        let env = api
+            .get("rotating")
+            .await
+            .ok()
+            .and_then(|i| i.status)
+            .and_then(|s| s.environments.into_iter().next());
+        let rotation = env
+            .as_ref()
+            .and_then(|e| e.secret_rotation.clone())
+            .unwrap_or_default();
+        if rotation.rotations >= 1 && rotation.phase.is_none() {
+            break env.expect("the environment");
+        }
+        // The step the operator is at: the phase it recorded and, while verifying, whether
+        // PingOne dropped the previous secret already.
+        let previous_dropped = rotation.phase == Some(RotationPhase::Verifying)
+            && pingone_app(&playground, &app_id)["previous"].is_null();
+        let step = (rotation.phase, previous_dropped);
+        if step.0.is_some() && last.as_ref() != Some(&step) {
+            last = Some(step);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            playground
+                .restart_operator(false)
+                .await
+                .expect("a new operator starts");
+            kills.push(format!("{step:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let broken = sampler.finish().await;
+    let current = playground
+        .pingone
+        .application_secret(&app_id)
+        .expect("the application's secret");
+    let app = pingone_app(&playground, &app_id);
+    let aic_calls = playground.aic.calls();
+    let active = active_digest(&playground.aic, "acme-dev", ESV_SECRET);
+    playground.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+
+    eprintln!("operator killed at {kills:?}");
+    assert!(
+        kills.len() >= 2,
+        "killed while rotating and verifying: {kills:?}"
+    );
+    assert!(
+        broken.is_empty(),
+        "AM would have presented a credential PingOne refuses (kills at {kills:?}): {:?}",
+        &broken[..broken.len().min(5)]
+    );
+    assert_eq!(
+        active,
+        Some(esv_version_digest(&current)),
+        "AM presents the new secret"
+    );
+    assert!(
+        app["previous"].is_null(),
+        "the previous secret is gone: {}",
+        app["previous"]
+    );
+    assert_eq!(rotated.secret_rotation.map(|r| r.rotations), Some(1));
+    assert_eq!(failed_connection_tests(&aic_calls), Vec::<String>::new());
 }

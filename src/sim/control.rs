@@ -66,6 +66,10 @@ pub struct FaultSpec {
     /// Delay added before answering, in milliseconds.
     #[serde(default)]
     pub latency_ms: Option<u64>,
+    /// Delay added after the simulator handled the call, before the answer goes out, in
+    /// milliseconds: the work is done and its answer late, or lost if the client goes away.
+    #[serde(default)]
+    pub answer_delay_ms: Option<u64>,
 }
 
 fn one() -> u32 {
@@ -250,10 +254,13 @@ async fn intercept(State(control): State<SimControl>, request: Request, next: Ne
     if let Some(latency) = fault.as_ref().and_then(|fault| fault.latency_ms) {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
-    let (response, faulted) = match fault {
-        Some(fault) if fault.status.is_some() => (fault_response(&fault), true),
+    let (response, faulted) = match &fault {
+        Some(fault) if fault.status.is_some() => (fault_response(fault), true),
         _ => (next.run(request).await, false),
     };
+    if let Some(delay) = fault.as_ref().and_then(|fault| fault.answer_delay_ms) {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     lock(&control.inner.calls).push(CallRecord {
         method,
         path,

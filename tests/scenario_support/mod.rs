@@ -469,10 +469,16 @@ pub async fn existing_worker(
 
 /// The digests (as [`esv_versions`] shows them) of the credentials PingOne accepts now for an
 /// application: its secret and, while a rotation keeps it valid, the previous one.
-pub fn accepted_digests(playground: &Playground, app: &str) -> Vec<String> {
-    let state = pingone_app(playground, app);
-    let mut accepted: Vec<String> = playground
-        .pingone
+pub fn accepted_digests(
+    pingone: &pingone_aic_operator::sim::pingone::PingOneSim,
+    app: &str,
+) -> Vec<String> {
+    let state = pingone.state()["applications"]
+        .as_array()
+        .and_then(|apps| apps.iter().find(|a| a["id"] == app))
+        .cloned()
+        .unwrap_or_default();
+    let mut accepted: Vec<String> = pingone
         .application_secret(app)
         .map(|secret| esv_version_digest(&secret))
         .into_iter()
@@ -489,8 +495,12 @@ pub fn accepted_digests(playground: &Playground, app: &str) -> Vec<String> {
 
 /// The digest of the active version of an ESV secret: the highest-numbered enabled one, which
 /// is what AM presents through the secret-label mapping.
-pub fn active_digest(playground: &Playground, tenant: &str, esv: &str) -> Option<String> {
-    esv_versions(&playground.aic, tenant, esv)
+pub fn active_digest(
+    aic: &pingone_aic_operator::sim::aic::AicSimulator,
+    tenant: &str,
+    esv: &str,
+) -> Option<String> {
+    esv_versions(aic, tenant, esv)
         .into_iter()
         .filter(|(_, status, _)| status == "ENABLED")
         .max_by_key(|(version, _, _)| *version)
@@ -498,7 +508,8 @@ pub fn active_digest(playground: &Playground, tenant: &str, esv: &str) -> Option
 }
 
 /// Samples every 100 ms, for the whole scenario, whether the credential AM would present in a
-/// tenant (the active version of the mapped ESV secret) is one PingOne accepts for `app`.
+/// tenant (the active version of the mapped ESV secret) is one PingOne accepts for `app`. It
+/// holds the simulators only, so the playground stays free to restart its operator.
 pub struct CredentialSampler {
     task: tokio::task::JoinHandle<()>,
     broken: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -506,20 +517,16 @@ pub struct CredentialSampler {
 }
 
 impl CredentialSampler {
-    pub fn start(
-        playground: &std::sync::Arc<Playground>,
-        tenant: &str,
-        esv: &str,
-        app: &str,
-    ) -> Self {
+    pub fn start(playground: &Playground, tenant: &str, esv: &str, app: &str) -> Self {
         let broken = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (playground, sink, stopped) = (playground.clone(), broken.clone(), stop.clone());
+        let (aic, pingone) = (playground.aic.clone(), playground.pingone.clone());
+        let (sink, stopped) = (broken.clone(), stop.clone());
         let (tenant, esv, app) = (tenant.to_owned(), esv.to_owned(), app.to_owned());
         let task = tokio::spawn(async move {
             while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
-                let accepted = accepted_digests(&playground, &app);
-                let active = active_digest(&playground, &tenant, &esv);
+                let accepted = accepted_digests(&pingone, &app);
+                let active = active_digest(&aic, &tenant, &esv);
                 if active.as_ref().is_none_or(|a| !accepted.contains(a)) {
                     sink.lock().unwrap().push(format!(
                         "active {active:?} while PingOne accepts {accepted:?}"

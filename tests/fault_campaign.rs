@@ -12,7 +12,8 @@
 //!   for the client id in its ESV (current, or previous and not expired) — so no secret still
 //!   needed was revoked;
 //! - a working credential is active: the sandbox's connection JWT that AM presents is the one
-//!   PingOne holds;
+//!   PingOne holds — and, sampled all along while the faults run, in every tenant that has its
+//!   ESVs the credential AM presents is one PingOne accepts;
 //! - nothing was deleted: no DELETE reached either simulator, and every worker application of
 //!   the `Retain` integration still exists.
 //!
@@ -68,8 +69,9 @@ async fn faults_never_lose_leak_or_duplicate_anything() {
         match result {
             Ok(report) => {
                 eprintln!(
-                    "seed {seed}: {} faults, {} operator restarts, {} invariants hold",
-                    report.faults, report.restarts, report.invariants
+                    "seed {seed}: {} faults, {} operator restarts, {} invariants hold, \
+                     {} credential checks held while the faults ran",
+                    report.faults, report.restarts, report.invariants, report.running_checks
                 );
                 invariants += report.invariants;
             }
@@ -89,6 +91,8 @@ struct Report {
     faults: usize,
     restarts: usize,
     invariants: usize,
+    /// Checks that a working credential was active, sampled while the faults ran.
+    running_checks: usize,
 }
 
 const PINGONE_ROUTES: [&str; 4] = [
@@ -124,8 +128,25 @@ async fn run_seed(seed: u64) -> Result<Report, String> {
     // Every seed restarts the operator at least once, at a point of the seed's choosing.
     let forced_restart = start + Duration::from_millis(rng.u64(500..9_000));
     let (mut faults, mut restarts, mut touches) = (0, 0, 0u32);
+    let (mut running_checks, mut broken) = (0, None);
     while tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(rng.u64(150..600))).await;
+        // A working credential is active at every moment, not only once the faults stop.
+        let applications = playground.pingone.state()["applications"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        match working_credentials(
+            &playground.aic.snapshot(),
+            &applications,
+            playground.pingone_control.now(),
+            Settled::No,
+        ) {
+            Ok(held) => running_checks += held,
+            Err(why) => {
+                broken.get_or_insert_with(|| format!("while the faults ran: {why}"));
+            }
+        }
         if restarts == 0 && tokio::time::Instant::now() >= forced_restart {
             restarts += 1;
             playground
@@ -185,6 +206,7 @@ async fn run_seed(seed: u64) -> Result<Report, String> {
     playground.pingone_control.clear_faults();
 
     let result = match playground.wait_ready(CONVERGE, |_| {}).await {
+        Ok(_) if broken.is_some() => Err(broken.unwrap_or_default()),
         Ok(progress) => check_invariants(&playground, progress.len()).await,
         Err(last) => Err(format!(
             "not everything became Ready after the faults stopped: {last:#?}"
@@ -195,6 +217,7 @@ async fn run_seed(seed: u64) -> Result<Report, String> {
         faults,
         restarts,
         invariants,
+        running_checks,
     })
 }
 
@@ -291,76 +314,7 @@ async fn check_invariants(playground: &Playground, ready: usize) -> Result<usize
         checked += 1;
     }
 
-    // Every ESV client secret holds a secret PingOne accepts for the ESV client id.
-    let mut verified = 0;
-    for (name, tenant) in aic["tenants"].as_object().into_iter().flatten() {
-        let Some(client_id) =
-            decode(&tenant["variables"]["esv-pingone-worker-client-id"]["valueBase64"])
-        else {
-            continue;
-        };
-        let secret = &tenant["secrets"]["esv-pingone-worker-client-secret"];
-        let app = applications
-            .iter()
-            .find(|a| a["id"] == client_id.as_str())
-            .ok_or_else(|| format!("{name}: the ESV client id {client_id} is no application"))?;
-        let mut accepted = vec![sha256_hex(app["secret"].as_str().unwrap_or_default())];
-        if let Some(previous) = app["previous"].as_object() {
-            let alive = previous["expiresAt"]
-                .as_str()
-                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-                .is_some_and(|t| t > now);
-            if alive {
-                accepted.push(sha256_hex(previous["secret"].as_str().unwrap_or_default()));
-            }
-        }
-        for which in ["activeVersion", "loadedVersion"] {
-            let version = secret[which].as_str().unwrap_or_default();
-            let hash = secret["versions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|v| v["version"].to_string().trim_matches('"') == version)
-                .and_then(|v| v["sha256"].as_str())
-                .ok_or_else(|| format!("{name}: no {which} {version:?} of the client secret"))?;
-            if !accepted.iter().any(|a| a == hash) {
-                return Err(format!(
-                    "{name}: the client secret's {which} ({version}) is not a secret PingOne accepts for {client_id}"
-                ));
-            }
-            checked += 1;
-        }
-        verified += 1;
-    }
-    if verified < 4 {
-        return Err(format!(
-            "only {verified} tenants hold the worker ESVs (expected the 4 of the promotion group)"
-        ));
-    }
-
-    // A working credential is active: the sandbox's connection JWT that AM presents (the
-    // active version) is the one PingOne holds for the product connection.
-    let connection = applications
-        .iter()
-        .find(|a| a["fields"]["name"] == "Product connection acme-sandbox-connection")
-        .ok_or("no product connection in PingOne")?;
-    let jwt = &aic["tenants"]["acme-sandbox"]["secrets"]["esv-pingone-connection-jwt"];
-    let active = jwt["activeVersion"].as_str().unwrap_or_default();
-    let active_hash = jwt["versions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|v| v["version"].to_string().trim_matches('"') == active)
-        .and_then(|v| v["sha256"].as_str())
-        .ok_or_else(|| {
-            format!("acme-sandbox: no active version {active:?} of the connection JWT")
-        })?;
-    if active_hash != sha256_hex(connection["secret"].as_str().unwrap_or_default()) {
-        return Err(format!(
-            "acme-sandbox: the active connection JWT (version {active}) is not the credential PingOne holds"
-        ));
-    }
-    checked += 1;
+    checked += working_credentials(&aic, &applications, now, Settled::Yes)?;
 
     // Nothing deleted: no DELETE reached a simulator; the Retain integration's apps remain.
     let pingone_deletes = playground
@@ -390,6 +344,110 @@ async fn check_invariants(playground: &Playground, ready: usize) -> Result<usize
     if workers < 4 {
         return Err(format!(
             "{workers} worker applications of the Retain integration remain (expected 4)"
+        ));
+    }
+    checked += 1;
+    Ok(checked)
+}
+
+/// Whether the operator's work is over (faults stopped, everything Ready) or still under way.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    Yes,
+    No,
+}
+
+/// A working credential is active: in every tenant that has its ESVs, the client secret AM
+/// presents (the active version; once settled, the loaded one too) is one PingOne accepts for
+/// the ESV client id, and the sandbox's active connection JWT is the one PingOne holds. While
+/// the operator works, a tenant whose ESV secret does not exist yet is skipped. Returns how
+/// many checks held.
+fn working_credentials(
+    aic: &serde_json::Value,
+    applications: &[serde_json::Value],
+    now: jiff::Timestamp,
+    settled: Settled,
+) -> Result<usize, String> {
+    // Every ESV client secret holds a secret PingOne accepts for the ESV client id.
+    let mut checked = 0;
+    let mut verified = 0;
+    for (name, tenant) in aic["tenants"].as_object().into_iter().flatten() {
+        let Some(client_id) =
+            decode(&tenant["variables"]["esv-pingone-worker-client-id"]["valueBase64"])
+        else {
+            continue;
+        };
+        let secret = &tenant["secrets"]["esv-pingone-worker-client-secret"];
+        if settled == Settled::No && secret.is_null() {
+            continue;
+        }
+        let app = applications
+            .iter()
+            .find(|a| a["id"] == client_id.as_str())
+            .ok_or_else(|| format!("{name}: the ESV client id {client_id} is no application"))?;
+        let mut accepted = vec![sha256_hex(app["secret"].as_str().unwrap_or_default())];
+        if let Some(previous) = app["previous"].as_object() {
+            let alive = previous["expiresAt"]
+                .as_str()
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .is_some_and(|t| t > now);
+            if alive {
+                accepted.push(sha256_hex(previous["secret"].as_str().unwrap_or_default()));
+            }
+        }
+        // While the operator works, only what AM presents now must work; once settled, what
+        // the running services loaded too.
+        let which_versions: &[&str] = match settled {
+            Settled::Yes => &["activeVersion", "loadedVersion"],
+            Settled::No => &["activeVersion"],
+        };
+        for which in which_versions.iter().copied() {
+            let version = secret[which].as_str().unwrap_or_default();
+            let hash = secret["versions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|v| v["version"].to_string().trim_matches('"') == version)
+                .and_then(|v| v["sha256"].as_str())
+                .ok_or_else(|| format!("{name}: no {which} {version:?} of the client secret"))?;
+            if !accepted.iter().any(|a| a == hash) {
+                return Err(format!(
+                    "{name}: the client secret's {which} ({version}) is not a secret PingOne accepts for {client_id}"
+                ));
+            }
+            checked += 1;
+        }
+        verified += 1;
+    }
+    if settled == Settled::Yes && verified < 4 {
+        return Err(format!(
+            "only {verified} tenants hold the worker ESVs (expected the 4 of the promotion group)"
+        ));
+    }
+
+    // A working credential is active: the sandbox's connection JWT that AM presents (the
+    // active version) is the one PingOne holds for the product connection.
+    let jwt = &aic["tenants"]["acme-sandbox"]["secrets"]["esv-pingone-connection-jwt"];
+    if settled == Settled::No && jwt.is_null() {
+        return Ok(checked);
+    }
+    let connection = applications
+        .iter()
+        .find(|a| a["fields"]["name"] == "Product connection acme-sandbox-connection")
+        .ok_or("no product connection in PingOne")?;
+    let active = jwt["activeVersion"].as_str().unwrap_or_default();
+    let active_hash = jwt["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|v| v["version"].to_string().trim_matches('"') == active)
+        .and_then(|v| v["sha256"].as_str())
+        .ok_or_else(|| {
+            format!("acme-sandbox: no active version {active:?} of the connection JWT")
+        })?;
+    if active_hash != sha256_hex(connection["secret"].as_str().unwrap_or_default()) {
+        return Err(format!(
+            "acme-sandbox: the active connection JWT (version {active}) is not the credential PingOne holds"
         ));
     }
     checked += 1;

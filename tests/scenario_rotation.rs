@@ -571,3 +571,87 @@ async fn operator_managed_rotation_resumes_after_a_kill_at_each_step() {
     assert_eq!(rotated.secret_rotation.map(|r| r.rotations), Some(1));
     assert_eq!(failed_connection_tests(&aic_calls), Vec::<String>::new());
 }
+
+/// An ESV secret created usable in placeholders before the operator took it over (by hand, or
+/// by an earlier release) keeps that flag, which AIC cannot change: a rotation of it waits for a
+/// restart of the tenant and is verified after it. Throughout, AM presents a credential PingOne
+/// accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_usable_in_placeholders_is_rotated_through_a_restart() {
+    use pingone_aic_operator::pingone::PingOneApi;
+    const ESV_SECRET: &str = "esv-pingone-worker-client-secret";
+    let dir = examples_dir(
+        "placeholder-secret-rotation",
+        &[
+            ("01-secrets.yaml", example_secrets()),
+            ("02-tenant.yaml", DEV_TENANT.to_owned()),
+        ],
+    );
+    let playground = start(dir.clone(), Duration::from_secs(5)).await;
+    ready(&playground).await;
+    let (app_id, first) = existing_worker(&playground, "Existing Worker").await;
+    playground
+        .aic
+        .seed_secret("acme-dev", ESV_SECRET, first.expose(), true);
+    put_secret(
+        &playground,
+        "existing-worker",
+        &[("clientId", &app_id), ("clientSecret", first.expose())],
+    )
+    .await;
+    apply_yaml::<PingOneIntegration>(&playground, EXISTING_WORKER).await;
+    ready(&playground).await;
+    let restarts_before = playground.summary().await.restarts;
+    let sampler = CredentialSampler::start(&playground, "acme-dev", ESV_SECRET, &app_id);
+
+    let admin = admin_session(&playground, ADMIN_SECRET).await;
+    let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600);
+    let second = admin
+        .rotate_application_secret(DEV_ENVIRONMENT, &app_id, Some(expires))
+        .await
+        .expect("the secret is rotated");
+    put_secret(
+        &playground,
+        "existing-worker",
+        &[("clientSecret", second.secret.expose())],
+    )
+    .await;
+    let api: Api<PingOneIntegration> = Api::namespaced(playground.client.clone(), "default");
+    let want = esv_version_digest(second.secret.expose());
+    eventually("the new version verified", || {
+        let (api, aic, want) = (api.clone(), playground.aic.clone(), want.clone());
+        async move {
+            let env = api
+                .get("existing")
+                .await
+                .ok()?
+                .status?
+                .environments
+                .into_iter()
+                .next()?;
+            (env.connection_verified && active_digest(&aic, "acme-dev", ESV_SECRET) == Some(want))
+                .then_some(())
+        }
+    })
+    .await;
+    ready(&playground).await;
+    let restarts = playground.summary().await.restarts;
+    let secret = esv_secret(&playground.aic, "acme-dev", ESV_SECRET);
+    let broken = sampler.finish().await;
+    playground.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+
+    assert_eq!(
+        secret["useInPlaceholders"], true,
+        "the flag is kept: {secret}"
+    );
+    assert!(
+        restarts > restarts_before,
+        "the rotation waited for a restart ({restarts_before} before, {restarts} after)"
+    );
+    assert!(
+        broken.is_empty(),
+        "AM would have presented a credential PingOne refuses: {:?}",
+        &broken[..broken.len().min(5)]
+    );
+}

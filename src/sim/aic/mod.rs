@@ -588,6 +588,34 @@ impl AicSimulator {
             );
         }
     }
+
+    /// Seeds an ESV secret with one version, loaded (as if created and restarted long ago):
+    /// for secrets made before the operator, e.g. usable in placeholders.
+    pub fn seed_secret(&self, tenant: &str, id: &str, value: &str, use_in_placeholders: bool) {
+        let mut state = self.shared.lock();
+        let now = state.now_text();
+        if let Some(t) = state.tenants.get_mut(tenant) {
+            t.secrets.insert(
+                id.to_owned(),
+                state::Secret {
+                    encoding: "generic".into(),
+                    use_in_placeholders,
+                    description: String::new(),
+                    last_change_date: now.clone(),
+                    last_changed_by: "seed".into(),
+                    versions: vec![state::SecretVersion {
+                        number: 1,
+                        status: state::VersionStatus::Enabled,
+                        create_date: now,
+                        value: crate::secret::SecretString::new(
+                            base64::engine::general_purpose::STANDARD.encode(value),
+                        ),
+                    }],
+                    loaded_version: 1,
+                },
+            );
+        }
+    }
 }
 
 /// A running simulator; stops when dropped or on [`RunningAicSim::stop`].

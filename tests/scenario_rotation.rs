@@ -655,3 +655,108 @@ async fn a_secret_usable_in_placeholders_is_rotated_through_a_restart() {
         &broken[..broken.len().min(5)]
     );
 }
+
+/// The example promotion group with every worker secret rotated every few seconds from the
+/// start, so development rotates while its promotions to uat, staging and production hold its
+/// lock (AIC refuses ESV writes then). Every environment rotates, every lock is released, and
+/// in every environment AM always presents a credential PingOne accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotations_during_promotions_wait_for_the_locks_and_keep_every_credential_working() {
+    use pingone_aic_operator::playground::repository_examples;
+    const ESV_SECRET: &str = "esv-pingone-worker-client-secret";
+    let read = |file: &str| {
+        std::fs::read_to_string(repository_examples().join(file)).expect("an example file")
+    };
+    let dir = examples_dir(
+        "rotation-during-promotions",
+        &[
+            ("01-secrets.yaml", read("01-secrets.yaml")),
+            (
+                "02-tenant-environments.yaml",
+                read("02-tenant-environments.yaml"),
+            ),
+            (
+                "03-pingone-integration-worker.yaml",
+                read("03-pingone-integration-worker.yaml")
+                    .replace("interval: 720h", "interval: 6s")
+                    .replace("overlap: 2h", "overlap: 2s"),
+            ),
+        ],
+    );
+    let playground = start(dir.clone(), Duration::from_secs(30)).await;
+    let api: Api<PingOneIntegration> = Api::namespaced(playground.client.clone(), "default");
+    let apps: Vec<(String, String)> = eventually("the four worker applications", || {
+        let api = api.clone();
+        async move {
+            let status = api.get("acme-worker").await.ok()?.status?;
+            let apps: Vec<(String, String)> = status
+                .environments
+                .iter()
+                .filter_map(|e| Some((e.name.clone(), e.worker_app_id.clone()?)))
+                .collect();
+            (apps.len() == 4).then_some(apps)
+        }
+    })
+    .await;
+    let samplers: Vec<(String, CredentialSampler)> = apps
+        .iter()
+        .map(|(env, app)| {
+            (
+                env.clone(),
+                CredentialSampler::start(&playground, env, ESV_SECRET, app),
+            )
+        })
+        .collect();
+    ready(&playground).await;
+    eventually("a completed rotation in every environment", || {
+        let api = api.clone();
+        async move {
+            let status = api.get("acme-worker").await.ok()?.status?;
+            status
+                .environments
+                .iter()
+                .all(|e| {
+                    e.secret_rotation
+                        .as_ref()
+                        .is_some_and(|r| r.rotations >= 1 && r.phase.is_none())
+                })
+                .then_some(())
+        }
+    })
+    .await;
+    ready(&playground).await;
+    let refused_while_locked = playground
+        .aic
+        .calls()
+        .iter()
+        .filter(|c| c.tenant == "acme-dev" && c.method == "POST" && c.path.ends_with("/versions"))
+        .filter(|c| c.status >= 400)
+        .count();
+    eprintln!("development's new versions refused while locked: {refused_while_locked}");
+    let snapshot = playground.aic.snapshot();
+    let mut broken = Vec::new();
+    for (env, sampler) in samplers {
+        broken.extend(
+            sampler
+                .finish()
+                .await
+                .into_iter()
+                .map(|b| format!("{env}: {b}")),
+        );
+    }
+    playground.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+
+    for (name, tenant) in snapshot["tenants"].as_object().into_iter().flatten() {
+        assert!(
+            tenant["lock"].is_null(),
+            "{name} is still locked: {}",
+            tenant["lock"]
+        );
+    }
+    assert!(
+        broken.is_empty(),
+        "AM would have presented a credential PingOne refuses: {:?}",
+        &broken[..broken.len().min(5)]
+    );
+}

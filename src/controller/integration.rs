@@ -1293,7 +1293,14 @@ async fn sync_esvs(
         )
         .await?;
         if push.new_version {
-            loaded = false;
+            // A secret read only through the mapping is in use at once; one usable in
+            // placeholders waits for a restart.
+            let in_placeholders = existing
+                .as_ref()
+                .map_or(MAPPED_SECRET_IN_PLACEHOLDERS, |s| s.use_in_placeholders);
+            if in_placeholders {
+                loaded = false;
+            }
             env.connection_verified = false;
             ctx.publish_in(
                 integration,

@@ -508,8 +508,9 @@ pub fn active_digest(
 }
 
 /// Samples every 100 ms, for the whole scenario, whether the credential AM would present in a
-/// tenant (the active version of the mapped ESV secret) is one PingOne accepts for `app`. It
-/// holds the simulators only, so the playground stays free to restart its operator.
+/// tenant (the active version of the mapped ESV secret, once it exists) is one PingOne accepts
+/// for `app`. It holds the simulators only, so the playground stays free to restart its
+/// operator.
 pub struct CredentialSampler {
     task: tokio::task::JoinHandle<()>,
     broken: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -524,10 +525,14 @@ impl CredentialSampler {
         let (sink, stopped) = (broken.clone(), stop.clone());
         let (tenant, esv, app) = (tenant.to_owned(), esv.to_owned(), app.to_owned());
         let task = tokio::spawn(async move {
+            // Until the operator first writes the ESV secret there is nothing to present; from
+            // then on there must always be a working one.
+            let mut written = false;
             while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
                 let accepted = accepted_digests(&pingone, &app);
                 let active = active_digest(&aic, &tenant, &esv);
-                if active.as_ref().is_none_or(|a| !accepted.contains(a)) {
+                written |= active.is_some();
+                if written && active.as_ref().is_none_or(|a| !accepted.contains(a)) {
                     sink.lock().unwrap().push(format!(
                         "active {active:?} while PingOne accepts {accepted:?}"
                     ));

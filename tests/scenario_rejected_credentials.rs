@@ -247,24 +247,7 @@ async fn a_new_credential_aic_refuses_is_rolled_back_to_the_last_verified_one() 
     );
     let playground = start(dir.clone(), Duration::from_secs(5)).await;
     ready(&playground).await;
-    let (app, first) = existing_worker(&playground, "Existing Worker").await;
-    put_secret(
-        &playground,
-        "existing-worker",
-        &[("clientId", &app), ("clientSecret", first.expose())],
-    )
-    .await;
-    let integration = worker_integration("existing", "unused", "")
-        .replace(
-            "  workerApplication:\n    name: unused\n    adoptExisting: true\n",
-            "",
-        )
-        .replace(
-            "    - name: acme-dev\n",
-            "    - name: acme-dev\n      credentialsSecretRef:\n        name: existing-worker\n",
-        );
-    apply_yaml::<PingOneIntegration>(&playground, &integration).await;
-    ready(&playground).await;
+    let (app, first) = existing_worker_from_secret(&playground).await;
     // What passed is kept beside the integration, owned by it.
     let secrets: Api<Secret> = Api::namespaced(playground.client.clone(), "default");
     let kept = secrets
@@ -428,24 +411,7 @@ async fn two_changes_in_quick_succession_end_with_the_last_and_push_no_refused_o
     );
     let playground = start(dir.clone(), Duration::from_secs(5)).await;
     ready(&playground).await;
-    let (app, first) = existing_worker(&playground, "Existing Worker").await;
-    put_secret(
-        &playground,
-        "existing-worker",
-        &[("clientId", &app), ("clientSecret", first.expose())],
-    )
-    .await;
-    let integration = worker_integration("existing", "unused", "")
-        .replace(
-            "  workerApplication:\n    name: unused\n    adoptExisting: true\n",
-            "",
-        )
-        .replace(
-            "    - name: acme-dev\n",
-            "    - name: acme-dev\n      credentialsSecretRef:\n        name: existing-worker\n",
-        );
-    apply_yaml::<PingOneIntegration>(&playground, &integration).await;
-    ready(&playground).await;
+    let (app, _first) = existing_worker_from_secret(&playground).await;
     let sampler = CredentialSampler::start(&playground, "acme-dev", ESV_SECRET, &app);
     let admin = admin_session(&playground, ADMIN_SECRET).await;
     let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600);
@@ -497,4 +463,30 @@ async fn two_changes_in_quick_succession_end_with_the_last_and_push_no_refused_o
     );
     playground.stop().await;
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// An existing worker application in acme-dev, its credentials in the Secret `existing-worker`,
+/// and the integration `existing` reading them, Ready. Returns the application id and secret.
+async fn existing_worker_from_secret(
+    playground: &Playground,
+) -> (String, pingone_aic_operator::secret::SecretString) {
+    let (app, first) = existing_worker(playground, "Existing Worker").await;
+    put_secret(
+        playground,
+        "existing-worker",
+        &[("clientId", &app), ("clientSecret", first.expose())],
+    )
+    .await;
+    let integration = worker_integration("existing", "unused", "")
+        .replace(
+            "  workerApplication:\n    name: unused\n    adoptExisting: true\n",
+            "",
+        )
+        .replace(
+            "    - name: acme-dev\n",
+            "    - name: acme-dev\n      credentialsSecretRef:\n        name: existing-worker\n",
+        );
+    apply_yaml::<PingOneIntegration>(playground, &integration).await;
+    ready(playground).await;
+    (app, first)
 }

@@ -55,7 +55,22 @@ async fn operator_managed_rotation_keeps_the_connection_working() {
 
     // Wait for a whole rotation: rotated, pushed, verified, previous deleted.
     // While the new secret waits for verification, PingOne must keep the previous one valid
-    // for at least the ESV cache time (600 s) beyond now.
+    // for at least the ESV cache time (600 s) beyond now. Verification follows the push at
+    // once, so the next connection test (the rotation's) is slowed to let the poll see it.
+    playground
+        .aic
+        .inject_fault(pingone_aic_operator::sim::aic::Fault {
+            tenant: Some("acme-dev".into()),
+            method: Some("POST".into()),
+            path: format!(
+                "/am/json/realms/root/realms/alpha/realm-config/services/pingOneWorkerService/workers/{}",
+                first.spec.service.name
+            ),
+            status: None,
+            retry_after: None,
+            latency_ms: 2000,
+            count: 1,
+        });
     let overlap_seen = std::sync::Arc::new(std::sync::Mutex::new(None::<jiff::SignedDuration>));
     let rotated = eventually("a completed rotation", || {
         let api = api.clone();
@@ -66,7 +81,9 @@ async fn operator_managed_rotation_keeps_the_connection_working() {
             let integration = api.get("rotating").await.ok()?;
             let env = integration.status?.environments.into_iter().next()?;
             let rotation = env.secret_rotation.clone()?;
-            if rotation.phase == Some(RotationPhase::Verifying)
+            // The phase is written at its checkpoint (Rotating) and again after the pass, so a
+            // rotation under way shows either while its verification runs.
+            if rotation.phase.is_some()
                 && let Some(expires) = pingone_app(playground, &app_id)["previous"]["expiresAt"]
                     .as_str()
                     .and_then(|t| t.parse::<jiff::Timestamp>().ok())

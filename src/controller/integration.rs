@@ -409,8 +409,13 @@ impl std::fmt::Debug for SeenCredential {
     }
 }
 
+/// The key of what an integration's memos hold for one environment.
+pub(super) fn memo_key(integration: &PingOneIntegration, environment: &str) -> String {
+    format!("{}{environment}", memo_prefix(integration))
+}
+
 /// The key prefix of an integration's memos: its uid, so a re-created integration starts afresh.
-pub(super) fn memo_prefix(integration: &PingOneIntegration) -> String {
+fn memo_prefix(integration: &PingOneIntegration) -> String {
     format!(
         "{}/",
         integration.uid().unwrap_or_else(|| integration.name_any())
@@ -451,7 +456,7 @@ async fn sync_environment(
 
     let aic = ctx.clients.aic(&ctx.client, tenant, &[]).await?;
     let age = ctx.observation_age();
-    let key = format!("{}{}", memo_prefix(integration), target.spec.name);
+    let key = memo_key(integration, &target.spec.name);
     let inputs = esv_inputs(
         integration,
         tenant,
@@ -700,7 +705,7 @@ async fn credential(
     })?;
     // Between resyncs the worker application, its role and its secret are taken as last seen
     // unless something that decides them changed; a rotation in progress is always driven.
-    let key = format!("{}{}", memo_prefix(integration), target.spec.name);
+    let key = memo_key(integration, &target.spec.name);
     let rotating = status.environments[index]
         .secret_rotation
         .as_ref()
@@ -1189,7 +1194,7 @@ async fn check_before_push(
     hash: &str,
     environment: &str,
 ) -> Result<(), ReconcileError> {
-    let key = format!("{}{environment}", memo_prefix(integration));
+    let key = memo_key(integration, environment);
     if let Some(message) = ctx.memos.rejected.fresh(&key, hash, ctx.observation_age()) {
         return Err(ReconcileError::invalid(credential_check::REJECTED, message));
     }

@@ -18,7 +18,7 @@ use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 
 use super::clients::namespace_of;
-use super::integration::{ESV_DESCRIPTION, MAPPED_SECRET_IN_PLACEHOLDERS, memo_prefix, secret_esv};
+use super::integration::{ESV_DESCRIPTION, MAPPED_SECRET_IN_PLACEHOLDERS, memo_key, secret_esv};
 use super::memo::digest;
 use super::{Context, ReconcileError};
 use crate::aic::am::ConnectionTest;
@@ -207,7 +207,7 @@ pub async fn verify(
                 // The failed value is not pushed again while this observation is fresh.
                 if let Some(failed_hash) = env.values_hash.clone() {
                     ctx.memos.rejected.record(
-                        &format!("{}{}", memo_prefix(integration), env.name),
+                        &memo_key(integration, &env.name),
                         failed_hash,
                         message.clone(),
                     );

@@ -5,8 +5,9 @@
 # The PingOne and Advanced Identity Cloud simulators, for people who want them in a cluster:
 #   docker build --target sim -t pingone-aic-sim .
 #
-# The operator is built without the `dev-tools` feature: no simulators, in-process Kubernetes API
-# or playground in the release binary. The runtime image holds the binary and nothing else.
+# The operator is built from its own package (`-p pingone-aic-operator`), whose dependencies hold
+# no simulator, in-process Kubernetes API or playground; those are workspace crates of their own.
+# The runtime image holds the binary and nothing else.
 
 ARG RUST_IMAGE=rust:1.95-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
@@ -20,14 +21,14 @@ FROM source AS build-operator
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,id=pingone-aic-operator-release,sharing=locked \
-    cargo build --release --locked --no-default-features --bin pingone-aic-operator \
+    cargo build --release --locked -p pingone-aic-operator --bin pingone-aic-operator \
     && install -D -m 0755 target/release/pingone-aic-operator /out/pingone-aic-operator
 
 FROM source AS build-sim
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,id=pingone-aic-sim-release,sharing=locked \
-    cargo build --release --locked --bin pingone-aic-sim \
+    cargo build --release --locked -p pingone-aic-sim --bin pingone-aic-sim \
     && install -D -m 0755 target/release/pingone-aic-sim /out/pingone-aic-sim
 
 FROM ${RUNTIME_IMAGE} AS sim

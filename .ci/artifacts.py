@@ -727,10 +727,10 @@ def main() -> int:
         require(final.count("COPY") == 1, "the operator image must hold the binary only")
         text = (ROOT / "Dockerfile").read_text()
         require("ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot" in text, "runtime image must be distroless cc nonroot")
-        require("--no-default-features --bin pingone-aic-operator" in text,
-                "the operator must be built without the dev-tools feature")
+        require("-p pingone-aic-operator --bin pingone-aic-operator" in text,
+                "the operator must be built from its own package, without the stand-in crates")
         require(any(s.startswith("${RUNTIME_IMAGE} AS sim") for s in stages), "no `sim` target")
-        return "default target: operator binary only, non-root, no dev-tools; `sim` target present"
+        return "default target: operator binary only, non-root, built from the operator package; `sim` target present"
 
     check("Dockerfile: release image contract", dockerfile_contract)
 

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use pingone_aic_operator::playground::{Playground, PlaygroundOptions};
+use pingone_aic_playground::{Playground, PlaygroundOptions};
 
 mod support;
 

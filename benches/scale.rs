@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use pingone_aic_operator::playground::{Playground, PlaygroundOptions};
+use pingone_aic_playground::{Playground, PlaygroundOptions};
 
 mod support;
 

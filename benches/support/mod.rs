@@ -76,7 +76,7 @@ pub fn write_groups(dir: &Path, groups: usize) {
         "04-pingone-integration-product-connection.yaml",
     ]
     .iter()
-    .flat_map(|f| pingone_aic_operator::manifests::read_file(&examples.join(f)).expect("examples"))
+    .flat_map(|f| devkube::manifests::read_file(&examples.join(f)).expect("examples"))
     .collect();
     // One file per group: the manifest reader allows a bounded number of documents per file.
     for group in 0..groups {

@@ -5,7 +5,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 
-use pingone_aic_operator::devkube::{DevKube, Options};
+use devkube::{DevKube, Options};
 use serde_json::Value;
 
 use crate::cluster::{self, control_plane, install_crds, kubectl, kubectl_ok};
@@ -91,7 +91,6 @@ async fn every_mistake_is_refused_with_its_message_and_devkube_says_the_same() {
 
     // devkube, served over TCP and given the CRDs through its API as a fresh cluster would be.
     let devkube = DevKube::with_options(Options {
-        project_crds: false,
         ..Options::default()
     });
     let server = devkube
@@ -190,7 +189,7 @@ fn path(file: &Path) -> &str {
 
 /// How many documents of `kinds` the manifests in `dir` hold.
 fn documents_of_kinds(dir: &Path, kinds: &[&str]) -> usize {
-    pingone_aic_operator::manifests::read_dir(dir)
+    devkube::manifests::read_dir(dir)
         .unwrap()
         .iter()
         .filter(|doc| {

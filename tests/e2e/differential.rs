@@ -7,9 +7,9 @@
 
 use std::time::Duration;
 
+use devkube::DevKube;
 use http::{Method, Request};
 use http_body_util::BodyExt;
-use pingone_aic_operator::devkube::DevKube;
 use serde_json::{Value, json};
 
 use crate::cluster::{self, control_plane, install_crds};
@@ -350,7 +350,7 @@ async fn devkube_answers_as_kube_apiserver_does() {
     install_crds();
     let real = control_plane().admin().await;
     let namespace = cluster::namespace(&real, "differential").await;
-    let devkube = DevKube::new();
+    let devkube = DevKube::with_crds(pingone_aic_operator::crd::all());
     let stand_in = devkube.client();
     let create_namespace = step("namespace", Method::POST, "/api/v1/namespaces")
         .json(json!({"metadata": {"name": namespace}}));

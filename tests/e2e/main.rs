@@ -15,10 +15,10 @@
 //! bash .ci/e2e differential    # a filter, as for any test binary
 //! ```
 
-#[path = "../support/mod.rs"]
+#[path = "../it/support/mod.rs"]
 mod support;
 
-#[path = "../scenario_support/mod.rs"]
+#[path = "../it/scenario_support/mod.rs"]
 mod scenario_support;
 
 mod admission;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
-use pingone_aic_operator::playground::{Playground, PlaygroundOptions, repository_examples};
+use pingone_aic_playground::{Playground, PlaygroundOptions, repository_examples};
 use serde_json::{Value, json};
 
 use crate::cluster::{self, AuditEvent, audit_now, control_plane, eventually, install_crds};

@@ -1,0 +1,3 @@
+//! Integration tests of the `pingone-aic-playground` command.
+
+mod playground_cli;

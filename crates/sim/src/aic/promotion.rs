@@ -1,0 +1,366 @@
+//! `/environment/promotion/**`: locks that move `locking → locked` (and `unlocking →
+//! unlocked`) after a delay but only once the state is read, as Ping's Terraform provider
+//! observed; dry-run and real promotions with the missing-ESV integrity check; reports.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use serde_json::{Value, json};
+
+use super::state::{Lock, LockPhase, RunningPromotion};
+use super::{Ctx, Need, parse_body, promo_error, promo_json, unconfirmed};
+use crate::control::new_id;
+
+pub(super) fn routes() -> Router<Ctx> {
+    Router::new()
+        .route("/environment/promotion/lock", post(lock))
+        .route("/environment/promotion/lock/state", get(lock_state))
+        .route("/environment/promotion/lock/{id}", delete(unlock))
+        .route(
+            "/environment/promotion/promote",
+            get(progress).post(promote),
+        )
+        .route("/environment/promotion/report", get(last_report))
+        .route(
+            "/environment/promotion/report/provisional",
+            get(provisional),
+        )
+        .route("/environment/promotion/report/{id}", get(report_by_id))
+        .route("/environment/promotion/reports", get(reports))
+}
+
+fn guard(ctx: &Ctx, headers: &HeaderMap, need: Need) -> Result<(), Response> {
+    ctx.authorize(headers, need)?;
+    // The spec marks Accept-API-Version as required on every promotion call.
+    if !headers.contains_key("accept-api-version") {
+        return Err(promo_error(
+            StatusCode::BAD_REQUEST,
+            "Accept-API-Version header is required",
+        ));
+    }
+    Ok(())
+}
+
+fn conflict(message: &str) -> Response {
+    promo_json(StatusCode::CONFLICT, json!({"message": message}))
+}
+
+fn env_lock(promotion_id: &str, state: &str) -> Value {
+    json!({"promotionId": promotion_id, "state": state, "proxyState": state})
+}
+
+async fn lock(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
+    if let Err(r) = guard(&ctx, &headers, Need::PromotionWrite) {
+        return r;
+    }
+    let mut state = ctx.state();
+    let Some(lower) = state.lower_of(&ctx.tenant) else {
+        return promo_error(
+            StatusCode::BAD_REQUEST,
+            "This environment is not promoted into from a lower environment",
+        );
+    };
+    if state.is_locked(&ctx.tenant) || state.is_locked(&lower) {
+        return conflict("Environment is already locked, locking or unlocking");
+    }
+    let promotion_id = new_id();
+    let until_ms = state.after(std::time::Duration::from_millis(state.timings.lock_ms));
+    state.locks.push(Lock {
+        promotion_id: promotion_id.clone(),
+        lower,
+        upper: ctx.tenant.to_string(),
+        phase: LockPhase::Locking { until_ms },
+    });
+    promo_json(
+        StatusCode::ACCEPTED,
+        json!({"result": "locking", "promotionId": promotion_id, "description": "Environment lock in progress"}),
+    )
+}
+
+async fn lock_state(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
+    if let Err(r) = guard(&ctx, &headers, Need::PromotionRead) {
+        return r;
+    }
+    let mut state = ctx.state();
+    state.tick_lock(&ctx.tenant);
+    let body = match state.lock_index(&ctx.tenant).map(|i| &state.locks[i]) {
+        None => json!({
+            "result": "unlocked",
+            "lowerEnv": {"state": "unlocked", "proxyState": "unlocked"},
+            "upperEnv": {"state": "unlocked", "proxyState": "unlocked"},
+        }),
+        Some(lock) => {
+            let result = match lock.phase {
+                LockPhase::Locking { .. } => "locking",
+                LockPhase::Locked => "locked",
+                LockPhase::Unlocking { .. } => "unlocking",
+            };
+            json!({
+                "result": result,
+                "promotionId": lock.promotion_id,
+                "lowerEnv": env_lock(&lock.promotion_id, result),
+                "upperEnv": env_lock(&lock.promotion_id, result),
+            })
+        }
+    };
+    promo_json(StatusCode::OK, body)
+}
+
+async fn unlock(State(ctx): State<Ctx>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(r) = guard(&ctx, &headers, Need::PromotionWrite) {
+        return r;
+    }
+    let mut state = ctx.state();
+    // A run that has ended by now has ended whether or not anyone asked for its progress.
+    tick_promotion(&mut state, &ctx.tenant);
+    let Some(index) = state
+        .locks
+        .iter()
+        .position(|l| l.promotion_id == id && l.upper == *ctx.tenant)
+    else {
+        return promo_error(StatusCode::NOT_FOUND, "No lock found for this promotion id");
+    };
+    if state.locks[index].phase != LockPhase::Locked {
+        return conflict("Environment is currently locking or unlocking");
+    }
+    if state.tenants[&*ctx.tenant].promotion.is_some() {
+        return conflict("A promotion is running");
+    }
+    let lock_ms = state.timings.lock_ms;
+    if lock_ms == 0 {
+        state.locks.remove(index);
+        return promo_json(
+            StatusCode::OK,
+            json!({"result": "unlocked", "promotionId": id, "description": "Environment unlocked"}),
+        );
+    }
+    let until_ms = state.after(std::time::Duration::from_millis(lock_ms));
+    state.locks[index].phase = LockPhase::Unlocking { until_ms };
+    promo_json(
+        StatusCode::ACCEPTED,
+        json!({"result": "unlocking", "promotionId": id, "description": "Environment unlock in progress"}),
+    )
+}
+
+async fn promote(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = guard(&ctx, &headers, Need::PromotionWrite) {
+        return r;
+    }
+    let body = match parse_body(&body) {
+        Ok(b) => b,
+        Err(m) => return promo_error(StatusCode::BAD_REQUEST, &m),
+    };
+    let Some(dry_run) = body.get("dryRun").and_then(Value::as_bool) else {
+        return promo_error(StatusCode::BAD_REQUEST, "dryRun in body is required");
+    };
+    let mut state = ctx.state();
+    let locked = state
+        .lock_index(&ctx.tenant)
+        .map(|i| &state.locks[i])
+        .filter(|l| l.upper == *ctx.tenant && l.phase == LockPhase::Locked)
+        .map(|l| l.promotion_id.clone());
+    let Some(promotion_id) = locked else {
+        return promo_error(StatusCode::CONFLICT, "Environment is not in locked state");
+    };
+    if state.tenants[&*ctx.tenant].promotion.is_some() {
+        return promo_error(StatusCode::CONFLICT, "A promotion is already running");
+    }
+    let until_ms = state.after(std::time::Duration::from_millis(state.timings.promotion_ms));
+    let tenant = state.tenants.get_mut(&*ctx.tenant).expect("tenant");
+    tenant.promotion = Some(RunningPromotion {
+        promotion_id,
+        dry_run,
+        until_ms,
+        unlock_after: body
+            .get("unlockEnvironmentsAfterPromotion")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        request: Value::Object(body),
+    });
+    tenant.last_progress = None;
+    promo_json(
+        StatusCode::ACCEPTED,
+        json!({"result": "Promotion process initiated successfully"}),
+    )
+}
+
+/// Finishes a promotion whose time is up: integrity check, copy (unless dry run or blocked),
+/// report.
+fn tick_promotion(state: &mut super::state::State, upper: &str) {
+    let now = state.now_ms();
+    let due = state.tenants[upper]
+        .promotion
+        .as_ref()
+        .is_some_and(|p| p.until_ms <= now);
+    if !due {
+        return;
+    }
+    let Some(lower) = state.lower_of(upper) else {
+        return;
+    };
+    let running = state
+        .tenants
+        .get_mut(upper)
+        .and_then(|t| t.promotion.take())
+        .expect("due");
+    let missing = state.missing_esvs(&lower, upper);
+    let changes = state.am_changes(&lower, upper);
+    let blocked = !missing.is_empty();
+    if !blocked && !running.dry_run {
+        state.copy_am_config(&lower, upper);
+    }
+    let created = state.now_text();
+    let report_id = new_id();
+    let text = |name: &str| {
+        running
+            .request
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let report = json!({
+        "reportId": report_id,
+        "reportName": format!("Report_{created}_dryrun={}_{report_id}", running.dry_run),
+        "promotionId": running.promotion_id,
+        "createdDate": created,
+        "dryRun": running.dry_run,
+        "type": "promotion",
+        "promoter": text("promoter"),
+        "promotionDescription": text("promotionDescription"),
+        "missingESVs": missing,
+        "previouslyIgnoredEncryptedSecrets": [],
+        "report": {"AMConfig": if blocked { json!([]) } else { changes }, "IDMConfig": []},
+    });
+    let mut progress = json!({
+        "blockingError": blocked,
+        "globalLock": "LOCKED",
+        "promotionId": running.promotion_id,
+        "status": if blocked { unconfirmed::BLOCKED_STATUS } else { "READY" },
+        "message": if blocked {
+            "Promotion blocked: ESVs missing in the upper environment"
+        } else if running.dry_run {
+            "Dry run completed"
+        } else {
+            "Promotion completed"
+        },
+        "timeStamp": created,
+        "type": "promotion",
+    });
+    if blocked {
+        progress["missingESVs"] = json!(missing);
+    }
+    if !blocked && !running.dry_run && running.unlock_after {
+        state
+            .locks
+            .retain(|l| l.promotion_id != running.promotion_id);
+        progress["globalLock"] = json!("UNLOCKED");
+    }
+    let tenant = state.tenants.get_mut(upper).expect("tenant");
+    tenant.reports.push(report);
+    tenant.last_progress = Some(progress);
+}
+
+async fn progress(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
+    if let Err(r) = guard(&ctx, &headers, Need::PromotionRead) {
+        return r;
+    }
+    let mut state = ctx.state();
+    tick_promotion(&mut state, &ctx.tenant);
+    let now = state.now_text();
+    let tenant = &state.tenants[&*ctx.tenant];
+    let lock = state.lock_index(&ctx.tenant).map(|i| &state.locks[i]);
+    let body = if let Some(running) = &tenant.promotion {
+        json!({"blockingError": false, "globalLock": "LOCKED", "message": "Update configuration",
+               "promotionId": running.promotion_id, "status": "RUNNING", "timeStamp": now, "type": "promotion"})
+    } else if let (Some(last), Some(lock)) = (&tenant.last_progress, lock)
+        && last.get("promotionId").and_then(Value::as_str) == Some(lock.promotion_id.as_str())
+    {
+        last.clone()
+    } else if let Some(lock) = lock {
+        json!({"blockingError": false, "globalLock": "LOCKED", "message": "Environment ready for promotion",
+               "promotionId": lock.promotion_id, "status": "READY", "timeStamp": now, "type": "promotion"})
+    } else {
+        json!({"blockingError": false, "globalLock": "UNLOCKED", "message": "Environment unlocked",
+               "status": "UNLOCKED", "timeStamp": now, "type": "promotion"})
+    };
+    promo_json(StatusCode::OK, body)
+}
+
+async fn last_report(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
+    if let Err(r) = guard(&ctx, &headers, Need::PromotionRead) {
+        return r;
+    }
+    let mut state = ctx.state();
+    tick_promotion(&mut state, &ctx.tenant);
+    match state.tenants[&*ctx.tenant].reports.last() {
+        Some(report) => promo_json(StatusCode::OK, report.clone()),
+        None => promo_error(StatusCode::NOT_FOUND, "No promotion report found"),
+    }
+}
+
+async fn report_by_id(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = guard(&ctx, &headers, Need::PromotionRead) {
+        return r;
+    }
+    let state = ctx.state();
+    let found = state.tenants[&*ctx.tenant]
+        .reports
+        .iter()
+        .find(|r| r.get("reportId").and_then(Value::as_str) == Some(id.as_str()));
+    match found {
+        Some(report) => promo_json(StatusCode::OK, report.clone()),
+        None => promo_error(StatusCode::NOT_FOUND, "report not found for given id"),
+    }
+}
+
+async fn reports(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
+    if let Err(r) = guard(&ctx, &headers, Need::PromotionRead) {
+        return r;
+    }
+    let state = ctx.state();
+    let list: Vec<Value> = state.tenants[&*ctx.tenant]
+        .reports
+        .iter()
+        .map(|r| {
+            json!({"createdDate": r["createdDate"], "dryRun": r["dryRun"], "promotionId": r["promotionId"],
+                   "reportId": r["reportId"], "type": r["type"], "promoter": r["promoter"]})
+        })
+        .collect();
+    promo_json(StatusCode::OK, Value::Array(list))
+}
+
+/// On the lower environment: what a promotion to its upper neighbour would change now.
+async fn provisional(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
+    if let Err(r) = guard(&ctx, &headers, Need::PromotionRead) {
+        return r;
+    }
+    let state = ctx.state();
+    let Some(upper) = state.upper_of(&ctx.tenant) else {
+        return promo_error(
+            StatusCode::BAD_REQUEST,
+            "This environment is not promoted to an upper environment",
+        );
+    };
+    let created = state.now_text();
+    let report_id = new_id();
+    promo_json(
+        StatusCode::OK,
+        json!({
+            "reportId": report_id,
+            "reportName": format!("Report_{created}_provisional_{report_id}"),
+            "createdDate": created,
+            "dryRun": true,
+            "type": "promotion",
+            "missingESVs": state.missing_esvs(&ctx.tenant, &upper),
+            "report": {"AMConfig": state.am_changes(&ctx.tenant, &upper), "IDMConfig": []},
+        }),
+    )
+}

@@ -1,0 +1,3 @@
+//! Integration tests of the simulators as a standalone server.
+
+mod pingone_sim_binary;

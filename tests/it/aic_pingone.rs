@@ -1,0 +1,132 @@
+//! Both simulators together: the AIC simulator's `testConnection` obtains a real token from the
+//! PingOne simulator's token endpoint with the worker credentials stored as ESVs, and reads the
+//! environment with it.
+
+use crate::aic_common;
+
+use aic_common::*;
+use pingone_aic_operator::aic::am::{self, client_secret_label};
+use pingone_aic_operator::aic::esv::{self, placeholder};
+use pingone_aic_operator::aic::startup;
+use pingone_aic_operator::aic::{AmApi, ConnectionTest, EsvApi, Worker};
+use pingone_aic_operator::secret::SecretString;
+use pingone_aic_sim::config::SimConfig;
+use pingone_aic_sim::control::{SimControl, serve_loopback};
+use pingone_aic_sim::pingone::PingOneSim;
+
+const SEED: &str = r#"
+pingone:
+  organizations:
+    - name: Example Corp
+      environments:
+        - { name: Dev, region: EU }
+  workers:
+    - name: aic-worker
+      environment: Dev
+      secret: aic-worker-secret-0123456789-0123456789-0123456789-0123456789-ab
+      roles:
+        - { role: Identity Data Admin, scope: Dev }
+"#;
+
+#[tokio::test]
+async fn test_connection_reaches_the_pingone_simulator() {
+    let seed = SimConfig::parse(SEED).unwrap();
+    let pingone = PingOneSim::new(seed.pingone, SimControl::new()).unwrap();
+    let server = serve_loopback(pingone.app()).await.unwrap();
+    let seeded = pingone
+        .workers()
+        .into_iter()
+        .find(|w| w.name == "aic-worker")
+        .unwrap();
+
+    let (_aic, running) = start(instant()).await;
+    let dev = client(&running, "dev");
+    esv::upsert_variable(
+        &dev,
+        "esv-pingone-worker-client-id",
+        &seeded.id,
+        "client id",
+        "string",
+    )
+    .await
+    .unwrap();
+    esv::upsert_variable(
+        &dev,
+        "esv-pingone-environment-id",
+        &seeded.environment_id,
+        "environment id",
+        "string",
+    )
+    .await
+    .unwrap();
+    esv::push_secret(
+        &dev,
+        "esv-pingone-worker-client-secret",
+        &SecretString::new(seeded.secret.clone()),
+        "client secret",
+        true,
+    )
+    .await
+    .unwrap();
+    am::ensure_worker_service(&dev).await.unwrap();
+    let worker = Worker {
+        client_id: placeholder("esv-pingone-worker-client-id"),
+        environment_id: placeholder("esv-pingone-environment-id"),
+        client_secret_purpose: "pingoneworkeraic".into(),
+        api_url: format!("{}/v1", server.base_url),
+        auth_url: server.base_url.clone(),
+        ..Worker::default()
+    };
+    am::upsert_worker(&dev, "pingone-worker-aic", &worker)
+        .await
+        .unwrap();
+    am::upsert_mapping(
+        &dev,
+        &client_secret_label("pingoneworkeraic"),
+        "esv-pingone-worker-client-secret",
+    )
+    .await
+    .unwrap();
+    startup::restart_if_pending(&dev, Some(poll()))
+        .await
+        .unwrap();
+
+    match dev.test_connection("pingone-worker-aic").await.unwrap() {
+        ConnectionTest::Succeeded(body) => {
+            assert_eq!(body["environmentId"], seeded.environment_id.as_str());
+            assert_eq!(body["environmentName"], "Dev");
+            assert_eq!(body["region"], "Europe");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // A secret PingOne does not know, as the only enabled version: PingOne refuses it.
+    esv::push_secret(
+        &dev,
+        "esv-pingone-worker-client-secret",
+        &SecretString::new("not-the-secret"),
+        "client secret",
+        true,
+    )
+    .await
+    .unwrap();
+    let versions = dev
+        .list_secret_versions("esv-pingone-worker-client-secret")
+        .await
+        .unwrap();
+    assert_eq!(esv::active_version(&versions), Some("2"));
+    esv::disable_other_versions(&dev, "esv-pingone-worker-client-secret", &versions, "2")
+        .await
+        .unwrap();
+    match dev.test_connection("pingone-worker-aic").await.unwrap() {
+        ConnectionTest::Failed { message, .. } => {
+            assert!(
+                message.contains("Failed to retrieve PingOne Worker access token"),
+                "{message}"
+            );
+            assert!(message.contains("401"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    running.stop().await;
+}

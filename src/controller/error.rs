@@ -22,8 +22,18 @@ pub enum ReconcileError {
     #[error("Advanced Identity Cloud: {0}")]
     Aic(#[from] AicError),
     /// The Kubernetes API failed.
-    #[error("Kubernetes API: {0}")]
+    #[error("Kubernetes API: {}", describe_kube(.0))]
     Kube(#[from] kube::Error),
+    /// A write that needed the object as it was read found it changed (a conflict, or the
+    /// finalizer helper's JSON-patch test against a cache that lagged behind). Expected now and
+    /// then; the next pass reads the object again.
+    #[error("{action}: the object changed since it was read (HTTP {code}); retrying")]
+    ObjectChanged {
+        /// What could not be written, e.g. "adding the finalizer".
+        action: &'static str,
+        /// The API server's answer: 409 or 422.
+        code: u16,
+    },
     /// The spec, or an object it references, cannot be acted on as it is.
     #[error("{message}")]
     Invalid {
@@ -59,10 +69,21 @@ impl From<kube::runtime::finalizer::Error<ReconcileError>> for ReconcileError {
     /// The reconcile's own error when it failed inside the finalizer helper; the helper's
     /// errors (adding or removing the finalizer) otherwise.
     fn from(err: kube::runtime::finalizer::Error<ReconcileError>) -> Self {
-        match err {
-            kube::runtime::finalizer::Error::ApplyFailed(err)
-            | kube::runtime::finalizer::Error::CleanupFailed(err) => err,
-            other => ReconcileError::Finalizer(other.to_string()),
+        use kube::runtime::finalizer::Error as FinalizerError;
+        let (action, kube_error) = match err {
+            FinalizerError::ApplyFailed(err) | FinalizerError::CleanupFailed(err) => return err,
+            FinalizerError::AddFinalizer(err) => ("adding the finalizer", err),
+            FinalizerError::RemoveFinalizer(err) => ("removing the finalizer", err),
+            other => return ReconcileError::Finalizer(other.to_string()),
+        };
+        match &kube_error {
+            kube::Error::Api(status) if matches!(status.code, 409 | 422) => {
+                ReconcileError::ObjectChanged {
+                    action,
+                    code: status.code,
+                }
+            }
+            _ => ReconcileError::Finalizer(format!("{action}: {}", describe_kube(&kube_error))),
         }
     }
 }
@@ -95,6 +116,7 @@ impl ReconcileError {
                 reason
             }
             ReconcileError::Finalizer(_) => "FinalizerError",
+            ReconcileError::ObjectChanged { .. } => "ObjectChanged",
             ReconcileError::InProgress { .. } => "InProgress",
         }
     }
@@ -107,7 +129,19 @@ impl ReconcileError {
             ReconcileError::Aic(err) => err.is_transient(),
             ReconcileError::Kube(err) => kube_error_is_transient(err),
             ReconcileError::Invalid { .. } | ReconcileError::Conflict { .. } => false,
-            ReconcileError::Finalizer(_) | ReconcileError::InProgress { .. } => true,
+            ReconcileError::Finalizer(_)
+            | ReconcileError::ObjectChanged { .. }
+            | ReconcileError::InProgress { .. } => true,
+        }
+    }
+
+    /// Whether this failure is part of normal operation (another writer got there first), so
+    /// it is logged at debug level and not as a warning.
+    pub fn is_expected(&self) -> bool {
+        match self {
+            ReconcileError::ObjectChanged { .. } => true,
+            ReconcileError::Kube(kube::Error::Api(status)) => status.code == 409,
+            _ => false,
         }
     }
 
@@ -118,6 +152,17 @@ impl ReconcileError {
             ReconcileError::Aic(err) => err.retry_after(),
             _ => None,
         }
+    }
+}
+
+/// A Kubernetes API error as one line: the answer's code, reason and message for a refusal
+/// (kube's own `Display` appends a `Debug` dump of the whole `Status`), the error otherwise.
+pub(crate) fn describe_kube(err: &kube::Error) -> String {
+    match err {
+        kube::Error::Api(status) => {
+            format!("{} {}: {}", status.code, status.reason, status.message)
+        }
+        other => other.to_string(),
     }
 }
 
@@ -177,7 +222,40 @@ mod tests {
             }))
         };
         assert!(ReconcileError::Kube(status(409)).is_transient());
+        assert!(ReconcileError::Kube(status(409)).is_expected());
+        assert!(!ReconcileError::Kube(status(503)).is_expected());
         assert!(ReconcileError::Kube(status(503)).is_transient());
         assert!(!ReconcileError::Kube(status(403)).is_transient());
+    }
+
+    #[test]
+    fn a_finalizer_patch_on_a_stale_object_is_one_short_expected_line() {
+        let refused = kube::Error::Api(Box::new(kube::core::Status {
+            code: 422,
+            reason: "Invalid".into(),
+            message: "the server rejected our request due to an error in our request".into(),
+            ..Default::default()
+        }));
+        let error = ReconcileError::from(
+            kube::runtime::finalizer::Error::<ReconcileError>::AddFinalizer(refused),
+        );
+        assert!(error.is_expected() && error.is_transient());
+        assert_eq!(
+            error.to_string(),
+            "adding the finalizer: the object changed since it was read (HTTP 422); retrying"
+        );
+    }
+
+    #[test]
+    fn a_kubernetes_refusal_reads_without_a_debug_dump() {
+        let error = ReconcileError::Kube(kube::Error::Api(Box::new(kube::core::Status {
+            code: 403,
+            reason: "Forbidden".into(),
+            message: "secrets is forbidden".into(),
+            ..Default::default()
+        })));
+        let text = error.to_string();
+        assert_eq!(text, "Kubernetes API: 403 Forbidden: secrets is forbidden");
+        assert!(!error.is_expected());
     }
 }

@@ -174,7 +174,7 @@ impl Context {
             secondary: related,
         };
         if let Err(err) = self.recorder.publish(&event, &object.object_ref(&())).await {
-            tracing::warn!(error = %err, reason, "cannot publish an event");
+            tracing::warn!(error = %error::describe_kube(&err), reason, "cannot publish an event");
         }
     }
 
@@ -407,14 +407,18 @@ where
     let key = failure_key(object.as_ref());
     let failures = ctx.record_failure(&key);
     let delay = error::retry_delay(error, failures);
-    tracing::warn!(
-        object = %key,
-        reason = error.reason(),
-        transient = error.is_transient(),
-        retry_in_seconds = delay.as_secs(),
-        error = %error,
-        "reconcile failed"
-    );
+    if error.is_expected() {
+        tracing::debug!(object = %key, retry_in_ms = delay.as_millis() as u64, "{error}");
+    } else {
+        tracing::warn!(
+            object = %key,
+            reason = error.reason(),
+            transient = error.is_transient(),
+            retry_in_seconds = delay.as_secs(),
+            error = %error,
+            "reconcile failed"
+        );
+    }
     Action::requeue(delay)
 }
 

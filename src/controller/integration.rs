@@ -38,12 +38,12 @@ use kube::{Resource, ResourceExt};
 use super::clients::{Clients, namespace_of};
 use super::credential_check::{self, Candidate, SecretSource};
 use super::memo::{Memo, digest};
-use super::tenant::parse_duration;
 use super::verification::{self, Pushed, Verification, values_digest};
 use super::{Context, FINALIZER, ReconcileError, finish, is_paused, patch_status};
 use crate::aic::am::{self, Worker};
 use crate::aic::esv::{self, VariableOutcome};
 use crate::aic::{AicClient, AmApi, EsvApi};
+use crate::crd::common::parse_duration;
 use crate::crd::common::{ApprovalPolicy, condition};
 use crate::crd::pingone_integration::{
     CredentialType, DeletionPolicy, EnvironmentStatus, IntegrationEnvironment,
@@ -1002,7 +1002,16 @@ async fn rotate(
     current: &pingone::ApplicationSecret,
 ) -> Result<RotationOutcome, ReconcileError> {
     let now = jiff::Timestamp::now();
-    let interval = parse_duration(&spec.interval).max(Duration::from_secs(1));
+    let invalid = |field: &str, e: crate::crd::common::InvalidDuration| {
+        ReconcileError::invalid(
+            "InvalidDuration",
+            format!("spec.workerApplication.secretRotation.{field}: {e}"),
+        )
+    };
+    let interval = parse_duration(&spec.interval)
+        .map_err(|e| invalid("interval", e))?
+        .max(Duration::from_secs(1));
+    let overlap = parse_duration(&spec.overlap).map_err(|e| invalid("overlap", e))?;
     let env_name = status.environments[index].name.clone();
     let soon = ctx.config.wait;
     let mut state = status.environments[index]
@@ -1030,7 +1039,7 @@ async fn rotate(
                 outcome.requeue = soon;
                 return Ok(outcome);
             }
-            let overlap = rotation_overlap(parse_duration(&spec.overlap));
+            let overlap = rotation_overlap(overlap);
             state.phase = Some(RotationPhase::Rotating);
             state.started_time = Some(Time(now));
             state.previous_expires_time = Some(Time(add(now, overlap)));

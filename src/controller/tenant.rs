@@ -21,7 +21,7 @@ use super::clients::namespace_of;
 use super::{Context, ReconcileError, finish, is_paused, patch_status};
 use crate::aic::{RestartApi, RestartStatus};
 use crate::crd::TenantEnvironment;
-use crate::crd::common::{ApprovalPolicy, condition};
+use crate::crd::common::{ApprovalPolicy, condition, parse_duration};
 use crate::crd::tenant_environment::{
     RestartState, RestartStatus as RestartRecord, TenantEnvironmentStatus,
 };
@@ -325,7 +325,9 @@ async fn plan_restart(
         restart.pending_esvs = pending;
         restart.last_change_seen = Some(now.clone());
     }
-    let debounce = parse_duration(&tenant.spec.restart.debounce);
+    let debounce = parse_duration(&tenant.spec.restart.debounce).map_err(|e| {
+        ReconcileError::invalid("InvalidDuration", format!("spec.restart.debounce: {e}"))
+    })?;
     let since_change = restart
         .last_change_seen
         .as_ref()
@@ -500,44 +502,4 @@ async fn record_failure(
 
 fn elapsed(since: &Time, now: &Time) -> Duration {
     Duration::try_from(now.0.duration_since(since.0)).unwrap_or(Duration::ZERO)
-}
-
-/// Parses a duration as the CRD's pattern allows (`90s`, `5m`, `1h30m`, `500ms`).
-pub fn parse_duration(text: &str) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut number = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let value: u64 = number.parse().unwrap_or(0);
-        number.clear();
-        total += match c {
-            'h' => Duration::from_secs(value * 3600),
-            'm' if chars.peek() == Some(&'s') => {
-                chars.next();
-                Duration::from_millis(value)
-            }
-            'm' => Duration::from_secs(value * 60),
-            's' => Duration::from_secs(value),
-            _ => Duration::ZERO,
-        };
-    }
-    total
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse_as_the_crd_pattern_allows() {
-        assert_eq!(parse_duration("60s"), Duration::from_secs(60));
-        assert_eq!(parse_duration("5m"), Duration::from_secs(300));
-        assert_eq!(parse_duration("1h30m"), Duration::from_secs(5400));
-        assert_eq!(parse_duration("250ms"), Duration::from_millis(250));
-        assert_eq!(parse_duration("720h"), Duration::from_secs(720 * 3600));
-    }
 }

@@ -22,6 +22,44 @@ pub const SECRET_KEY_PATTERN: &str = r"^[-._a-zA-Z0-9]+$";
 /// (a subset of Go's `time.ParseDuration` syntax, which CEL's `duration()` also reads).
 pub const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h))+$";
 
+/// A text that is not a duration of [`DURATION_PATTERN`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a duration such as 30s, 10m, 1h30m or 500ms")]
+pub struct InvalidDuration(pub String);
+
+/// Reads a duration of [`DURATION_PATTERN`] (`90s`, `5m`, `1h30m`, `500ms`), the grammar the
+/// CRDs admit and CEL's `duration()` reads. Anything else is an error, never a zero.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, InvalidDuration> {
+    let invalid = || InvalidDuration(text.to_owned());
+    let mut total = std::time::Duration::ZERO;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let value: u64 = rest[..digits].parse().map_err(|_| invalid())?;
+        rest = &rest[digits..];
+        let (unit_ms, unit_len): (u64, usize) = if rest.starts_with("ms") {
+            (1, 2)
+        } else if rest.starts_with('s') {
+            (1_000, 1)
+        } else if rest.starts_with('m') {
+            (60_000, 1)
+        } else if rest.starts_with('h') {
+            (3_600_000, 1)
+        } else {
+            return Err(invalid());
+        };
+        rest = &rest[unit_len..];
+        let millis = value.checked_mul(unit_ms).ok_or_else(invalid)?;
+        total = total
+            .checked_add(std::time::Duration::from_millis(millis))
+            .ok_or_else(invalid)?;
+    }
+    Ok(total)
+}
+
 /// A Secret in the resource's own namespace whose keys follow a fixed convention documented on
 /// the field that uses it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -58,4 +96,33 @@ pub enum ApprovalPolicy {
 pub mod condition {
     /// The resource has reached its desired state.
     pub const READY: &str = "Ready";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_the_crd_pattern_admits() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1m500ms"), Ok(Duration::from_millis(60_500)));
+        assert_eq!(parse_duration("720h"), Ok(Duration::from_secs(720 * 3600)));
+        let pattern = regex::Regex::new(DURATION_PATTERN).unwrap();
+        for bad in ["", "10", "s", "1d", "1.5h", "-1s", "10 s", "1hh", "m5"] {
+            assert!(!pattern.is_match(bad), "{bad:?} is not admitted");
+            assert_eq!(parse_duration(bad), Err(InvalidDuration(bad.to_owned())));
+        }
+        assert!(
+            parse_duration("99999999999999999999h").is_err(),
+            "an overflow is an error"
+        );
+        assert_eq!(
+            parse_duration("1d").unwrap_err().to_string(),
+            "\"1d\" is not a duration such as 30s, 10m, 1h30m or 500ms"
+        );
+    }
 }

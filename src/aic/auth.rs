@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ring::rand::{SecureRandom, SystemRandom};
+use ring::rand::SystemRandom;
 use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use serde::Deserialize;
 use url::Url;
@@ -139,7 +139,7 @@ impl ServiceAccountKey {
             "aud": audience,
             "iat": now.as_second(),
             "exp": now.as_second() + i64::try_from(lifetime.as_secs()).unwrap_or(180),
-            "jti": random_uuid(),
+            "jti": uuid::Uuid::new_v4().to_string(),
         });
         let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
         let signing_input = format!("{header}.{payload}");
@@ -165,27 +165,6 @@ fn jwk_fingerprint_input(n: &[u8], e: &[u8]) -> Vec<u8> {
     input.push(0);
     input.extend_from_slice(e);
     input
-}
-
-/// A random RFC 4122 version-4 UUID, from ring's system RNG.
-pub fn random_uuid() -> String {
-    let mut bytes = [0u8; 16];
-    if SystemRandom::new().fill(&mut bytes).is_err() {
-        // The OS RNG failing is not recoverable in any useful way; fastrand still gives unique
-        // ids, which is all a jti or promotion id needs.
-        bytes = fastrand::u128(..).to_be_bytes();
-    }
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
 }
 
 /// The `aud` AIC documents: the token endpoint with the port spelled out
@@ -424,13 +403,5 @@ mod tests {
             let value = jwk[member].as_str().unwrap();
             assert!(!debug.contains(&value[..16]), "{member} leaked");
         }
-    }
-
-    #[test]
-    fn uuids_are_version_4() {
-        let id = random_uuid();
-        assert_eq!(id.len(), 36);
-        assert_eq!(&id[14..15], "4");
-        assert_ne!(random_uuid(), id);
     }
 }

@@ -5,27 +5,22 @@
 //! state; reconcilers read credentials from Kubernetes Secrets, drive the PingOne admin API and the
 //! Advanced Identity Cloud APIs toward it and report status conditions.
 //!
-//! Data flows one way: Kubernetes objects → validated desired state → observed remote state →
-//! actions → status.
+//! A reconcile reads the resource and its Secrets, observes PingOne and AIC, writes what differs
+//! from the spec, and reports status; the status it wrote is also what the next pass resumes
+//! from (a rotation's phase, a pending restart, a promotion's id), so a restarted operator
+//! carries on where it stopped. The development stand-ins (simulators, devkube, the playground)
+//! are crates of their own in the workspace; nothing here depends on them.
 #![forbid(unsafe_code)]
 
-pub mod admission;
 pub mod aic;
 pub mod controller;
 pub mod crd;
 pub mod credentials;
-#[cfg(feature = "dev-tools")]
-pub mod devkube;
 pub mod http;
-pub mod manifests;
 pub mod metrics;
 pub mod pingone;
-#[cfg(feature = "dev-tools")]
-pub mod playground;
 pub mod runtime;
 pub mod secret;
 pub mod server;
-#[cfg(feature = "dev-tools")]
-pub mod sim;
 pub mod status;
 pub mod telemetry;

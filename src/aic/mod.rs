@@ -2,10 +2,11 @@
 //! (`/environment/*`), the AM PingOne Worker Service and ESV secret-store mappings
 //! (`/am/json/**`), and self-service promotions (`/environment/promotion/**`).
 //!
-//! [`AicApi`] is the seam reconcilers use; [`AicClient`] implements it over HTTP and fakes (or
-//! the simulator) implement it in tests. The multi-step procedures (ESV upsert, secret rotation,
-//! restart polling, locking with eventual consistency) are free functions generic over the trait
-//! in the submodules, so they run the same against the real client and a fake.
+//! The reconcilers hold an [`AicClient`]. The multi-step procedures (ESV upsert, secret
+//! rotation, restart polling, locking with eventual consistency) are free functions in the
+//! submodules, generic over the API family they need ([`EsvApi`], [`RestartApi`], [`AmApi`],
+//! [`PromotionApi`]), so they run the same against the client, against a read-through
+//! [`snapshot`] view, and against the in-memory fakes of their unit tests.
 //!
 //! Behaviour worth knowing:
 //! - A tenant is an origin: any path in the configured tenant URL is dropped.

@@ -4,7 +4,8 @@
 //! Decisions worth knowing:
 //! - One [`PingOne`] per process holds the connection pool, the token cache, the per-environment
 //!   request budget and the role-id cache; a [`PingOneSession`] binds it to one credential and
-//!   one pair of base URLs and implements [`PingOneApi`], the trait reconcilers use (and fake).
+//!   one pair of base URLs and implements [`PingOneApi`], the trait the reconcilers' PingOne
+//!   steps take (`&impl PingOneApi`); the tests drive it against the PingOne simulator.
 //! - Retries: 408/429/5xx and network errors back off with jitter and honour `Retry-After`; a
 //!   `Retry-After` longer than the backoff cap is not slept on but returned as a transient error,
 //!   so the reconciler requeues instead of holding a worker. Non-idempotent POSTs (create

@@ -257,294 +257,258 @@ async fn upper_client(ctx: &Context, promotion: &Promotion) -> Result<AicClient,
         .await
 }
 
-/// Moves the promotion one step on.
-async fn advance(
-    promotion: &Promotion,
-    ctx: &Context,
-    mut status: PromotionStatus,
-    now: &Time,
-) -> Result<Outcome, ReconcileError> {
-    let waiting = |mut status: PromotionStatus, reason: &str, message: String| {
+/// One pass over a promotion: the resource, the operator's context and the pass's clock.
+struct Pass<'a> {
+    promotion: &'a Promotion,
+    ctx: &'a Context,
+    now: &'a Time,
+}
+
+impl Pass<'_> {
+    /// Sets the Ready condition (False: the promotion is under way) to `reason`.
+    fn note(&self, status: &mut PromotionStatus, reason: &str, message: &str) {
         set(
-            &mut status,
-            promotion,
+            status,
+            self.promotion,
             condition::READY,
             ConditionStatus::False,
             reason,
-            &message,
-            now,
+            message,
+            self.now,
         );
-        Ok(Outcome {
+    }
+
+    /// Stays in the phase, saying what it waits for; looks again after the wait interval.
+    fn wait(&self, mut status: PromotionStatus, reason: &str, message: String) -> Outcome {
+        self.note(&mut status, reason, &message);
+        Outcome {
             status,
-            next: Action::requeue(ctx.config.wait),
-        })
+            next: Action::requeue(self.ctx.config.wait),
+        }
+    }
+
+    /// Moves to `phase`, whose Ready reason is its name; the next pass follows at once.
+    fn enter(&self, mut status: PromotionStatus, phase: PromotionPhase, message: &str) -> Outcome {
+        status.phase = phase;
+        self.note(&mut status, &format!("{phase:?}"), message);
+        Outcome {
+            status,
+            next: Action::requeue(Duration::from_secs(1)),
+        }
+    }
+
+    /// Stays in the phase; AIC is working, so look again after the poll interval.
+    fn poll(&self, status: PromotionStatus) -> Outcome {
+        Outcome {
+            status,
+            next: Action::requeue(self.ctx.config.poll),
+        }
+    }
+}
+
+/// Moves the promotion one step on: one function per phase.
+async fn advance(
+    promotion: &Promotion,
+    ctx: &Context,
+    status: PromotionStatus,
+    now: &Time,
+) -> Result<Outcome, ReconcileError> {
+    let pass = Pass {
+        promotion,
+        ctx,
+        now,
     };
     match status.phase {
-        PromotionPhase::Pending => {
-            validate_pair(promotion, ctx)?;
-            if let Some(other) = earlier_promotion_to_same_target(promotion, ctx) {
-                return waiting(
-                    status,
-                    "WaitingForPromotion",
-                    format!("Promotion {other:?} to {} runs first", promotion.spec.to),
-                );
-            }
-            status.phase = PromotionPhase::Prechecking;
-            set(
-                &mut status,
-                promotion,
-                condition::READY,
-                ConditionStatus::False,
-                "Prechecking",
-                "checking the upper environment's ESVs",
-                now,
-            );
-            Ok(Outcome {
-                status,
-                next: Action::requeue(Duration::from_secs(1)),
-            })
-        }
-        PromotionPhase::Prechecking => {
-            let upper = upper_client(ctx, promotion).await?;
-            let (missing, pending) = check_esvs(promotion, ctx, &upper).await?;
-            if !missing.is_empty() {
-                status.report = Some(PromotionReport {
-                    missing_esvs: missing.clone(),
-                    ..Default::default()
-                });
-                return waiting(
-                    status,
-                    "WaitingForESVs",
-                    format!(
-                        "{} lacks ESVs the configuration needs: {}",
-                        promotion.spec.to,
-                        missing.join(", ")
-                    ),
-                );
-            }
-            if !pending.is_empty() {
-                return waiting(
-                    status,
-                    "WaitingForRestart",
-                    format!(
-                        "ESVs of {} wait for a restart: {}",
-                        promotion.spec.to,
-                        pending.join(", ")
-                    ),
-                );
-            }
-            let lock = upper.lock_state().await?;
-            if lock.result != LockResult::Unlocked {
-                return waiting(
-                    status,
-                    "WaitingForLock",
-                    format!(
-                        "{} is {:?} by another promotion",
-                        promotion.spec.to, lock.result
-                    ),
-                );
-            }
-            // Intent first: a restart between this patch and the lock call finds the phase and
-            // reads the lock's id back from the lock state.
-            status.report = None;
-            status.phase = PromotionPhase::Locking;
-            set(
-                &mut status,
-                promotion,
-                condition::READY,
-                ConditionStatus::False,
-                "Locking",
-                "locking the environments",
-                now,
-            );
-            Ok(Outcome {
-                status,
-                next: Action::requeue(Duration::from_secs(1)),
-            })
-        }
-        PromotionPhase::Locking => {
-            let upper = upper_client(ctx, promotion).await?;
-            if status.promotion_id.is_none() {
-                let state = upper.lock_state().await?;
-                match (state.result, state.promotion_id) {
-                    (LockResult::Unlocked, _) => {
-                        let started = upper.lock().await?;
-                        status.lock_held = true;
-                        status.promotion_id = match started.promotion_id {
-                            Some(id) => Some(id),
-                            None => upper.lock_state().await?.promotion_id,
-                        };
-                        ctx.publish(
-                            promotion,
-                            EventType::Normal,
-                            "Lock",
-                            "Locking",
-                            format!("locking {} and {}", promotion.spec.from, promotion.spec.to),
-                        )
-                        .await;
-                    }
-                    (_, Some(id)) => {
-                        // Our own lock, requested before a restart lost its answer.
-                        status.lock_held = true;
-                        status.promotion_id = Some(id);
-                    }
-                    (result, None) => {
-                        return waiting(
-                            status,
-                            "WaitingForLock",
-                            format!("lock state is {result:?}"),
-                        );
-                    }
-                }
-                return Ok(Outcome {
-                    status,
-                    next: Action::requeue(ctx.config.poll),
-                });
-            }
-            let state = upper.lock_state().await?;
-            match state.result {
-                LockResult::Locked => {
-                    status.phase = PromotionPhase::DryRun;
-                    set(
-                        &mut status,
-                        promotion,
-                        condition::READY,
-                        ConditionStatus::False,
-                        "DryRun",
-                        "running the dry run",
-                        now,
-                    );
-                    Ok(Outcome {
-                        status,
-                        next: Action::requeue(Duration::from_secs(1)),
-                    })
-                }
-                LockResult::Error => Err(ReconcileError::invalid(
-                    "LockFailed",
-                    format!(
-                        "AIC could not lock the environments: {}",
-                        state.description.unwrap_or_default()
-                    ),
-                )),
-                _ => Ok(Outcome {
-                    status,
-                    next: Action::requeue(ctx.config.poll),
-                }),
-            }
-        }
-        PromotionPhase::DryRun | PromotionPhase::Promoting => {
-            let dry_run = status.phase == PromotionPhase::DryRun;
-            let upper = upper_client(ctx, promotion).await?;
-            let progress = upper.promotion_progress().await?;
-            if progress.is_running() {
-                return Ok(Outcome {
-                    status,
-                    next: Action::requeue(ctx.config.poll),
-                });
-            }
-            if progress.blocking_error {
-                status.report = Some(PromotionReport {
-                    missing_esvs: progress.missing_esvs.clone(),
-                    ..Default::default()
-                });
-                return Err(ReconcileError::invalid(
-                    "IntegrityCheckFailed",
-                    format!(
-                        "AIC blocked the promotion: {}{}",
-                        progress.message,
-                        if progress.missing_esvs.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" (missing ESVs: {})", progress.missing_esvs.join(", "))
-                        }
-                    ),
-                ));
-            }
-            let report = upper.promotion_report(None).await?;
-            let ours = report.as_ref().filter(|r| {
-                r.dry_run == dry_run
-                    && r.promotion_id.is_some()
-                    && r.promotion_id == status.promotion_id
-            });
-            let Some(report) = ours else {
-                upper
-                    .promote(&PromotionRequest {
-                        dry_run,
-                        ignore_encrypted_secrets: false,
-                        unlock_environments_after_promotion: false,
-                        promoter: super::MANAGER.to_owned(),
-                        promotion_description: promotion.spec.description.clone().unwrap_or_else(
-                            || format!("{} to {}", promotion.spec.from, promotion.spec.to),
-                        ),
-                    })
-                    .await?;
-                return Ok(Outcome {
-                    status,
-                    next: Action::requeue(ctx.config.poll),
-                });
-            };
-            status.report = Some(summarize(report));
-            if !report.missing_esvs.is_empty() {
-                return Err(ReconcileError::invalid(
-                    "MissingESVs",
-                    format!(
-                        "the upper environment lacks ESVs: {}",
-                        report.missing_esvs.join(", ")
-                    ),
-                ));
-            }
-            if dry_run && !promotion.spec.dry_run_only {
-                status.phase = PromotionPhase::Promoting;
-                set(
-                    &mut status,
-                    promotion,
-                    condition::READY,
-                    ConditionStatus::False,
-                    "Promoting",
-                    "promoting the configuration",
-                    now,
-                );
-                return Ok(Outcome {
-                    status,
-                    next: Action::requeue(Duration::from_secs(1)),
-                });
-            }
-            status.phase = PromotionPhase::Unlocking;
-            set(
-                &mut status,
-                promotion,
-                condition::READY,
-                ConditionStatus::False,
-                "Unlocking",
-                "unlocking the environments",
-                now,
-            );
-            Ok(Outcome {
-                status,
-                next: Action::requeue(Duration::from_secs(1)),
-            })
-        }
-        PromotionPhase::Unlocking => {
-            let upper = upper_client(ctx, promotion).await?;
-            if unlock(&upper, status.promotion_id.as_deref()).await? {
-                status.lock_held = false;
-                finalize(promotion, ctx, &mut status, now).await;
-                Ok(Outcome {
-                    status,
-                    next: Action::await_change(),
-                })
-            } else {
-                Ok(Outcome {
-                    status,
-                    next: Action::requeue(ctx.config.poll),
-                })
-            }
-        }
+        PromotionPhase::Pending => start(&pass, status),
+        PromotionPhase::Prechecking => precheck(&pass, status).await,
+        PromotionPhase::Locking => lock(&pass, status).await,
+        PromotionPhase::DryRun | PromotionPhase::Promoting => run(&pass, status).await,
+        PromotionPhase::Unlocking => release(&pass, status).await,
         PromotionPhase::Succeeded | PromotionPhase::Failed => Ok(Outcome {
             status,
             next: Action::await_change(),
         }),
     }
+}
+
+/// Pending: the pair is valid and no earlier promotion to the same target is unfinished.
+fn start(pass: &Pass<'_>, status: PromotionStatus) -> Result<Outcome, ReconcileError> {
+    validate_pair(pass.promotion, pass.ctx)?;
+    if let Some(other) = earlier_promotion_to_same_target(pass.promotion, pass.ctx) {
+        return Ok(pass.wait(
+            status,
+            "WaitingForPromotion",
+            format!(
+                "Promotion {other:?} to {} runs first",
+                pass.promotion.spec.to
+            ),
+        ));
+    }
+    Ok(pass.enter(
+        status,
+        PromotionPhase::Prechecking,
+        "checking the upper environment's ESVs",
+    ))
+}
+
+/// Prechecking: the upper environment has every ESV the configuration needs, loaded, and is
+/// not locked by another promotion.
+async fn precheck(pass: &Pass<'_>, mut status: PromotionStatus) -> Result<Outcome, ReconcileError> {
+    let to = &pass.promotion.spec.to;
+    let upper = upper_client(pass.ctx, pass.promotion).await?;
+    let (missing, pending) = check_esvs(pass.promotion, pass.ctx, &upper).await?;
+    if !missing.is_empty() {
+        status.report = Some(PromotionReport {
+            missing_esvs: missing.clone(),
+            ..Default::default()
+        });
+        let message = format!(
+            "{to} lacks ESVs the configuration needs: {}",
+            missing.join(", ")
+        );
+        return Ok(pass.wait(status, "WaitingForESVs", message));
+    }
+    if !pending.is_empty() {
+        let message = format!("ESVs of {to} wait for a restart: {}", pending.join(", "));
+        return Ok(pass.wait(status, "WaitingForRestart", message));
+    }
+    let lock = upper.lock_state().await?;
+    if lock.result != LockResult::Unlocked {
+        let message = format!("{to} is {:?} by another promotion", lock.result);
+        return Ok(pass.wait(status, "WaitingForLock", message));
+    }
+    // Intent first: a restart between this patch and the lock call finds the phase and reads
+    // the lock's id back from the lock state.
+    status.report = None;
+    Ok(pass.enter(status, PromotionPhase::Locking, "locking the environments"))
+}
+
+/// Locking: asks for the lock once (or finds our own, requested before a restart lost its
+/// answer), then polls until AIC says the environments are locked.
+async fn lock(pass: &Pass<'_>, mut status: PromotionStatus) -> Result<Outcome, ReconcileError> {
+    let promotion = pass.promotion;
+    let upper = upper_client(pass.ctx, promotion).await?;
+    if status.promotion_id.is_none() {
+        let state = upper.lock_state().await?;
+        match (state.result, state.promotion_id) {
+            (LockResult::Unlocked, _) => {
+                let started = upper.lock().await?;
+                status.lock_held = true;
+                status.promotion_id = match started.promotion_id {
+                    Some(id) => Some(id),
+                    None => upper.lock_state().await?.promotion_id,
+                };
+                let message = format!("locking {} and {}", promotion.spec.from, promotion.spec.to);
+                pass.ctx
+                    .publish(promotion, EventType::Normal, "Lock", "Locking", message)
+                    .await;
+            }
+            (_, Some(id)) => {
+                status.lock_held = true;
+                status.promotion_id = Some(id);
+            }
+            (result, None) => {
+                let message = format!("lock state is {result:?}");
+                return Ok(pass.wait(status, "WaitingForLock", message));
+            }
+        }
+        return Ok(pass.poll(status));
+    }
+    let state = upper.lock_state().await?;
+    match state.result {
+        LockResult::Locked => Ok(pass.enter(status, PromotionPhase::DryRun, "running the dry run")),
+        LockResult::Error => Err(ReconcileError::invalid(
+            "LockFailed",
+            format!(
+                "AIC could not lock the environments: {}",
+                state.description.unwrap_or_default()
+            ),
+        )),
+        _ => Ok(pass.poll(status)),
+    }
+}
+
+/// DryRun and Promoting: starts the run once, waits for it, and reads its report; a dry run
+/// with nothing missing goes on to the promotion unless the Promotion asks for a dry run only.
+async fn run(pass: &Pass<'_>, mut status: PromotionStatus) -> Result<Outcome, ReconcileError> {
+    let promotion = pass.promotion;
+    let dry_run = status.phase == PromotionPhase::DryRun;
+    let upper = upper_client(pass.ctx, promotion).await?;
+    let progress = upper.promotion_progress().await?;
+    if progress.is_running() {
+        return Ok(pass.poll(status));
+    }
+    if progress.blocking_error {
+        status.report = Some(PromotionReport {
+            missing_esvs: progress.missing_esvs.clone(),
+            ..Default::default()
+        });
+        let missing = if progress.missing_esvs.is_empty() {
+            String::new()
+        } else {
+            format!(" (missing ESVs: {})", progress.missing_esvs.join(", "))
+        };
+        return Err(ReconcileError::invalid(
+            "IntegrityCheckFailed",
+            format!("AIC blocked the promotion: {}{missing}", progress.message),
+        ));
+    }
+    let report = upper.promotion_report(None).await?;
+    let ours = report.as_ref().filter(|r| {
+        r.dry_run == dry_run && r.promotion_id.is_some() && r.promotion_id == status.promotion_id
+    });
+    let Some(report) = ours else {
+        upper
+            .promote(&PromotionRequest {
+                dry_run,
+                ignore_encrypted_secrets: false,
+                unlock_environments_after_promotion: false,
+                promoter: super::MANAGER.to_owned(),
+                promotion_description: promotion
+                    .spec
+                    .description
+                    .clone()
+                    .unwrap_or_else(|| format!("{} to {}", promotion.spec.from, promotion.spec.to)),
+            })
+            .await?;
+        return Ok(pass.poll(status));
+    };
+    status.report = Some(summarize(report));
+    if !report.missing_esvs.is_empty() {
+        return Err(ReconcileError::invalid(
+            "MissingESVs",
+            format!(
+                "the upper environment lacks ESVs: {}",
+                report.missing_esvs.join(", ")
+            ),
+        ));
+    }
+    if dry_run && !promotion.spec.dry_run_only {
+        return Ok(pass.enter(
+            status,
+            PromotionPhase::Promoting,
+            "promoting the configuration",
+        ));
+    }
+    Ok(pass.enter(
+        status,
+        PromotionPhase::Unlocking,
+        "unlocking the environments",
+    ))
+}
+
+/// Unlocking: releases the lock, then reports the promotion's end.
+async fn release(pass: &Pass<'_>, mut status: PromotionStatus) -> Result<Outcome, ReconcileError> {
+    let upper = upper_client(pass.ctx, pass.promotion).await?;
+    if !unlock(&upper, status.promotion_id.as_deref()).await? {
+        return Ok(pass.poll(status));
+    }
+    status.lock_held = false;
+    finalize(pass.promotion, pass.ctx, &mut status, pass.now).await;
+    Ok(Outcome {
+        status,
+        next: Action::await_change(),
+    })
 }
 
 /// Asks AIC to unlock and says whether the lock is gone.

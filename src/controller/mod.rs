@@ -11,6 +11,7 @@
 pub mod clients;
 pub mod credential_check;
 pub mod error;
+mod frame;
 pub mod integration;
 pub mod memo;
 pub mod promotion;
@@ -250,20 +251,6 @@ where
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
     Ok(true)
-}
-
-/// The object as the API server holds it now. Another resource's event can wake a reconcile
-/// before the controller's cache holds the status the previous reconcile patched; acting on
-/// the older status would redo what that status records as done (push a secret version again,
-/// take an application the operator just created for a stranger's, restart a tenant that is
-/// restarting). One GET of the object, which costs no SaaS call.
-pub(crate) async fn latest<K>(api: &Api<K>, cached: &K) -> Result<Option<K>, ReconcileError>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
-{
-    let name = cached.meta().name.clone().unwrap_or_default();
-    let current = api.get_opt(&name).await?;
-    Ok(current.filter(|c| c.meta().resource_version != cached.meta().resource_version))
 }
 
 /// The JSON merge patch (RFC 7386) that turns `old` into `new`: objects recurse, fields only in

@@ -14,17 +14,17 @@
 //!   report carries this promotion's id with the matching `dryRun` flag.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Resource, ResourceExt};
 
 use super::clients::namespace_of;
-use super::{Context, FINALIZER, ReconcileError, finish, is_paused, patch_status};
+use super::frame::{self, Reconciled};
+use super::{Context, FINALIZER, ReconcileError, is_paused, patch_status};
 use crate::aic::promotion::{LockResult, PromotionReport as AicReport, PromotionRequest};
 use crate::aic::{AicClient, EsvApi, PROMOTION_SCOPE, PromotionApi};
 use crate::crd::common::condition;
@@ -41,19 +41,19 @@ pub async fn reconcile(
     promotion: Arc<Promotion>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
-    let started = Instant::now();
-    let key = super::failure_key(promotion.as_ref());
-    let api: Api<Promotion> =
-        Api::namespaced(ctx.client.clone(), &namespace_of(promotion.as_ref()));
-    let result = finalizer(&api, FINALIZER, promotion, |event| async {
-        match event {
-            FinalizerEvent::Apply(promotion) => step(&promotion, &ctx).await,
-            FinalizerEvent::Cleanup(promotion) => cleanup(&promotion, &ctx).await,
-        }
-    })
+    let ctx = ctx.as_ref();
+    frame::reconcile(
+        promotion,
+        ctx,
+        move |promotion| async move { step(&promotion, ctx).await },
+        move |promotion| async move { cleanup(&promotion, ctx).await },
+    )
     .await
-    .map_err(ReconcileError::from);
-    finish(&ctx, "Promotion", &key, started, result)
+}
+
+impl Reconciled for Promotion {
+    const CONTROLLER: &'static str = "Promotion";
+    const FINALIZER: Option<&'static str> = Some(FINALIZER);
 }
 
 /// What one step decided.

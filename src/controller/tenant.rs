@@ -9,7 +9,7 @@
 //! answers intermittent 500s; those are polled through, not reported as failures.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
@@ -18,7 +18,8 @@ use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 
 use super::clients::namespace_of;
-use super::{Context, ReconcileError, finish, is_paused, patch_status};
+use super::frame::{self, Reconciled};
+use super::{Context, ReconcileError, is_paused, patch_status};
 use crate::aic::{RestartApi, RestartStatus};
 use crate::crd::TenantEnvironment;
 use crate::crd::common::{ApprovalPolicy, condition, parse_duration};
@@ -59,26 +60,25 @@ pub async fn reconcile(
     tenant: Arc<TenantEnvironment>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
-    let started = Instant::now();
-    let key = super::failure_key(tenant.as_ref());
-    let result = reconcile_tenant(&tenant, &ctx).await;
-    if let Err(err) = &result {
-        super::report_persistent_failure(&ctx, tenant.as_ref(), err).await;
-    }
-    finish(&ctx, "TenantEnvironment", &key, started, result)
+    let ctx = ctx.as_ref();
+    frame::reconcile(
+        tenant,
+        ctx,
+        move |tenant| async move { apply(&tenant, ctx).await },
+        // Never called: without a finalizer, a deletion needs no work.
+        |_| async { Ok(Action::await_change()) },
+    )
+    .await
 }
 
-async fn reconcile_tenant(
-    cached: &TenantEnvironment,
-    ctx: &Context,
-) -> Result<Action, ReconcileError> {
-    if cached.meta().deletion_timestamp.is_some() {
-        // Nothing remote belongs to a TenantEnvironment itself.
-        return Ok(Action::await_change());
-    }
-    let api: Api<TenantEnvironment> = Api::namespaced(ctx.client.clone(), &namespace_of(cached));
-    let latest = super::latest(&api, cached).await?;
-    let tenant = latest.as_ref().unwrap_or(cached);
+impl Reconciled for TenantEnvironment {
+    const CONTROLLER: &'static str = "TenantEnvironment";
+    // Nothing remote belongs to a TenantEnvironment itself.
+    const FINALIZER: Option<&'static str> = None;
+}
+
+async fn apply(tenant: &TenantEnvironment, ctx: &Context) -> Result<Action, ReconcileError> {
+    let api: Api<TenantEnvironment> = Api::namespaced(ctx.client.clone(), &namespace_of(tenant));
     let generation = tenant.meta().generation;
     let now = Time(jiff::Timestamp::now());
     let mut status = tenant.status.clone().unwrap_or_default();

@@ -32,14 +32,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::api::{Api, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Resource, ResourceExt};
 
 use super::clients::{Clients, namespace_of};
 use super::credential_check::{self, Candidate, SecretSource};
+use super::frame::{self, Reconciled};
 use super::memo::{Memo, digest};
 use super::verification::{self, Pushed, Verification, values_digest};
-use super::{Context, FINALIZER, ReconcileError, finish, is_paused, patch_status};
+use super::{Context, FINALIZER, ReconcileError, is_paused, patch_status};
 use crate::aic::am::{self, Worker};
 use crate::aic::esv::{self, VariableOutcome};
 use crate::aic::{AicClient, AmApi, EsvApi};
@@ -95,23 +95,19 @@ pub async fn reconcile(
     integration: Arc<PingOneIntegration>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
-    let started = Instant::now();
-    let namespace = namespace_of(integration.as_ref());
-    let key = super::failure_key(integration.as_ref());
-    let api: Api<PingOneIntegration> = Api::namespaced(ctx.client.clone(), &namespace);
-    let object = integration.clone();
-    let result = finalizer(&api, FINALIZER, integration, |event| async {
-        match event {
-            FinalizerEvent::Apply(integration) => apply(&integration, &ctx).await,
-            FinalizerEvent::Cleanup(integration) => cleanup(&integration, &ctx).await,
-        }
-    })
+    let ctx = ctx.as_ref();
+    frame::reconcile(
+        integration,
+        ctx,
+        move |integration| async move { apply(&integration, ctx).await },
+        move |integration| async move { cleanup(&integration, ctx).await },
+    )
     .await
-    .map_err(ReconcileError::from);
-    if let Err(err) = &result {
-        super::report_persistent_failure(&ctx, object.as_ref(), err).await;
-    }
-    finish(&ctx, "PingOneIntegration", &key, started, result)
+}
+
+impl Reconciled for PingOneIntegration {
+    const CONTROLLER: &'static str = "PingOneIntegration";
+    const FINALIZER: Option<&'static str> = Some(FINALIZER);
 }
 
 /// What one environment contributes to the integration's conditions.
@@ -140,11 +136,9 @@ struct Target<'a> {
     tenant: Arc<TenantEnvironment>,
 }
 
-async fn apply(cached: &PingOneIntegration, ctx: &Context) -> Result<Action, ReconcileError> {
-    let namespace = namespace_of(cached);
+async fn apply(integration: &PingOneIntegration, ctx: &Context) -> Result<Action, ReconcileError> {
+    let namespace = namespace_of(integration);
     let api: Api<PingOneIntegration> = Api::namespaced(ctx.client.clone(), &namespace);
-    let latest = super::latest(&api, cached).await?;
-    let integration = latest.as_ref().unwrap_or(cached);
     let now = Time(jiff::Timestamp::now());
     let generation = integration.meta().generation;
     let mut status = integration.status.clone().unwrap_or_default();
@@ -236,14 +230,7 @@ async fn apply(cached: &PingOneIntegration, ctx: &Context) -> Result<Action, Rec
         let fact = match result {
             Ok(fact) => fact,
             Err(err) if err.is_transient() => {
-                // Keep what was done so far (e.g. a created application's id), then retry.
-                patch_status(
-                    &api,
-                    &integration.name_any(),
-                    integration.status.as_ref(),
-                    &status,
-                )
-                .await?;
+                checkpoint(&api, integration, &status, Checkpoint::EndedEarly).await?;
                 return Err(err);
             }
             Err(err) => {
@@ -282,6 +269,44 @@ async fn apply(cached: &PingOneIntegration, ctx: &Context) -> Result<Action, Rec
     )
     .await?;
     Ok(Action::requeue(next))
+}
+
+/// Why a pass writes its status before its end. Each records a fact that must be on the API
+/// server before anything else can fail, or the next pass (after a crash, or after a failed
+/// call) would redo what must happen once.
+#[derive(Clone, Copy, Debug)]
+enum Checkpoint {
+    /// A worker application was created: without its id on record, a retry creates a second.
+    ApplicationCreated,
+    /// An existing application was adopted: without the record, the operator would not know
+    /// the application is not its own (and must survive `deletionPolicy: Delete`).
+    ApplicationAdopted,
+    /// A secret rotation is about to be asked of PingOne: the intent comes first, so a restart
+    /// finds the phase and resumes instead of rotating twice.
+    RotationStarting,
+    /// A transient failure ends the pass early: what the environments before it did is kept.
+    EndedEarly,
+}
+
+/// Writes the status mid-pass, for `why`; a status the API server already holds is not
+/// written again.
+async fn checkpoint(
+    api: &Api<PingOneIntegration>,
+    integration: &PingOneIntegration,
+    status: &PingOneIntegrationStatus,
+    why: Checkpoint,
+) -> Result<(), ReconcileError> {
+    let written = patch_status(
+        api,
+        &integration.name_any(),
+        integration.status.as_ref(),
+        status,
+    )
+    .await?;
+    if written {
+        tracing::debug!(integration = %integration.name_any(), checkpoint = ?why, "status checkpoint");
+    }
+    Ok(())
 }
 
 /// Resolves the environments and checks for conflicts with other integrations.
@@ -833,7 +858,7 @@ async fn observe_worker_credential(
                     let env = &mut status.environments[index];
                     env.worker_app_id = Some(one.id.clone());
                     env.worker_app_created = Some(false);
-                    patch_status(api, &integration.name_any(), None, status).await?;
+                    checkpoint(api, integration, status, Checkpoint::ApplicationAdopted).await?;
                     ctx.publish_in(
                         integration,
                         &target.spec.name,
@@ -1044,7 +1069,7 @@ async fn rotate(
             state.started_time = Some(Time(now));
             state.previous_expires_time = Some(Time(add(now, overlap)));
             status.environments[index].secret_rotation = Some(state.clone());
-            patch_status(api, &integration.name_any(), None, status).await?;
+            checkpoint(api, integration, status, Checkpoint::RotationStarting).await?;
             true
         }
         // Recorded but perhaps not done: PingOne shows a previous secret once it rotated.
@@ -1167,7 +1192,7 @@ async fn create_application(
     env.worker_app_created = Some(true);
     env.connection_verified = false;
     let env_name = env.name.clone();
-    patch_status(api, &integration.name_any(), None, status).await?;
+    checkpoint(api, integration, status, Checkpoint::ApplicationCreated).await?;
     ctx.publish_in(
         integration,
         &env_name,

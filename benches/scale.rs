@@ -13,7 +13,7 @@ use pingone_aic_playground::{Playground, PlaygroundOptions};
 
 mod support;
 
-use support::{OperatorProcess, proc_status_kib, write_groups};
+use support::{proc_status_kib, start_operator, write_groups};
 
 /// The most frequent calls, with names and ids folded, for the steady-state breakdown.
 fn top_routes(calls: impl Iterator<Item = String>) -> Vec<(usize, String)> {
@@ -72,7 +72,7 @@ async fn run(groups: usize) {
     })
     .await
     .expect("the playground starts");
-    let operator = OperatorProcess::start(&dir.path().join("kubeconfig"), resync);
+    let operator = start_operator(&dir.path().join("kubeconfig"), resync);
     let applied = started.elapsed();
     let mut last_line = Instant::now();
     let ready = playground

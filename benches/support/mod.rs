@@ -1,11 +1,12 @@
-//! What the benchmarks share: the repository's examples copied into promotion groups, and
-//! the process's memory figures.
+//! What the benchmarks share: the repository's examples copied into promotion groups, the
+//! operator as a process, and the memory figures of a process.
 // Each benchmark uses part of this module.
 #![allow(dead_code)]
 
 use std::path::Path;
 
 use serde_json::{Value, json};
+use testkit::process::Process;
 
 /// Kilobytes of a `/proc/<pid>/status` line (`VmHWM`, `VmRSS`); this process's without a pid.
 pub fn proc_status_kib(pid: Option<u32>, field: &str) -> u64 {
@@ -23,41 +24,30 @@ pub fn proc_status_kib(pid: Option<u32>, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// The operator binary running against a kubeconfig, killed when dropped.
-pub struct OperatorProcess {
-    child: std::process::Child,
-}
-
-impl OperatorProcess {
-    /// Starts `pingone-aic-operator run` at the playground's pace (resync as given, polls of
-    /// 0.5 s, waits of 1 s), watching `default`, without leader election.
-    pub fn start(kubeconfig: &Path, resync: std::time::Duration) -> Self {
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_pingone-aic-operator"))
-            .arg("run")
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .args(["--leader-election", "false", "--listen-addr", "127.0.0.1:0"])
-            .args(["--log-filter", "warn", "--watch-namespaces", "default"])
-            .args(["--poll-interval", "500ms", "--wait-interval", "1s"])
-            .arg("--resync-interval")
-            .arg(format!("{}s", resync.as_secs()))
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("the operator starts");
-        Self { child }
+/// Starts `pingone-aic-operator run` at the playground's pace (resync as given, polls of 0.5 s,
+/// waits of 1 s), watching `default`, without leader election; killed when dropped.
+pub fn start_operator(kubeconfig: &Path, resync: std::time::Duration) -> Process {
+    let mut args: Vec<String> = vec!["run".into(), "--kubeconfig".into()];
+    args.push(kubeconfig.display().to_string());
+    for arg in [
+        "--leader-election",
+        "false",
+        "--listen-addr",
+        "127.0.0.1:0",
+        "--log-filter",
+        "warn",
+        "--watch-namespaces",
+        "default",
+        "--poll-interval",
+        "500ms",
+        "--wait-interval",
+        "1s",
+        "--resync-interval",
+    ] {
+        args.push(arg.into());
     }
-
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for OperatorProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    args.push(format!("{}s", resync.as_secs()));
+    Process::start(env!("CARGO_BIN_EXE_pingone-aic-operator"), &args, &[])
 }
 
 /// Writes `groups` copies of the repository's examples (the hand-written Promotion left out,

@@ -127,7 +127,7 @@ impl Installation {
             "KUBECONFIG_PATH".to_owned(),
             self.kubeconfig.to_str().unwrap().to_owned(),
         ));
-        OperatorProcess::start(&self.args, &env)
+        crate::support::operator_process::start(&self.args, &env)
     }
 
     /// The API server's name for the operator: its ServiceAccount.

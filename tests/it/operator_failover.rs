@@ -50,7 +50,7 @@ fn start_operator(kubeconfig: &Path, identity: &str) -> OperatorProcess {
         "60s",
     ];
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    OperatorProcess::start(&args, &[])
+    support::operator_process::start(&args, &[])
 }
 
 async fn holder(leases: &Api<Lease>) -> Option<String> {

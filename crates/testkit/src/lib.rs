@@ -1,8 +1,9 @@
 //! What the workspace's integration tests share: whether a tool or input a test needs is there
-//! (never a silent skip under `CI=true`), logs captured per test, and fake credentials shaped
-//! like PingOne's.
+//! (never a silent skip under `CI=true`), logs captured per test, binaries run as processes,
+//! and fake credentials shaped like PingOne's.
 
 pub mod logs;
+pub mod process;
 
 /// Whether a test may go on without something it needs (a tool on PATH, `../shared/specs`):
 /// outside CI it skips with `why`; under `CI=true` a missing input is a failure, never a skip.

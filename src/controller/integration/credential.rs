@@ -1,0 +1,398 @@
+//! The worker credential of one environment: the application the operator creates or adopts
+//! (its roles and enabled flag), or the credentials the user keeps in a Secret, each checked
+//! with PingOne before it is pushed.
+
+use super::*;
+
+/// Reads or establishes the worker credential of one environment.
+pub(super) async fn credential(
+    integration: &PingOneIntegration,
+    ctx: &Context,
+    api: &Api<PingOneIntegration>,
+    target: &Target<'_>,
+    status: &mut PingOneIntegrationStatus,
+    index: usize,
+) -> Result<Credential, ReconcileError> {
+    let namespace = namespace_of(integration);
+    if let Some(secret_ref) = &target.spec.credentials_secret_ref {
+        let data = SecretData::fetch(&ctx.client, &namespace, &secret_ref.name).await?;
+        return Ok(match integration.spec.credential_type {
+            CredentialType::ProductConnection => {
+                let jwt = ConnectionCredential::from_secret(&data)?;
+                Credential {
+                    client_id: None,
+                    secret: jwt.0,
+                    requeue: None,
+                    source: Some(SecretSource {
+                        secret: secret_ref.name.clone(),
+                        key: "credential",
+                    }),
+                    previous: None,
+                }
+            }
+            CredentialType::WorkerApplication => {
+                let credentials = ClientCredentials::from_secret(&data)?;
+                Credential {
+                    client_id: Some(credentials.client_id),
+                    secret: credentials.client_secret,
+                    requeue: None,
+                    source: Some(SecretSource {
+                        secret: secret_ref.name.clone(),
+                        key: "clientSecret",
+                    }),
+                    previous: None,
+                }
+            }
+        });
+    }
+    let Some(app_spec) = &integration.spec.worker_application else {
+        return Err(ReconcileError::invalid(
+            "CredentialsMissing",
+            format!(
+                "{} has no credentialsSecretRef and the integration manages no worker application",
+                target.spec.name
+            ),
+        ));
+    };
+    let tenant = &target.tenant;
+    let session = ctx.clients.pingone_admin(&ctx.client, tenant).await?.ok_or_else(|| {
+        ReconcileError::invalid(
+            "AdminCredentialsMissing",
+            format!("TenantEnvironment {} has no pingOne.adminCredentialsSecretRef; the operator needs it to manage worker applications", target.spec.name),
+        )
+    })?;
+    // Between resyncs the worker application, its role and its secret are taken as last seen
+    // unless something that decides them changed; a rotation in progress is always driven.
+    let key = memo_key(integration, &target.spec.name);
+    let rotating = status.environments[index]
+        .secret_rotation
+        .as_ref()
+        .is_some_and(|r| r.phase.is_some());
+    let inputs = credential_inputs(integration, tenant, &session, &status.environments[index]);
+    if !rotating
+        && let Some(seen) = ctx
+            .memos
+            .credentials
+            .fresh(&key, &inputs, ctx.observation_age())
+    {
+        let now = Instant::now();
+        if seen.due.is_none_or(|due| due > now) {
+            return Ok(Credential {
+                requeue: seen.due.map(|due| due - now),
+                ..seen.credential
+            });
+        }
+    }
+    let credential = observe_worker_credential(
+        integration,
+        ctx,
+        api,
+        target,
+        status,
+        index,
+        &session,
+        app_spec,
+    )
+    .await?;
+    let inputs = credential_inputs(integration, tenant, &session, &status.environments[index]);
+    ctx.memos.credentials.record(
+        &key,
+        inputs,
+        SeenCredential {
+            credential: credential.clone(),
+            due: credential.requeue.map(|after| Instant::now() + after),
+        },
+    );
+    Ok(credential)
+}
+
+/// What decides an environment's worker credential, as a digest.
+pub(super) fn credential_inputs(
+    integration: &PingOneIntegration,
+    tenant: &TenantEnvironment,
+    session: &pingone::PingOneSession,
+    env: &EnvironmentStatus,
+) -> String {
+    let rotation = serde_json::to_string(&env.secret_rotation).unwrap_or_default();
+    environment_digest(
+        integration,
+        tenant,
+        &[
+            &session.credential_digest(),
+            env.worker_app_id.as_deref().unwrap_or_default(),
+            &format!("{:?}", env.worker_app_created),
+            &rotation,
+        ],
+    )
+}
+
+/// Observes (and where needed creates, repairs or rotates) the managed worker application of
+/// one environment and returns its credential.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn observe_worker_credential(
+    integration: &PingOneIntegration,
+    ctx: &Context,
+    api: &Api<PingOneIntegration>,
+    target: &Target<'_>,
+    status: &mut PingOneIntegrationStatus,
+    index: usize,
+    session: &pingone::PingOneSession,
+    app_spec: &WorkerApplicationSpec,
+) -> Result<Credential, ReconcileError> {
+    let tenant = &target.tenant;
+    let environment_id = tenant.spec.ping_one.environment_id.clone();
+    let desired = pingone::WorkerApplication {
+        name: app_spec.name.clone(),
+        description: Some(format!(
+            "PingOne Worker Service of Advanced Identity Cloud; managed by pingone-aic-operator ({})",
+            integration.name_any()
+        )),
+        enabled: true,
+        token_endpoint_auth_method: TokenAuthMethod::ClientSecretBasic,
+    };
+    let recorded = status.environments[index].worker_app_id.clone();
+    let app = match recorded.clone() {
+        Some(id) => match session.application(&environment_id, &id).await? {
+            Some(app) => app,
+            None => {
+                ctx.publish_in(integration, &target.spec.name, None, EventType::Warning, "Drift", "WorkerApplicationMissing", format!("{}: worker application {id} was deleted outside the operator; creating it again", target.spec.name)).await;
+                create_application(
+                    integration,
+                    ctx,
+                    api,
+                    session,
+                    &environment_id,
+                    &desired,
+                    status,
+                    index,
+                )
+                .await?
+            }
+        },
+        None => {
+            let existing = session
+                .find_applications_by_name(&environment_id, &app_spec.name)
+                .await?;
+            match existing.as_slice() {
+                [] => {
+                    create_application(
+                        integration,
+                        ctx,
+                        api,
+                        session,
+                        &environment_id,
+                        &desired,
+                        status,
+                        index,
+                    )
+                    .await?
+                }
+                [one] if app_spec.adopt_existing => {
+                    let env = &mut status.environments[index];
+                    env.worker_app_id = Some(one.id.clone());
+                    env.worker_app_created = Some(false);
+                    checkpoint(api, integration, status, Checkpoint::ApplicationAdopted).await?;
+                    ctx.publish_in(
+                        integration,
+                        &target.spec.name,
+                        None,
+                        EventType::Normal,
+                        "Adopt",
+                        "WorkerApplicationAdopted",
+                        format!(
+                            "{}: adopted the existing application {:?} ({})",
+                            target.spec.name, one.name, one.id
+                        ),
+                    )
+                    .await;
+                    one.clone()
+                }
+                [one] => {
+                    return Err(ReconcileError::conflict(
+                        "ApplicationExists",
+                        format!(
+                            "{}: an application named {:?} already exists ({}); set workerApplication.adoptExisting to adopt it or choose another name",
+                            target.spec.name, one.name, one.id
+                        ),
+                    ));
+                }
+                many => {
+                    let ids: Vec<&str> = many.iter().map(|a| a.id.as_str()).collect();
+                    return Err(ReconcileError::conflict(
+                        "DuplicateApplications",
+                        format!(
+                            "{}: {} applications are named {:?} ({}); the operator will not guess which one to use",
+                            target.spec.name,
+                            many.len(),
+                            app_spec.name,
+                            ids.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+    };
+    if !desired.matches(&app) {
+        let created_by_us = status.environments[index].worker_app_created == Some(true);
+        if created_by_us || !app.enabled {
+            session
+                .replace_worker_application(&environment_id, &app.id, &desired)
+                .await?;
+            ctx.publish_in(
+                integration,
+                &target.spec.name,
+                None,
+                EventType::Normal,
+                "Drift",
+                "WorkerApplicationRepaired",
+                format!(
+                    "{}: restored the worker application's settings (enabled, client credentials)",
+                    target.spec.name
+                ),
+            )
+            .await;
+        }
+    }
+    // An application created in this pass has no role assignments to look at.
+    let env = &status.environments[index];
+    let created_now = env.worker_app_created == Some(true) && env.worker_app_id != recorded;
+    let assignments = if created_now || app_spec.roles.is_empty() {
+        Vec::new()
+    } else {
+        session
+            .list_role_assignments(&environment_id, &app.id)
+            .await?
+    };
+    for role in &app_spec.roles {
+        let role_id = session.role_id(role).await?;
+        let scope = Scope::environment(environment_id.clone());
+        let present = assignments
+            .iter()
+            .any(|a| a.role.id == role_id && a.scope.id == scope.id);
+        if !present {
+            session
+                .create_role_assignment(&environment_id, &app.id, &role_id, &scope)
+                .await?;
+            ctx.publish_in(
+                integration,
+                &target.spec.name,
+                None,
+                EventType::Normal,
+                "Grant",
+                "RoleGranted",
+                format!(
+                    "{}: granted {role} on environment {environment_id}",
+                    target.spec.name
+                ),
+            )
+            .await;
+        }
+    }
+    let mut secret = session.application_secret(&environment_id, &app.id).await?;
+    let mut requeue = None;
+    if let Some(rotation) = &app_spec.secret_rotation {
+        let outcome = rotate(
+            integration,
+            ctx,
+            api,
+            session,
+            &environment_id,
+            &app.id,
+            rotation,
+            status,
+            index,
+            &secret,
+        )
+        .await?;
+        requeue = Some(outcome.requeue);
+        if let Some(rotated) = outcome.rotated {
+            secret = rotated;
+        }
+    }
+    Ok(Credential {
+        client_id: Some(app.id),
+        secret: secret.secret,
+        requeue,
+        source: None,
+        previous: secret.previous.and_then(|p| p.secret),
+    })
+}
+
+/// Creates the worker application and records its id in the status at once.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn create_application(
+    integration: &PingOneIntegration,
+    ctx: &Context,
+    api: &Api<PingOneIntegration>,
+    session: &impl PingOneApi,
+    environment_id: &str,
+    desired: &pingone::WorkerApplication,
+    status: &mut PingOneIntegrationStatus,
+    index: usize,
+) -> Result<pingone::Application, ReconcileError> {
+    let app = session
+        .create_worker_application(environment_id, desired)
+        .await?;
+    let env = &mut status.environments[index];
+    env.worker_app_id = Some(app.id.clone());
+    env.worker_app_created = Some(true);
+    env.connection_verified = false;
+    let env_name = env.name.clone();
+    checkpoint(api, integration, status, Checkpoint::ApplicationCreated).await?;
+    ctx.publish_in(
+        integration,
+        &env_name,
+        None,
+        EventType::Normal,
+        "Create",
+        "WorkerApplicationCreated",
+        format!(
+            "{env_name}: created worker application {:?} ({})",
+            desired.name, app.id
+        ),
+    )
+    .await;
+    Ok(app)
+}
+
+/// Checks a new credential: a value refused once (by PingOne, or by AIC after a push) is
+/// refused again without asking while the observation is fresh; one from a Secret is checked
+/// with PingOne ([`credential_check::check`]).
+pub(super) async fn check_before_push(
+    integration: &PingOneIntegration,
+    ctx: &Context,
+    tenant: &TenantEnvironment,
+    credential: &Credential,
+    hash: &str,
+    environment: &str,
+) -> Result<(), ReconcileError> {
+    let key = memo_key(integration, environment);
+    if let Some(message) = ctx.memos.rejected.fresh(&key, hash, ctx.observation_age()) {
+        return Err(ReconcileError::invalid(credential_check::REJECTED, message));
+    }
+    let Some(source) = &credential.source else {
+        return Ok(());
+    };
+    let candidate = match &credential.client_id {
+        Some(client_id) => Candidate::ClientSecret {
+            client_id,
+            secret: &credential.secret,
+        },
+        None => Candidate::Connection(&credential.secret),
+    };
+    let checked = credential_check::check(
+        &ctx.clients,
+        tenant,
+        environment,
+        source,
+        candidate,
+        jiff::Timestamp::now(),
+    )
+    .await;
+    if let Err(err @ ReconcileError::Invalid { .. }) = &checked {
+        ctx.memos
+            .rejected
+            .record(&key, hash.to_owned(), err.to_string());
+    }
+    checked
+}

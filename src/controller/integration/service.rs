@@ -1,0 +1,266 @@
+//! The AM PingOne Worker Service of one environment and its promotion: the desired worker, the
+//! service written in development and sandboxes, and the Promotions upper environments wait for.
+
+use super::*;
+
+/// The worker service configuration as the development environment of the group holds it
+/// (an environment's own when it is mutable).
+pub(super) async fn desired_worker(
+    integration: &PingOneIntegration,
+    ctx: &Context,
+    tenant: &TenantEnvironment,
+    targets: &[Target<'_>],
+    aic: &AicClient,
+) -> Result<Worker, ReconcileError> {
+    let source = if tenant.spec.tier.is_mutable() {
+        tenant.clone()
+    } else {
+        group_root(ctx, tenant, targets)
+    };
+    let endpoints = Clients::pingone_endpoints(&source)?;
+    let names = &integration.spec.esv;
+    let label = &integration.spec.service.secret_label_identifier;
+    let mut worker = Worker {
+        id: String::new(),
+        rev: None,
+        client_id: esv::placeholder(&names.client_id),
+        client_secret_purpose: label.clone(),
+        environment_id: esv::placeholder(&names.environment_id),
+        api_url: endpoints.api.as_str().trim_end_matches('/').to_owned(),
+        auth_url: endpoints.auth.as_str().trim_end_matches('/').to_owned(),
+        use_credential: false,
+        other: BTreeMap::new(),
+    };
+    if integration.spec.credential_type == CredentialType::ProductConnection {
+        worker.use_credential = true;
+        worker.client_id = String::new();
+        let key = format!("{}#{}", tenant.spec.tenant_url, tenant.spec.realm);
+        let field = match ctx.credential_field(&key) {
+            Some(field) => field,
+            None => {
+                let schema = aic.worker_schema().await?;
+                let field = am::credential_field(&schema).ok_or_else(|| {
+                    ReconcileError::invalid("CredentialFieldUnknown", "the worker service schema names no credential label field; this AIC release may not support product connections")
+                })?;
+                ctx.remember_credential_field(&key, &field);
+                field
+            }
+        };
+        worker
+            .other
+            .insert(field, serde_json::Value::String(label.clone()));
+    }
+    Ok(worker)
+}
+
+/// The development environment at the bottom of `tenant`'s promotion group.
+pub(super) fn group_root(
+    ctx: &Context,
+    tenant: &TenantEnvironment,
+    targets: &[Target<'_>],
+) -> TenantEnvironment {
+    let mut current = tenant.clone();
+    for _ in 0..8 {
+        let Some(lower) = &current.spec.promotes_from else {
+            break;
+        };
+        let found = targets
+            .iter()
+            .map(|t| t.tenant.clone())
+            .chain(ctx.tenants.state())
+            .find(|t| &t.name_any() == lower && t.namespace() == tenant.namespace());
+        match found {
+            Some(next) => current = (*next).clone(),
+            None => break,
+        }
+    }
+    current
+}
+
+/// Writes the worker service, the configuration and the secret mapping where they differ.
+pub(super) async fn configure_service(
+    integration: &PingOneIntegration,
+    ctx: &Context,
+    aic: &AicClient,
+    desired: &Worker,
+    env: &mut EnvironmentStatus,
+) -> Result<(), ReconcileError> {
+    let service = &integration.spec.service;
+    let current = aic.get_worker(&service.name).await?;
+    // A worker configuration lives inside the service, so finding it proves the service
+    // exists: the service is read only when the worker is missing (one read less per resync).
+    if current.is_none() && am::ensure_worker_service(aic).await? {
+        ctx.publish_in(
+            integration,
+            &env.name,
+            None,
+            EventType::Normal,
+            "Configure",
+            "WorkerServiceCreated",
+            format!("{}: created the PingOne Worker Service", env.name),
+        )
+        .await;
+    }
+    let unchanged = current.as_ref().is_some_and(|c| c.satisfies(desired));
+    if !unchanged {
+        aic.put_worker(&service.name, desired).await?;
+        env.connection_verified = false;
+        ctx.publish_in(
+            integration,
+            &env.name,
+            None,
+            EventType::Normal,
+            "Configure",
+            "WorkerConfigured",
+            format!(
+                "{}: wrote worker configuration {:?} with ESV placeholders",
+                env.name, service.name
+            ),
+        )
+        .await;
+    }
+    env.service_configured = true;
+    let label = match integration.spec.credential_type {
+        CredentialType::WorkerApplication => {
+            am::client_secret_label(&service.secret_label_identifier)
+        }
+        CredentialType::ProductConnection => am::credential_label(&service.secret_label_identifier),
+    };
+    if am::upsert_mapping(aic, &label, secret_esv(integration)).await? {
+        env.connection_verified = false;
+        ctx.publish_in(
+            integration,
+            &env.name,
+            None,
+            EventType::Normal,
+            "Configure",
+            "LabelMapped",
+            format!(
+                "{}: mapped {label} to ESV {}",
+                env.name,
+                secret_esv(integration)
+            ),
+        )
+        .await;
+    }
+    env.label_mapped = true;
+    Ok(())
+}
+
+/// What an upper environment waits for; creates the Promotion under the `Automatic` policy.
+pub(super) async fn promotion_note(
+    integration: &PingOneIntegration,
+    ctx: &Context,
+    tenant: &TenantEnvironment,
+    targets: &[Target<'_>],
+    status: &PingOneIntegrationStatus,
+) -> Result<String, ReconcileError> {
+    let name = tenant.name_any();
+    let Some(lower) = tenant.spec.promotes_from.clone() else {
+        return Ok(format!("{name}: not promoted"));
+    };
+    let lower_done = status
+        .environments
+        .iter()
+        .find(|e| e.name == lower)
+        .is_some_and(|e| e.connection_verified && e.service_configured);
+    if !targets.iter().any(|t| t.spec.name == lower) {
+        return Ok(format!(
+            "{name}: the integration does not include {lower}, which it is promoted from"
+        ));
+    }
+    if !lower_done {
+        return Ok(format!(
+            "{name}: waits until {lower} is configured and verified, then for a promotion from it"
+        ));
+    }
+    let namespace = integration.namespace();
+    let ours: Vec<Arc<Promotion>> = ctx
+        .promotions
+        .state()
+        .into_iter()
+        .filter(|p| p.namespace() == namespace && p.spec.to == name && p.spec.from == lower)
+        .collect();
+    if let Some(running) = ours
+        .iter()
+        .find(|p| !p.status.as_ref().is_some_and(|s| s.phase.is_final()))
+    {
+        return Ok(format!(
+            "{name}: Promotion {} is in progress",
+            running.name_any()
+        ));
+    }
+    match integration.spec.promotion.policy {
+        ApprovalPolicy::Manual => Ok(format!(
+            "{name}: AwaitingPromotion — apply a Promotion with from: {lower} and to: {name}"
+        )),
+        ApprovalPolicy::Automatic => {
+            let mine: Vec<&Arc<Promotion>> = ours
+                .iter()
+                .filter(|p| p.labels().get(INTEGRATION_LABEL) == Some(&integration.name_any()))
+                .collect();
+            if let Some(failed) = mine.iter().find(|p| {
+                p.status
+                    .as_ref()
+                    .is_some_and(|s| s.phase == PromotionPhase::Failed)
+            }) {
+                return Ok(format!(
+                    "{name}: Promotion {} failed; delete it to try again",
+                    failed.name_any()
+                ));
+            }
+            let promotion_name = format!("{}-to-{name}-{}", integration.name_any(), mine.len() + 1);
+            create_promotion(integration, ctx, &promotion_name, &lower, &name).await?;
+            Ok(format!("{name}: created Promotion {promotion_name}"))
+        }
+    }
+}
+
+pub(super) async fn create_promotion(
+    integration: &PingOneIntegration,
+    ctx: &Context,
+    name: &str,
+    from: &str,
+    to: &str,
+) -> Result<(), ReconcileError> {
+    let namespace = namespace_of(integration);
+    let mut promotion = Promotion::new(
+        name,
+        PromotionSpec {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            dry_run_only: false,
+            description: Some(format!(
+                "PingOne Worker Service ({})",
+                integration.name_any()
+            )),
+        },
+    );
+    promotion.metadata.namespace = Some(namespace.clone());
+    promotion.metadata.labels =
+        Some([(INTEGRATION_LABEL.to_owned(), integration.name_any())].into());
+    promotion.metadata.owner_references = Some(vec![OwnerReference {
+        api_version: PingOneIntegration::api_version(&()).into_owned(),
+        kind: PingOneIntegration::kind(&()).into_owned(),
+        name: integration.name_any(),
+        uid: integration.uid().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }]);
+    let api: Api<Promotion> = Api::namespaced(ctx.client.clone(), &namespace);
+    match api.create(&PostParams::default(), &promotion).await {
+        Ok(_) => {
+            ctx.publish(
+                integration,
+                EventType::Normal,
+                "Promote",
+                "PromotionCreated",
+                format!("created Promotion {name} from {from} to {to}"),
+            )
+            .await;
+            Ok(())
+        }
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}

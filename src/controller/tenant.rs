@@ -300,22 +300,34 @@ async fn settle_aic<T>(
     }
 }
 
-/// Decides whether to restart now, given what AIC counts as pending.
-async fn plan_restart(
+/// What to do about a restart, given the restart record, the spec and what AIC counts as
+/// pending.
+#[derive(Debug, PartialEq)]
+enum RestartDecision {
+    /// Nothing waits, or what waits is not due: debouncing, paused, or not approved yet.
+    Wait {
+        /// Look again this soon (the end of the debounce), or at the usual pace when `None`.
+        recheck_in: Option<Duration>,
+    },
+    /// Restart now, consuming this approval (`Manual` policy) if there is one.
+    Restart { approval: Option<String> },
+}
+
+/// Decides about the restart and keeps the record's bookkeeping (when the batch was first
+/// seen, when it last changed). No I/O: what it decides follows from its arguments alone.
+fn decide_restart(
     tenant: &TenantEnvironment,
-    ctx: &Context,
-    aic: &impl RestartApi,
     restart: &mut RestartRecord,
     pending: i64,
     now: &Time,
-    next: &mut Duration,
-) -> Result<(), ReconcileError> {
+) -> Result<RestartDecision, ReconcileError> {
+    let wait = RestartDecision::Wait { recheck_in: None };
     if pending == 0 {
         restart.state = RestartState::Idle;
         restart.pending_since = None;
         restart.pending_esvs = 0;
         restart.last_change_seen = None;
-        return Ok(());
+        return Ok(wait);
     }
     if restart.state == RestartState::Idle {
         restart.state = RestartState::Pending;
@@ -333,24 +345,44 @@ async fn plan_restart(
         .as_ref()
         .map_or(Duration::ZERO, |seen| elapsed(seen, now));
     if since_change < debounce {
-        *next = (*next).min(debounce - since_change + Duration::from_secs(1));
-        return Ok(());
+        return Ok(RestartDecision::Wait {
+            recheck_in: Some(debounce - since_change + Duration::from_secs(1)),
+        });
     }
     if is_paused(tenant) {
-        return Ok(());
+        return Ok(wait);
     }
-    let approval = match tenant.spec.restart.policy {
-        ApprovalPolicy::Automatic => None,
-        ApprovalPolicy::Manual => {
-            let annotation = tenant
-                .annotations()
-                .get(APPROVE_RESTART_ANNOTATION)
-                .cloned();
-            match annotation {
-                Some(value) if restart.last_approval.as_ref() != Some(&value) => Some(value),
-                _ => return Ok(()),
+    match tenant.spec.restart.policy {
+        ApprovalPolicy::Automatic => Ok(RestartDecision::Restart { approval: None }),
+        ApprovalPolicy::Manual => match tenant.annotations().get(APPROVE_RESTART_ANNOTATION) {
+            Some(value) if restart.last_approval.as_ref() != Some(value) => {
+                Ok(RestartDecision::Restart {
+                    approval: Some(value.clone()),
+                })
             }
+            _ => Ok(wait),
+        },
+    }
+}
+
+/// Decides about the restart, then carries it out.
+async fn plan_restart(
+    tenant: &TenantEnvironment,
+    ctx: &Context,
+    aic: &impl RestartApi,
+    restart: &mut RestartRecord,
+    pending: i64,
+    now: &Time,
+    next: &mut Duration,
+) -> Result<(), ReconcileError> {
+    let approval = match decide_restart(tenant, restart, pending, now)? {
+        RestartDecision::Wait { recheck_in } => {
+            if let Some(recheck_in) = recheck_in {
+                *next = (*next).min(recheck_in);
+            }
+            return Ok(());
         }
+        RestartDecision::Restart { approval } => approval,
     };
     aic.restart().await?;
     ctx.metrics.restarts.inc();
@@ -502,4 +534,134 @@ async fn record_failure(
 
 fn elapsed(since: &Time, now: &Time) -> Duration {
     Duration::try_from(now.0.duration_since(since.0)).unwrap_or(Duration::ZERO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The development environment of the examples, with its restart policy and annotations.
+    fn tenant(policy: &str, debounce: &str, annotations: &[(&str, &str)]) -> TenantEnvironment {
+        let annotations: std::collections::BTreeMap<&str, &str> =
+            annotations.iter().copied().collect();
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "pingone-aic.io/v1alpha1",
+            "kind": "TenantEnvironment",
+            "metadata": { "name": "acme-dev", "namespace": "default", "annotations": annotations },
+            "spec": {
+                "tenantUrl": "https://openam-acme-euw2-dev.id.forgerock.io",
+                "tier": "development",
+                "realm": "alpha",
+                "serviceAccount": {
+                    "id": "2f6c5a1e-0d1b-4c3a-9e8f-7a6b5c4d3e01",
+                    "privateKeySecretRef": { "name": "aic-acme-dev-service-account", "key": "jwk" }
+                },
+                "pingOne": {
+                    "environmentId": "11111111-1111-4111-8111-111111111111",
+                    "region": "EU",
+                    "adminCredentialsSecretRef": { "name": "pingone-admin-worker" }
+                },
+                "restart": { "policy": policy, "debounce": debounce }
+            }
+        }))
+        .expect("a valid TenantEnvironment")
+    }
+
+    fn at(seconds: i64) -> Time {
+        Time(jiff::Timestamp::from_second(1_800_000_000 + seconds).unwrap())
+    }
+
+    #[test]
+    fn an_automatic_restart_waits_for_the_debounce_after_the_last_change() {
+        let tenant = tenant("Automatic", "60s", &[]);
+        let mut record = RestartRecord::default();
+        let wait = |s| RestartDecision::Wait {
+            recheck_in: Some(Duration::from_secs(s)),
+        };
+        assert_eq!(
+            decide_restart(&tenant, &mut record, 2, &at(0)).unwrap(),
+            wait(61)
+        );
+        assert_eq!(record.state, RestartState::Pending);
+        assert_eq!(record.pending_since, Some(at(0)));
+        // Another change restarts the debounce; the batch keeps its first sighting.
+        assert_eq!(
+            decide_restart(&tenant, &mut record, 3, &at(30)).unwrap(),
+            wait(61)
+        );
+        assert_eq!(record.pending_since, Some(at(0)));
+        assert_eq!(
+            decide_restart(&tenant, &mut record, 3, &at(80)).unwrap(),
+            wait(11)
+        );
+        assert_eq!(
+            decide_restart(&tenant, &mut record, 3, &at(90)).unwrap(),
+            RestartDecision::Restart { approval: None }
+        );
+    }
+
+    #[test]
+    fn nothing_pending_resets_the_record() {
+        let tenant = tenant("Automatic", "60s", &[]);
+        let mut record = RestartRecord::default();
+        decide_restart(&tenant, &mut record, 2, &at(0)).unwrap();
+        let decision = decide_restart(&tenant, &mut record, 0, &at(10)).unwrap();
+        assert_eq!(decision, RestartDecision::Wait { recheck_in: None });
+        assert_eq!(record.state, RestartState::Idle);
+        assert_eq!(
+            (
+                record.pending_since,
+                record.last_change_seen,
+                record.pending_esvs
+            ),
+            (None, None, 0)
+        );
+    }
+
+    #[test]
+    fn a_manual_restart_needs_a_new_approval_each_time() {
+        let unapproved = tenant("Manual", "0s", &[]);
+        let mut record = RestartRecord::default();
+        let wait = RestartDecision::Wait { recheck_in: None };
+        assert_eq!(
+            decide_restart(&unapproved, &mut record, 1, &at(0)).unwrap(),
+            wait
+        );
+        let approved = tenant("Manual", "0s", &[(APPROVE_RESTART_ANNOTATION, "first")]);
+        assert_eq!(
+            decide_restart(&approved, &mut record, 1, &at(5)).unwrap(),
+            RestartDecision::Restart {
+                approval: Some("first".into())
+            }
+        );
+        // The approval acted on is recorded; the same value again approves nothing.
+        record.last_approval = Some("first".into());
+        assert_eq!(
+            decide_restart(&approved, &mut record, 1, &at(9)).unwrap(),
+            wait
+        );
+    }
+
+    #[test]
+    fn a_paused_environment_never_restarts() {
+        let paused = tenant(
+            "Automatic",
+            "0s",
+            &[(crate::controller::PAUSED_ANNOTATION, "true")],
+        );
+        let mut record = RestartRecord::default();
+        assert_eq!(
+            decide_restart(&paused, &mut record, 4, &at(0)).unwrap(),
+            RestartDecision::Wait { recheck_in: None }
+        );
+        assert_eq!(record.state, RestartState::Pending);
+    }
+
+    #[test]
+    fn a_malformed_debounce_is_an_error_not_a_zero() {
+        let tenant = tenant("Automatic", "1d", &[]);
+        let err = decide_restart(&tenant, &mut RestartRecord::default(), 1, &at(0)).unwrap_err();
+        assert_eq!(err.reason(), "InvalidDuration");
+        assert!(err.to_string().contains("spec.restart.debounce"), "{err}");
+    }
 }

@@ -10,8 +10,7 @@ pub(super) async fn credential(
     ctx: &Context,
     api: &Api<PingOneIntegration>,
     target: &Target<'_>,
-    status: &mut PingOneIntegrationStatus,
-    index: usize,
+    pass: &mut EnvironmentPass<'_>,
 ) -> Result<Credential, ReconcileError> {
     let namespace = namespace_of(integration);
     if let Some(secret_ref) = &target.spec.credentials_secret_ref {
@@ -64,11 +63,12 @@ pub(super) async fn credential(
     // Between resyncs the worker application, its role and its secret are taken as last seen
     // unless something that decides them changed; a rotation in progress is always driven.
     let key = memo_key(integration, &target.spec.name);
-    let rotating = status.environments[index]
+    let rotating = pass
+        .entry()
         .secret_rotation
         .as_ref()
         .is_some_and(|r| r.phase.is_some());
-    let inputs = credential_inputs(integration, tenant, &session, &status.environments[index]);
+    let inputs = credential_inputs(integration, tenant, &session, pass.entry());
     if !rotating
         && let Some(seen) = ctx
             .memos
@@ -83,18 +83,9 @@ pub(super) async fn credential(
             });
         }
     }
-    let credential = observe_worker_credential(
-        integration,
-        ctx,
-        api,
-        target,
-        status,
-        index,
-        &session,
-        app_spec,
-    )
-    .await?;
-    let inputs = credential_inputs(integration, tenant, &session, &status.environments[index]);
+    let credential =
+        observe_worker_credential(integration, ctx, api, target, pass, &session, app_spec).await?;
+    let inputs = credential_inputs(integration, tenant, &session, pass.entry());
     ctx.memos.credentials.record(
         &key,
         inputs,
@@ -134,8 +125,7 @@ pub(super) async fn observe_worker_credential(
     ctx: &Context,
     api: &Api<PingOneIntegration>,
     target: &Target<'_>,
-    status: &mut PingOneIntegrationStatus,
-    index: usize,
+    pass: &mut EnvironmentPass<'_>,
     session: &pingone::PingOneSession,
     app_spec: &WorkerApplicationSpec,
 ) -> Result<Credential, ReconcileError> {
@@ -150,7 +140,7 @@ pub(super) async fn observe_worker_credential(
         enabled: true,
         token_endpoint_auth_method: TokenAuthMethod::ClientSecretBasic,
     };
-    let recorded = status.environments[index].worker_app_id.clone();
+    let recorded = pass.entry().worker_app_id.clone();
     let app = match recorded.clone() {
         Some(id) => match session.application(&environment_id, &id).await? {
             Some(app) => app,
@@ -163,8 +153,7 @@ pub(super) async fn observe_worker_credential(
                     session,
                     &environment_id,
                     &desired,
-                    status,
-                    index,
+                    pass,
                 )
                 .await?
             }
@@ -182,16 +171,21 @@ pub(super) async fn observe_worker_credential(
                         session,
                         &environment_id,
                         &desired,
-                        status,
-                        index,
+                        pass,
                     )
                     .await?
                 }
                 [one] if app_spec.adopt_existing => {
-                    let env = &mut status.environments[index];
+                    let env = pass.entry_mut();
                     env.worker_app_id = Some(one.id.clone());
                     env.worker_app_created = Some(false);
-                    checkpoint(api, integration, status, Checkpoint::ApplicationAdopted).await?;
+                    checkpoint(
+                        api,
+                        integration,
+                        pass.status,
+                        Checkpoint::ApplicationAdopted,
+                    )
+                    .await?;
                     ctx.publish_in(
                         integration,
                         &target.spec.name,
@@ -233,7 +227,7 @@ pub(super) async fn observe_worker_credential(
         }
     };
     if !desired.matches(&app) {
-        let created_by_us = status.environments[index].worker_app_created == Some(true);
+        let created_by_us = pass.entry().worker_app_created == Some(true);
         if created_by_us || !app.enabled {
             session
                 .replace_worker_application(&environment_id, &app.id, &desired)
@@ -254,7 +248,7 @@ pub(super) async fn observe_worker_credential(
         }
     }
     // An application created in this pass has no role assignments to look at.
-    let env = &status.environments[index];
+    let env = pass.entry();
     let created_now = env.worker_app_created == Some(true) && env.worker_app_id != recorded;
     let assignments = if created_now || app_spec.roles.is_empty() {
         Vec::new()
@@ -299,8 +293,7 @@ pub(super) async fn observe_worker_credential(
             &environment_id,
             &app.id,
             rotation,
-            status,
-            index,
+            pass,
             &secret,
         )
         .await?;
@@ -327,18 +320,23 @@ pub(super) async fn create_application(
     session: &impl PingOneApi,
     environment_id: &str,
     desired: &pingone::WorkerApplication,
-    status: &mut PingOneIntegrationStatus,
-    index: usize,
+    pass: &mut EnvironmentPass<'_>,
 ) -> Result<pingone::Application, ReconcileError> {
     let app = session
         .create_worker_application(environment_id, desired)
         .await?;
-    let env = &mut status.environments[index];
+    let env = pass.entry_mut();
     env.worker_app_id = Some(app.id.clone());
     env.worker_app_created = Some(true);
     env.connection_verified = false;
     let env_name = env.name.clone();
-    checkpoint(api, integration, status, Checkpoint::ApplicationCreated).await?;
+    checkpoint(
+        api,
+        integration,
+        pass.status,
+        Checkpoint::ApplicationCreated,
+    )
+    .await?;
     ctx.publish_in(
         integration,
         &env_name,

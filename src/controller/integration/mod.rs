@@ -239,8 +239,10 @@ async fn apply(integration: &PingOneIntegration, ctx: &Context) -> Result<Action
             &api,
             target,
             &targets,
-            &mut status,
-            index,
+            &mut EnvironmentPass {
+                status: &mut status,
+                index,
+            },
             &now,
         )
         .await;
@@ -286,6 +288,25 @@ async fn apply(integration: &PingOneIntegration, ctx: &Context) -> Result<Action
     )
     .await?;
     Ok(Action::requeue(next))
+}
+
+/// The environment a step works on, inside the status the pass is computing: a step changes
+/// its environment's entry; a checkpoint writes the whole status.
+pub(super) struct EnvironmentPass<'s> {
+    status: &'s mut PingOneIntegrationStatus,
+    index: usize,
+}
+
+impl EnvironmentPass<'_> {
+    /// This environment's entry of the status.
+    fn entry(&self) -> &EnvironmentStatus {
+        &self.status.environments[self.index]
+    }
+
+    /// This environment's entry of the status, to change.
+    fn entry_mut(&mut self) -> &mut EnvironmentStatus {
+        &mut self.status.environments[self.index]
+    }
 }
 
 /// Why a pass writes its status before its end. Each records a fact that must be on the API
@@ -485,26 +506,20 @@ async fn sync_environment(
     api: &Api<PingOneIntegration>,
     target: &Target<'_>,
     targets: &[Target<'_>],
-    status: &mut PingOneIntegrationStatus,
-    index: usize,
+    pass: &mut EnvironmentPass<'_>,
     now: &Time,
 ) -> Result<Facts, ReconcileError> {
     let tenant = &target.tenant;
     let mut facts = Facts::default();
-    let credential = credential(integration, ctx, api, target, status, index).await?;
+    let credential = credential(integration, ctx, api, target, pass).await?;
     facts.client_ready = true;
     facts.requeue = credential.requeue;
-    status.environments[index].client_id = credential.client_id.clone();
+    pass.entry_mut().client_id = credential.client_id.clone();
 
     let aic = ctx.clients.aic(&ctx.client, tenant, &[]).await?;
     let age = ctx.observation_age();
     let key = memo_key(integration, &target.spec.name);
-    let inputs = esv_inputs(
-        integration,
-        tenant,
-        &credential,
-        &status.environments[index],
-    );
+    let inputs = esv_inputs(integration, tenant, &credential, pass.entry());
     let loaded = match ctx.memos.esvs_loaded.fresh(&key, &inputs, age) {
         Some(loaded) => loaded,
         None => {
@@ -514,15 +529,10 @@ async fn sync_environment(
                 &aic,
                 tenant,
                 &credential,
-                &mut status.environments[index],
+                pass.entry_mut(),
             )
             .await?;
-            let inputs = esv_inputs(
-                integration,
-                tenant,
-                &credential,
-                &status.environments[index],
-            );
+            let inputs = esv_inputs(integration, tenant, &credential, pass.entry());
             ctx.memos.esvs_loaded.record(&key, inputs, loaded);
             loaded
         }
@@ -536,7 +546,7 @@ async fn sync_environment(
         .generation
         .unwrap_or_default()
         .to_string();
-    let env = &mut status.environments[index];
+    let env = pass.entry_mut();
     if tenant.spec.tier.is_mutable() {
         let inputs = |env: &EnvironmentStatus| {
             digest(&[
@@ -581,10 +591,11 @@ async fn sync_environment(
         env.label_mapped = promoted;
         facts.promoted = Some(promoted);
         if !promoted {
-            facts.note = Some(promotion_note(integration, ctx, tenant, targets, status).await?);
+            facts.note =
+                Some(promotion_note(integration, ctx, tenant, targets, pass.status).await?);
         }
     }
-    let env = &mut status.environments[index];
+    let env = pass.entry_mut();
     facts.service_configured = env.service_configured && env.label_mapped;
     if !loaded {
         env.connection_verified = false;

@@ -40,8 +40,7 @@ pub(super) async fn rotate(
     environment_id: &str,
     app_id: &str,
     spec: &SecretRotation,
-    status: &mut PingOneIntegrationStatus,
-    index: usize,
+    pass: &mut EnvironmentPass<'_>,
     current: &pingone::ApplicationSecret,
 ) -> Result<RotationOutcome, ReconcileError> {
     let now = jiff::Timestamp::now();
@@ -55,12 +54,9 @@ pub(super) async fn rotate(
         .map_err(|e| invalid("interval", e))?
         .max(Duration::from_secs(1));
     let overlap = parse_duration(&spec.overlap).map_err(|e| invalid("overlap", e))?;
-    let env_name = status.environments[index].name.clone();
+    let env_name = pass.entry().name.clone();
     let soon = ctx.config.wait;
-    let mut state = status.environments[index]
-        .secret_rotation
-        .clone()
-        .unwrap_or_default();
+    let mut state = pass.entry().secret_rotation.clone().unwrap_or_default();
     let mut outcome = RotationOutcome {
         rotated: None,
         requeue: interval,
@@ -70,7 +66,7 @@ pub(super) async fn rotate(
             let Some(last) = state.last_rotation_time.clone() else {
                 // The secret in use counts as fresh from the moment the operator first sees it.
                 state.last_rotation_time = Some(Time(now));
-                status.environments[index].secret_rotation = Some(state);
+                pass.entry_mut().secret_rotation = Some(state);
                 return Ok(outcome);
             };
             let due = elapsed(&last.0, &now) >= interval;
@@ -78,7 +74,7 @@ pub(super) async fn rotate(
                 outcome.requeue = interval.saturating_sub(elapsed(&last.0, &now));
                 return Ok(outcome);
             }
-            if !status.environments[index].connection_verified {
+            if !pass.entry().connection_verified {
                 outcome.requeue = soon;
                 return Ok(outcome);
             }
@@ -86,8 +82,8 @@ pub(super) async fn rotate(
             state.phase = Some(RotationPhase::Rotating);
             state.started_time = Some(Time(now));
             state.previous_expires_time = Some(Time(add(now, overlap)));
-            status.environments[index].secret_rotation = Some(state.clone());
-            checkpoint(api, integration, status, Checkpoint::RotationStarting).await?;
+            pass.entry_mut().secret_rotation = Some(state.clone());
+            checkpoint(api, integration, pass.status, Checkpoint::RotationStarting).await?;
             true
         }
         // Recorded but perhaps not done: PingOne shows a previous secret once it rotated.
@@ -116,7 +112,7 @@ pub(super) async fn rotate(
         // only by a successful `testConnection` while it was active; the superseded ESV
         // versions were disabled right then. If the new secret failed and the previous one was
         // pushed again, what passed is the previous one: it must not be deleted.
-        let env = &status.environments[index];
+        let env = pass.entry();
         let new_secret_passed = env.verified_hash.as_deref()
             == Some(values_digest(environment_id, Some(app_id), &current.secret).as_str());
         if env.connection_verified && new_secret_passed {
@@ -143,7 +139,7 @@ pub(super) async fn rotate(
             outcome.requeue = soon;
         }
     }
-    status.environments[index].secret_rotation = Some(state);
+    pass.entry_mut().secret_rotation = Some(state);
     Ok(outcome)
 }
 

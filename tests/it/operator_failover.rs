@@ -62,22 +62,6 @@ async fn holder(leases: &Api<Lease>) -> Option<String> {
         .and_then(|lease| lease.spec?.holder_identity)
 }
 
-/// Polls `check` until it returns `Some`, at most `timeout`.
-async fn eventually<T, F: Future<Output = Option<T>>>(
-    timeout: Duration,
-    what: &str,
-    mut check: impl FnMut() -> F,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_replica_takes_over_when_the_leader_dies() {
     let dir = tempfile::tempdir().unwrap();
@@ -96,7 +80,7 @@ async fn a_second_replica_takes_over_when_the_leader_dies() {
 
     // `a` starts first so that it is the one that leads; `b` then competes and waits.
     let a = start_operator(&kubeconfig, "a");
-    eventually(Duration::from_secs(60), "a to lead", || async {
+    testkit::eventually("a to lead", Duration::from_secs(60), || async {
         (holder(&leases).await.as_deref() == Some("a")).then_some(())
     })
     .await;
@@ -122,16 +106,16 @@ async fn a_second_replica_takes_over_when_the_leader_dies() {
     // The leader dies without releasing its lease; b takes over once it expires.
     drop(a);
     stage("a killed");
-    eventually(
-        Duration::from_secs(90),
+    testkit::eventually(
         "b to take the lease over",
+        Duration::from_secs(90),
         || async { (holder(&leases).await.as_deref() == Some("b")).then_some(()) },
     )
     .await;
     stage("b holds the lease");
-    eventually(
-        Duration::from_secs(30),
+    testkit::eventually(
         "b to start its controllers",
+        Duration::from_secs(30),
         || async { b.logged("leading").then_some(()) },
     )
     .await;
@@ -184,9 +168,9 @@ async fn a_second_replica_takes_over_when_the_leader_dies() {
             .await
             .unwrap();
     }
-    let phase = eventually(
-        Duration::from_secs(120),
+    let phase = testkit::eventually(
         "the new promotion to finish",
+        Duration::from_secs(120),
         || async {
             promotions
                 .get("acme-dev-to-uat-after-failover")

@@ -5,6 +5,42 @@
 pub mod logs;
 pub mod process;
 
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// Polls `check` until it returns `Some`; panics naming `what` after `timeout` (a hang guard,
+/// not a timing claim).
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// [`eventually`] for a test without an async runtime: polls `check` on this thread.
+pub fn eventually_blocking<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 /// Whether a test may go on without something it needs (a tool on PATH, `../shared/specs`):
 /// outside CI it skips with `why`; under `CI=true` a missing input is a failure, never a skip.
 pub fn skip_unless_ci(why: &str) {

@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pingone_aic_playground::{Playground, PlaygroundOptions, Progress};
 
@@ -44,19 +44,12 @@ pub async fn ready(playground: &Playground) -> Vec<Progress> {
 
 /// Polls `check` until it returns `Some`, panicking with `what` after a generous timeout
 /// (only there to avoid hanging; nothing is asserted about time).
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    testkit::eventually(what, Duration::from_secs(180), check).await
 }
 
 /// PingOne calls that change something: every call but reads and token requests.

@@ -192,18 +192,6 @@ fn kubectl_ok(kubeconfig: &Path, args: &[&str]) -> String {
     stdout
 }
 
-/// Polls `check` every half second until it returns `Some`, at most `timeout`.
-fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
 fn get_json(url: &str) -> Value {
     // A blocking GET over plain HTTP on loopback, with std only, keeps this test free of an
     // async runtime around the child processes.
@@ -380,10 +368,11 @@ fn kubectl_drives_the_serving_playground() {
             &patch,
         ],
     );
-    let after = eventually(Duration::from_secs(120), "a new ESV secret version", || {
-        let version = sandbox_secret_version(&kubeconfig);
-        (!version.is_empty() && version != before).then_some(version)
-    });
+    let after =
+        testkit::eventually_blocking("a new ESV secret version", Duration::from_secs(120), || {
+            let version = sandbox_secret_version(&kubeconfig);
+            (!version.is_empty() && version != before).then_some(version)
+        });
     assert_ne!(after, before);
     let versions_after = get_json(&format!("{sandbox}/_sim/state"))["tenants"]["acme-sandbox"]
         ["secrets"]["esv-pingone-connection-jwt"]["versions"]
@@ -394,9 +383,9 @@ fn kubectl_drives_the_serving_playground() {
         "{versions_before} -> {versions_after}"
     );
     // The connection works with the rotated credential: Ready again, verified.
-    eventually(
-        Duration::from_secs(120),
+    testkit::eventually_blocking(
         "the sandbox verified again",
+        Duration::from_secs(120),
         || {
             let out = kubectl_ok(
                 &kubeconfig,
@@ -418,7 +407,7 @@ fn kubectl_drives_the_serving_playground() {
         &kubeconfig,
         &["delete", "p1i", "acme-sandbox-connection", "--wait=false"],
     );
-    eventually(Duration::from_secs(120), "the integration gone", || {
+    testkit::eventually_blocking("the integration gone", Duration::from_secs(120), || {
         let (ok, _, stderr) = kubectl(&kubeconfig, &["get", "p1i", "acme-sandbox-connection"]);
         (!ok && stderr.contains("NotFound")).then_some(())
     });

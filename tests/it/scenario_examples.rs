@@ -7,16 +7,7 @@ use pingone_aic_playground::{Playground, PlaygroundOptions, repository_examples}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_examples_become_ready() {
-    if let Ok(filter) = std::env::var("TEST_LOG") {
-        let _ = tracing::subscriber::set_global_default(
-            pingone_aic_operator::telemetry::subscriber(
-                pingone_aic_operator::telemetry::LogFormat::Human,
-                &filter,
-                std::io::stderr,
-            )
-            .unwrap(),
-        );
-    }
+    crate::scenario_support::init_logs();
     let playground = Playground::start(PlaygroundOptions {
         examples: repository_examples(),
         ..Default::default()

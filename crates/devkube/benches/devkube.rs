@@ -1,6 +1,6 @@
 //! devkube throughput: creates 1,000 TenantEnvironments (each through full admission) while a
 //! kube-rs watcher follows them, in-process and over TCP, and prints requests per second and the
-//! process's peak memory. A report, not a pass/fail test: `cargo bench --bench devkube`.
+//! process's peak memory. A report, not a pass/fail test: `cargo bench -p devkube --bench devkube`.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Instant;

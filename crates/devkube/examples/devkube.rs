@@ -1,5 +1,5 @@
 //! Runs devkube, the development stand-in for the Kubernetes API, on 127.0.0.1 and writes a
-//! kubeconfig for kubectl: `cargo run --example devkube -- [--empty] [KUBECONFIG_PATH] [PORT]`.
+//! kubeconfig for kubectl: `cargo run -p devkube --example devkube -- [--empty] [KUBECONFIG_PATH] [PORT]`.
 //! A development tool only; it has no authentication.
 
 use std::net::{Ipv4Addr, SocketAddr};

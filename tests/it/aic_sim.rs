@@ -1306,3 +1306,167 @@ async fn each_endpoint_family_gets_its_accept_api_version() {
     }
     running.stop().await;
 }
+
+/// What frodo reads before its own login, on a real tenant without a session (frodo-lib HAR
+/// captures, `exportAmConfigEntities` Cloud tests): the session cookie's name and AM's version.
+#[tokio::test]
+async fn server_information_is_read_without_a_session() {
+    let (_sim, running) = start(instant()).await;
+    let base = running.url("dev").unwrap();
+    let http = pingone_aic_operator::http::client("aic-tests").unwrap();
+    let info = http
+        .get(format!("{base}am/json/serverinfo/*"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status(), 200);
+    assert_eq!(info.headers()["content-api-version"], "resource=2.0");
+    let info: Value = info.json().await.unwrap();
+    assert_eq!(info["_id"], "*");
+    assert_eq!(info["realm"], "/");
+    let cookie = info["cookieName"].as_str().unwrap();
+    assert!(
+        !cookie.is_empty() && cookie.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{cookie}"
+    );
+
+    let version = http
+        .get(format!("{base}am/json/serverinfo/version"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(version.headers()["content-api-version"], "resource=1.0");
+    let version: Value = version.json().await.unwrap();
+    assert_eq!(version["version"], "7.6.0-SNAPSHOT");
+    assert!(
+        version["fullVersion"]
+            .as_str()
+            .unwrap()
+            .starts_with("ForgeRock Access Management 7.6.0-SNAPSHOT Build ")
+    );
+}
+
+/// `GET /openidm/managed/svcacct/{id}` (frodo-lib `ServiceAccountOps` captures): the account's
+/// IDM object with its public key as a JWKS string, for a token with `fr:idm:*`.
+#[tokio::test]
+async fn a_service_account_reads_its_idm_object_with_the_idm_scope() {
+    let (_sim, running) = start(instant()).await;
+    let path = format!("openidm/managed/svcacct/{SA}?_fields=*");
+    // The test account holds no IDM scope: refused.
+    let (status, _) = raw(&running, "dev", reqwest::Method::GET, &path, None).await;
+    assert_eq!(status, 403);
+
+    let mut config = config(instant());
+    config.tenants[0].service_accounts[0]
+        .scopes
+        .push("fr:idm:*".into());
+    let sim = pingone_aic_sim::aic::AicSimulator::new(config).unwrap();
+    let running = sim.serve().await.unwrap();
+    let base = running.url("dev").unwrap();
+    let (status, token) = raw_token(base, &aud_of(base), 0, JWK, "fr:am:* fr:idm:*").await;
+    assert_eq!(status, 200, "{token}");
+    let get = |path: String| {
+        pingone_aic_operator::http::client("aic-tests")
+            .unwrap()
+            .get(format!("{base}{path}"))
+            .bearer_auth(token["access_token"].as_str().unwrap())
+            .send()
+    };
+    let account: Value = get(path).await.unwrap().json().await.unwrap();
+    assert_eq!(account["_id"], SA);
+    assert_eq!(account["name"], "aic-tests");
+    assert_eq!(account["accountStatus"], "Active");
+    let jwks: Value = serde_json::from_str(account["jwks"].as_str().unwrap()).unwrap();
+    let public: Value = serde_json::from_str(JWK).unwrap();
+    assert_eq!(jwks["keys"][0]["n"], public["n"]);
+    let unknown = get("openidm/managed/svcacct/no-such-account".into())
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+}
+
+/// The realm's ESV store: readable with AIC's settings, never deletable, its type's schema
+/// readable; store and mapping answers carry `resource=2.0`, the realm services `resource=1.0`
+/// (frodo-lib captures: `SecretStoreOps`, `exportAmConfigEntities`).
+#[tokio::test]
+async fn the_esv_store_is_read_only_and_answers_as_its_api_version() {
+    let (_sim, running) = start(instant()).await;
+    let token = bearer(&running, "dev").await;
+    let base = running.url("dev").unwrap();
+    let realm = "am/json/realms/root/realms/alpha/realm-config";
+    let call = |method: reqwest::Method, path: String| {
+        pingone_aic_operator::http::client("aic-tests")
+            .unwrap()
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(&token)
+            .header("Accept-API-Version", "protocol=2.0,resource=1.0")
+            .send()
+    };
+    let store_path = format!("{realm}/secrets/stores/GoogleSecretManagerSecretStoreProvider/ESV");
+    let store = call(reqwest::Method::GET, store_path.clone())
+        .await
+        .unwrap();
+    assert_eq!(store.status(), 200);
+    assert_eq!(
+        store.headers()["content-api-version"],
+        "protocol=2.0,resource=2.0"
+    );
+    let store: Value = store.json().await.unwrap();
+    for field in [
+        "_id",
+        "_rev",
+        "_type",
+        "expiryDurationSeconds",
+        "project",
+        "secretFormat",
+        "serviceAccount",
+    ] {
+        assert!(store.get(field).is_some(), "the store has {field}: {store}");
+    }
+    assert_eq!(store["expiryDurationSeconds"], 600);
+
+    let deleted = call(reqwest::Method::DELETE, store_path.clone())
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 403);
+    let deleted: Value = deleted.json().await.unwrap();
+    assert_eq!(
+        deleted["message"],
+        "This operation is not available in PingOne Advanced Identity Cloud."
+    );
+
+    let schema = call(
+        reqwest::Method::POST,
+        format!("{realm}/secrets/stores/GoogleSecretManagerSecretStoreProvider?_action=schema"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(schema.status(), 200);
+    let schema: Value = schema.json().await.unwrap();
+    assert!(
+        schema["properties"]["expiryDurationSeconds"].is_object(),
+        "{schema}"
+    );
+
+    let mappings = call(
+        reqwest::Method::GET,
+        format!("{store_path}/mappings?_queryFilter=true"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(mappings.status(), 200);
+    assert_eq!(
+        mappings.headers()["content-api-version"],
+        "protocol=2.0,resource=2.0"
+    );
+    let service = call(
+        reqwest::Method::GET,
+        format!("{realm}/services/pingOneWorkerService"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        service.headers()["content-api-version"],
+        "protocol=2.0,resource=1.0"
+    );
+}

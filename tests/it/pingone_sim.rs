@@ -871,3 +871,88 @@ async fn application_bodies_are_validated_and_enabled_defaults_to_false() {
         other => panic!("expected a 400, got {other:?}"),
     }
 }
+
+/// Every refusal is a P1Error in JSON, as the spec declares for each status, 405 and a
+/// malformed `cursor` included (the framework's own answers had an empty or plain-text body).
+#[tokio::test]
+async fn a_wrong_method_and_a_malformed_cursor_are_p1_errors() {
+    let fx = Fixture::new().await;
+    fx.session("operator").verify_credentials().await.unwrap();
+    let token = fx.sim.issued_tokens().remove(0);
+    let http = pingone_aic_operator::http::client("test").unwrap();
+    let url = format!("{}/v1/environments", fx.server.base_url);
+    for (method, query, status) in [
+        (reqwest::Method::POST, "", 405),
+        (reqwest::Method::DELETE, "", 405),
+        (reqwest::Method::GET, "?cursor=abc", 400),
+    ] {
+        let answer = http
+            .request(method.clone(), format!("{url}{query}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), status, "{method} {query}");
+        let content_type = answer.headers()[reqwest::header::CONTENT_TYPE].clone();
+        assert!(
+            content_type
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{method} {query}"
+        );
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert!(
+            body["id"].is_string() && body["code"].is_string(),
+            "{method} {query}: {body}"
+        );
+    }
+}
+
+/// The create body is one of the protocol schemas: a WS-Fed or SAML application without the
+/// fields its schema requires (`ApplicationWSFED`, `ApplicationSAML`) is refused, as PingOne
+/// validates it; nothing is created.
+#[tokio::test]
+async fn applications_of_other_protocols_need_their_required_fields() {
+    let fx = Fixture::new().await;
+    fx.session("operator").verify_credentials().await.unwrap();
+    let token = fx.sim.issued_tokens().remove(0);
+    let http = pingone_aic_operator::http::client("test").unwrap();
+    let url = format!(
+        "{}/v1/environments/{}/applications",
+        fx.server.base_url, fx.dev
+    );
+    for (body, missing) in [
+        (
+            serde_json::json!({"name": "portal", "enabled": true, "type": "PING_ONE_PORTAL", "protocol": "WS_FED", "surprise": 1}),
+            "domainName",
+        ),
+        (
+            serde_json::json!({"name": "saml", "enabled": true, "type": "WEB_APP", "protocol": "SAML", "spEntityId": "urn:sp"}),
+            "acsUrls",
+        ),
+    ] {
+        let answer = http
+            .post(&url)
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 400, "{body}");
+        let error: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(error["details"][0]["code"], "REQUIRED_VALUE", "{error}");
+        assert_eq!(error["details"][0]["target"], missing, "{error}");
+    }
+    let apps = fx.sim.state();
+    let names: Vec<&str> = apps["applications"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert!(
+        !names.contains(&"portal") && !names.contains(&"saml"),
+        "{names:?}"
+    );
+}

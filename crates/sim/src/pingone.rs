@@ -508,6 +508,15 @@ impl PingOneSim {
                     vec![],
                 )
             })
+            // The spec declares every error, 405 included, with a P1Error body.
+            .method_not_allowed_fallback(|| async {
+                p1(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "INVALID_REQUEST",
+                    "The request method is not supported by the requested resource.",
+                    vec![],
+                )
+            })
             .with_state(self.clone())
     }
 
@@ -881,6 +890,29 @@ struct Paging {
     cursor: Option<usize>,
 }
 
+/// A malformed `cursor` is a P1Error like every other refusal (the spec's 400), not the
+/// framework's plain-text rejection.
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Paging {
+    type Rejection = Reply;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Query::<Paging>::from_request_parts(parts, state)
+            .await
+            .map(|Query(paging)| paging)
+            .map_err(|_| {
+                p1(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_REQUEST",
+                    "The request could not be completed. One or more validation errors were in the request.",
+                    vec![detail("INVALID_PARAMETER", "cursor", "cursor is not a valid page cursor")],
+                )
+            })
+    }
+}
+
 /// The calling application, from a valid bearer token, or the 401 to answer. Also applies
 /// the per-organization rate limit.
 fn caller(sim: &PingOneSim, world: &mut World, headers: &HeaderMap) -> Result<String, Reply> {
@@ -1152,7 +1184,7 @@ fn render_env(headers: &HeaderMap, env: &Env) -> Value {
 async fn list_organizations(
     State(sim): State<PingOneSim>,
     headers: HeaderMap,
-    Query(paging): Query<Paging>,
+    paging: Paging,
 ) -> Reply {
     let mut world = sim.world();
     let caller = match caller(&sim, &mut world, &headers) {
@@ -1186,7 +1218,7 @@ async fn list_organizations(
 async fn list_environments(
     State(sim): State<PingOneSim>,
     headers: HeaderMap,
-    Query(paging): Query<Paging>,
+    paging: Paging,
 ) -> Reply {
     let mut world = sim.world();
     let caller = match caller(&sim, &mut world, &headers) {
@@ -1273,7 +1305,7 @@ async fn list_applications(
     State(sim): State<PingOneSim>,
     headers: HeaderMap,
     Path(env): Path<String>,
-    Query(paging): Query<Paging>,
+    paging: Paging,
 ) -> Reply {
     let mut world = sim.world();
     if let Err(reply) = admit(&sim, &mut world, &headers, &env, APP_ROLES) {
@@ -1417,6 +1449,23 @@ fn application_fields(
             "protocol",
             "INVALID_VALUE",
             "WORKER applications support only OPENID_CONNECT",
+        ));
+    }
+    // What the spec's `ApplicationSAML` and `ApplicationWSFED` require besides the common
+    // fields (the create body is one of the protocol schemas).
+    let required: &[&str] = match protocol.as_str() {
+        "SAML" => &["spEntityId", "acsUrls", "assertionDuration"],
+        "WS_FED" => &["domainName", "idpSigning", "replyUrl"],
+        _ => &[],
+    };
+    if let Some(missing) = required
+        .iter()
+        .find(|f| fields.get(**f).is_none_or(Value::is_null))
+    {
+        return Err(invalid(
+            missing,
+            "REQUIRED_VALUE",
+            &format!("{missing} is required for {protocol} applications"),
         ));
     }
     if protocol == "OPENID_CONNECT" {
@@ -1742,7 +1791,7 @@ async fn list_assignments(
     State(sim): State<PingOneSim>,
     headers: HeaderMap,
     Path((env, app_id)): Path<(String, String)>,
-    Query(paging): Query<Paging>,
+    paging: Paging,
 ) -> Reply {
     let mut world = sim.world();
     let caller = match admit(&sim, &mut world, &headers, &env, ASSIGNMENT_READERS) {
@@ -1975,11 +2024,7 @@ fn render_role(headers: &HeaderMap, role: &RoleDef) -> Value {
     })
 }
 
-async fn list_roles(
-    State(sim): State<PingOneSim>,
-    headers: HeaderMap,
-    Query(paging): Query<Paging>,
-) -> Reply {
+async fn list_roles(State(sim): State<PingOneSim>, headers: HeaderMap, paging: Paging) -> Reply {
     let mut world = sim.world();
     if let Err(reply) = caller(&sim, &mut world, &headers) {
         return reply;

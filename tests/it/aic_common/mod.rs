@@ -51,11 +51,13 @@ fn tenant(name: &str, tier: Tier) -> TenantConfig {
                 id: SA.into(),
                 scopes: ALL_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
                 jwk: public.clone(),
+                name: Some("aic-tests".into()),
             },
             ServiceAccountConfig {
                 id: LIMITED_SA.into(),
                 scopes: vec!["fr:idc:esv:read".into()],
                 jwk: public,
+                name: None,
             },
         ],
     }

@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
@@ -57,9 +57,6 @@ const STATIC_LABELS: [&str; 4] = [
 
 pub(super) fn routes() -> Router<Ctx> {
     let service = format!("{REALM_CONFIG}/services/pingOneWorkerService");
-    let mappings = format!(
-        "{REALM_CONFIG}/secrets/stores/GoogleSecretManagerSecretStoreProvider/ESV/mappings"
-    );
     Router::new()
         .route(
             &service,
@@ -79,16 +76,100 @@ pub(super) fn routes() -> Router<Ctx> {
                 .post(worker_action)
                 .delete(delete_worker),
         )
-        .route(&mappings, get(query_mappings).post(mappings_action))
-        .route(
-            &format!("{mappings}/{{id}}"),
-            get(get_mapping).put(put_mapping).delete(delete_mapping),
-        )
+        .merge(store_routes())
         .route(
             "/am/json/realms/root/realm-config/secrets/{*rest}",
             any(not_available),
         )
         .route("/am/json/global-config/secrets/{*rest}", any(not_available))
+}
+
+/// The ESV secret store of a realm and its mappings. They answer with `resource=2.0` where the
+/// realm services answer with `resource=1.0` (frodo-lib's HAR captures of AIC tenants).
+fn store_routes() -> Router<Ctx> {
+    let store_type =
+        format!("{REALM_CONFIG}/secrets/stores/GoogleSecretManagerSecretStoreProvider");
+    let store = format!("{store_type}/ESV");
+    let mappings = format!("{store}/mappings");
+    Router::new()
+        .route(&store_type, post(store_type_action))
+        // AIC manages the store itself: it can be read, not removed (captures: DELETE 403).
+        .route(&store, get(get_store).delete(not_available))
+        .route(&mappings, get(query_mappings).post(mappings_action))
+        .route(
+            &format!("{mappings}/{{id}}"),
+            get(get_mapping).put(put_mapping).delete(delete_mapping),
+        )
+        .layer(axum::middleware::map_response(store_api_version))
+}
+
+async fn store_api_version(mut response: Response) -> Response {
+    if response.headers().contains_key("content-api-version") {
+        response.headers_mut().insert(
+            "content-api-version",
+            HeaderValue::from_static("protocol=2.0,resource=2.0"),
+        );
+    }
+    response
+}
+
+/// The realm's ESV store as AIC shows it (frodo-lib capture "Read ESV secret store").
+async fn get_store(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(realm): Path<String>,
+) -> Response {
+    if let Err(r) = guard(&ctx, &headers, false) {
+        return r;
+    }
+    if with_realm(&ctx, &realm, |_| ()).is_none() {
+        return not_found();
+    }
+    am_json(StatusCode::OK, esv_store())
+}
+
+fn esv_store() -> Value {
+    let mut store = json!({
+        "_id": "ESV",
+        "project": "&{google.project.id}",
+        "expiryDurationSeconds": 600,
+        "serviceAccount": "default",
+        "secretFormat": "PEM",
+        "_type": {
+            "_id": "GoogleSecretManagerSecretStoreProvider",
+            "name": "Google Secret Manager",
+            "collection": true
+        }
+    });
+    store["_rev"] = json!(content_rev(&store));
+    store
+}
+
+/// `?_action=schema` (and the other type actions AM offers) on the store type.
+async fn store_type_action(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(realm): Path<String>,
+    Query(q): Q,
+) -> Response {
+    if let Err(r) = guard(&ctx, &headers, false) {
+        return r;
+    }
+    if with_realm(&ctx, &realm, |_| ()).is_none() {
+        return not_found();
+    }
+    match q.get("_action").map(String::as_str) {
+        Some("schema") => am_json(
+            StatusCode::OK,
+            json!({"type": "object", "properties": {
+                "project": {"type": "string", "title": "Project"},
+                "expiryDurationSeconds": {"type": "integer", "title": "Secret Cache Expiry (seconds)"},
+                "serviceAccount": {"type": "string", "title": "GCP Service Account ID"},
+                "secretFormat": {"type": "string", "title": "Secret Format", "enum": ["PEM", "BASE64", "PLAIN"]},
+            }}),
+        ),
+        Some(_) | None => am_error(StatusCode::NOT_IMPLEMENTED, "Action not supported"),
+    }
 }
 
 async fn not_available() -> Response {

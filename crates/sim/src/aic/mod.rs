@@ -1,7 +1,8 @@
 //! A stateful simulator of PingOne Advanced Identity Cloud tenant environments: service-account
 //! tokens, ESVs and restarts, the AM PingOne Worker Service with ESV secret mappings and a
-//! `testConnection` that really calls PingOne's token endpoint, immutable upper tiers, and
-//! promotion locks, runs and reports.
+//! `testConnection` that really calls PingOne's token endpoint, the realm's read-only ESV secret
+//! store, immutable upper tiers, promotion locks, runs and reports, and what clients such as
+//! frodo read around their login (AM's server information, a service account's IDM object).
 //!
 //! Each tenant is its own origin, as real tenants are (clients build every URL from the origin):
 //! [`AicSimulator::serve`] binds one loopback port per tenant, [`AicSimulator::tenant_router`]
@@ -31,6 +32,7 @@
 //!       - id: 3f2a6c1e-…
 //!         scopes: ["fr:am:*", "fr:idc:esv:*", "fr:idc:promotion:*"]
 //!         jwk: { kty: RSA, n: "…", e: "AQAB" }   # the public key
+//!         name: operator         # its IDM name; the id by default
 //!   - name: uat
 //!     tier: uat
 //!     port: 8082
@@ -53,6 +55,7 @@
 
 mod am;
 mod esv;
+mod info;
 mod oauth;
 mod promotion;
 mod state;
@@ -191,6 +194,9 @@ pub struct ServiceAccountConfig {
     pub scopes: Vec<String>,
     /// Public JWK (a private one works too; only `n` and `e` are read), or a JWKS.
     pub jwk: Value,
+    /// Its name in IDM (`managed/svcacct`); the id when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// Durations and fault options.
@@ -327,6 +333,7 @@ impl AicSimulator {
                 let (n, e) = public_key(&account.jwk)
                     .ok_or_else(|| SimConfigError::BadKey(account.id.clone()))?;
                 accounts.push(Account {
+                    name: account.name.unwrap_or_else(|| account.id.clone()),
                     id: account.id,
                     scopes: account.scopes,
                     n,
@@ -417,6 +424,7 @@ impl AicSimulator {
             .route("/am/oauth2/access_token", post(oauth::token))
             .route("/am/oauth2/realms/root/access_token", post(oauth::token))
             .merge(esv::routes())
+            .merge(info::routes())
             .merge(am::routes())
             .merge(promotion::routes())
             .nest("/_sim", control_routes())
@@ -837,6 +845,7 @@ pub(crate) enum Need {
     Am,
     PromotionRead,
     PromotionWrite,
+    Idm,
 }
 
 impl Need {
@@ -848,6 +857,7 @@ impl Need {
             Need::Am => "fr:am:*",
             Need::PromotionRead => "fr:idc:promotion:read",
             Need::PromotionWrite => "fr:idc:promotion:*",
+            Need::Idm => "fr:idm:*",
         }
     }
 }

@@ -13,6 +13,7 @@ use super::{Fault, Timings};
 /// A service account as the tenant knows it: public key and granted scopes.
 pub(crate) struct Account {
     pub id: String,
+    pub name: String,
     pub scopes: Vec<String>,
     pub n: Vec<u8>,
     pub e: Vec<u8>,

@@ -339,6 +339,27 @@ async fn variables_read_loaded_false_until_a_restart_completes() {
     .await;
     assert_eq!(status, 400);
     assert!(body.contains("expressionType cannot be empty"));
+    // Bodies are checked against the spec's schema first: neither field is nullable, and the
+    // type is one of the enum's values (reference: the validator's 400).
+    for bad in [
+        json!({"valueBase64": "MQ==", "expressionType": null}),
+        json!({"valueBase64": "MQ==", "expressionType": ""}),
+        json!({"valueBase64": "MQ==", "expressionType": "string", "description": null}),
+    ] {
+        let (status, body) = raw(
+            &running,
+            "dev",
+            reqwest::Method::PUT,
+            "/environment/variables/esv-new",
+            Some(bad.clone()),
+        )
+        .await;
+        assert_eq!(status, 400, "{bad}");
+        assert!(
+            body.contains("request body has an error: doesn't match schema"),
+            "{body}"
+        );
+    }
     running.stop().await;
 }
 

@@ -101,9 +101,22 @@ fn value_base64(body: &serde_json::Map<String, Value>) -> Result<String, Respons
     }
 }
 
-fn description(body: &serde_json::Map<String, Value>) -> Result<Option<String>, Response> {
+/// AIC checks request bodies against its OpenAPI schema before anything else (reference §
+/// "What the captures corrected", 2): a value the schema does not allow is a 400 with the
+/// validator's message. Neither field below is nullable in the spec.
+fn schema_error(schema: &str, field: &str, reason: &str) -> Response {
+    bad(&format!(
+        "request body has an error: doesn't match schema #/components/schemas/{schema}: Error at \"/{field}\": {reason}"
+    ))
+}
+
+fn description(
+    body: &serde_json::Map<String, Value>,
+    schema: &str,
+) -> Result<Option<String>, Response> {
     match body.get("description") {
-        None | Some(Value::Null) => Ok(None),
+        None => Ok(None),
+        Some(Value::Null) => Err(schema_error(schema, "description", "Value is not nullable")),
         Some(Value::String(d)) if d.chars().count() <= 1000 => Ok(Some(d.clone())),
         Some(Value::String(_)) => Err(bad("description in body should be at most 1000 chars long")),
         Some(_) => Err(bad("description in body must be of type string")),
@@ -217,19 +230,29 @@ async fn put_variable(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let description = match description(&body) {
+    let description = match description(&body, "esvVariableCreateUpdateRequest") {
         Ok(d) => d,
         Err(r) => return r,
     };
     let expression_type = match body.get("expressionType") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(t)) if t.is_empty() => None,
+        None => None,
+        Some(Value::Null) => {
+            return schema_error(
+                "esvVariableCreateUpdateRequest",
+                "expressionType",
+                "Value is not nullable",
+            );
+        }
         Some(Value::String(t)) if EXPRESSION_TYPES.contains(&t.as_str()) => Some(t.clone()),
         Some(_) => {
-            return bad(&format!(
-                "expressionType in body should be one of [{}]",
-                EXPRESSION_TYPES.join(" ")
-            ));
+            return schema_error(
+                "esvVariableCreateUpdateRequest",
+                "expressionType",
+                &format!(
+                    "value is not one of the allowed values [{}]",
+                    EXPRESSION_TYPES.join(" ")
+                ),
+            );
         }
     };
     let mut state = ctx.state();
@@ -314,7 +337,7 @@ async fn variable_action(
         Ok(b) => b,
         Err(m) => return bad(&m),
     };
-    let Ok(Some(description)) = description(&body) else {
+    let Ok(Some(description)) = description(&body, "esvSetDescriptionRequest") else {
         return bad("description in body is required");
     };
     let mut state = ctx.state();
@@ -395,7 +418,7 @@ async fn create_secret(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let description = match description(&body) {
+    let description = match description(&body, "esvSecretCreateRequest") {
         Ok(d) => d.unwrap_or_default(),
         Err(r) => return r,
     };
@@ -491,7 +514,7 @@ async fn secret_action(
         Ok(b) => b,
         Err(m) => return bad(&m),
     };
-    let Ok(Some(description)) = description(&body) else {
+    let Ok(Some(description)) = description(&body, "esvSetDescriptionRequest") else {
         return bad("description in body is required");
     };
     let mut state = ctx.state();

@@ -392,6 +392,11 @@ fn worker_from_body(body: &Map<String, Value>) -> Result<Map<String, Value>, Res
     let mut worker = Map::new();
     for name in valid {
         let value = body.get(name);
+        // No capture of a worker carries the credential field when it is not set (frodo-lib
+        // HAR captures of `nextdescendents` and worker PUTs): AM leaves it out.
+        if name == unconfirmed::CREDENTIAL_FIELD && value.is_none_or(Value::is_null) {
+            continue;
+        }
         let normalised = if name == "useCredential" {
             match value {
                 None | Some(Value::Null) => json!(false),

@@ -605,6 +605,17 @@ async fn worker_ids_are_url_encoded_and_the_schema_names_the_credential_field() 
             .any(|c| c.path.ends_with("/workers/PingOne%20Worker%2FAIC"))
     );
     assert_eq!(client.list_workers().await.unwrap().len(), 1);
+    // A worker in client-secret mode carries no credential field at all, as in every capture.
+    let (status, echoed) = raw(
+        &running,
+        "sandbox",
+        reqwest::Method::GET,
+        "/am/json/realms/root/realms/alpha/realm-config/services/pingOneWorkerService/workers/PingOne%20Worker%2FAIC",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{echoed}");
+    assert!(!echoed.contains("credentialPurpose"), "{echoed}");
     let schema = client.worker_schema().await.unwrap();
     assert_eq!(
         am::credential_field(&schema).as_deref(),

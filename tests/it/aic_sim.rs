@@ -1353,6 +1353,10 @@ async fn server_information_is_read_without_a_session() {
         .unwrap();
     assert_eq!(info.status(), 200);
     assert_eq!(info.headers()["content-api-version"], "resource=2.0");
+    assert_eq!(
+        info.headers()["content-type"],
+        "application/json;charset=UTF-8"
+    );
     let info: Value = info.json().await.unwrap();
     assert_eq!(info["_id"], "*");
     assert_eq!(info["realm"], "/");
@@ -1461,6 +1465,10 @@ async fn the_esv_store_is_read_only_and_answers_as_its_api_version() {
         .await
         .unwrap();
     assert_eq!(deleted.status(), 403);
+    assert_eq!(
+        deleted.headers()["content-type"],
+        "application/json;charset=UTF-8"
+    );
     let deleted: Value = deleted.json().await.unwrap();
     assert_eq!(
         deleted["message"],

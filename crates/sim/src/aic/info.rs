@@ -13,7 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use super::state::content_rev;
-use super::{Ctx, Need, json_response};
+use super::{Ctx, Need, am_error, json_response};
 
 /// The AM build AIC tenants report (capture of November 2024).
 const AM_VERSION: &str = "7.6.0-SNAPSHOT";
@@ -33,6 +33,10 @@ fn am_info(body: Value, resource: &'static str) -> Response {
     let headers = response.headers_mut();
     headers.insert("content-api-version", HeaderValue::from_static(resource));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json;charset=UTF-8"),
+    );
     response
 }
 
@@ -43,7 +47,7 @@ async fn server_info(
     Path(id): Path<String>,
 ) -> Response {
     if id != "*" {
-        return idm_like_error(StatusCode::NOT_FOUND, "Not Found");
+        return am_error(StatusCode::NOT_FOUND, "Not Found");
     }
     let host = headers
         .get(header::HOST)
@@ -133,13 +137,23 @@ async fn service_account(
         "jwks": jwks.to_string(),
     });
     body["_rev"] = json!(content_rev(&body));
-    json_response(StatusCode::OK, body)
+    idm_json(StatusCode::OK, body)
 }
 
 /// IDM's error shape, `{code, reason, message}`.
 fn idm_like_error(status: StatusCode, message: &str) -> Response {
-    json_response(
+    idm_json(
         status,
         json!({"code": status.as_u16(), "reason": status.canonical_reason().unwrap_or(""), "message": message}),
     )
+}
+
+/// An IDM answer: its `Content-Type` has a lower-case charset (`ServiceAccountOps` captures).
+fn idm_json(status: StatusCode, body: Value) -> Response {
+    let mut response = json_response(status, body);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json;charset=utf-8"),
+    );
+    response
 }

@@ -769,7 +769,8 @@ pub(crate) fn am_error(status: StatusCode, message: &str) -> Response {
     )
 }
 
-/// AM response with `Content-API-Version` and, when the body has `_rev`, an `ETag`.
+/// AM response with `Content-API-Version`, AM's `Content-Type` (with its charset, as every
+/// capture shows) and, when the body has `_rev`, an `ETag`.
 pub(crate) fn am_json(status: StatusCode, body: Value) -> Response {
     let etag = body
         .get("_rev")
@@ -779,6 +780,10 @@ pub(crate) fn am_json(status: StatusCode, body: Value) -> Response {
     response.headers_mut().insert(
         "content-api-version",
         HeaderValue::from_static("protocol=2.0,resource=1.0"),
+    );
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json;charset=UTF-8"),
     );
     if let Some(etag) = etag {
         response.headers_mut().insert(header::ETAG, etag);

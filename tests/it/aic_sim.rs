@@ -1093,14 +1093,85 @@ async fn promotions_run_for_a_while_and_sandboxes_cannot_be_promoted() {
     promotion::ensure_unlocked(&uat, &id, poll()).await.unwrap();
     assert_eq!(uat.promotion_progress().await.unwrap().status, "UNLOCKED");
 
+    // Nothing is promoted into these: a lock conflicts with them (the spec's 409; it declares
+    // no 400 for a lock).
     for tenant in ["sandbox", "dev"] {
         let err = client(&running, tenant).lock().await.unwrap_err();
-        assert_eq!(
-            err.status(),
-            Some(http::StatusCode::BAD_REQUEST),
-            "{tenant}"
-        );
+        assert_eq!(err.status(), Some(http::StatusCode::CONFLICT), "{tenant}");
     }
+    running.stop().await;
+}
+
+/// The spec's rollback: on the locked upper environment, `report/provisional-rollback` says what
+/// undoing the last promotion changes and `POST rollback` (202) undoes it; without a lock, while
+/// a run is under way or with nothing to undo, it conflicts (409).
+#[tokio::test]
+async fn the_last_promotion_can_be_rolled_back_while_locked() {
+    let pingone = fake_pingone().await;
+    let (_sim, running) = start(instant()).await;
+    let dev = client(&running, "dev");
+    configure(&dev, &pingone.url, true).await;
+    let uat = client(&running, "uat");
+    for id in [VAR_CLIENT, VAR_ENV] {
+        esv::upsert_variable(&uat, id, "x", "d", "string")
+            .await
+            .unwrap();
+    }
+    esv::push_secret(&uat, SECRET, &SecretString::new("s"), "d", true)
+        .await
+        .unwrap();
+    let rollback_body = json!({"promoter": "tests", "promotionDescription": "undo", "unlockEnvironmentsAfterPromotion": false});
+    let rollback = |body: Value| {
+        raw(
+            &running,
+            "uat",
+            reqwest::Method::POST,
+            "/environment/promotion/rollback",
+            Some(body),
+        )
+    };
+    // Not locked: refused.
+    assert_eq!(rollback(rollback_body.clone()).await.0, 409);
+
+    let id = promotion::ensure_locked(&uat, poll(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        rollback(rollback_body.clone()).await.0,
+        409,
+        "nothing was promoted yet"
+    );
+    uat.promote(&request()).await.unwrap();
+    promotion::wait_for_promotion(&uat, poll()).await.unwrap();
+    assert_eq!(uat.list_workers().await.unwrap().len(), 1, "promoted");
+
+    let (status, report) = raw(
+        &running,
+        "uat",
+        reqwest::Method::GET,
+        "/environment/promotion/report/provisional-rollback",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    let report: Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["type"], "rollback");
+    let workers = &report["report"]["AMConfig"][0]["configChange"];
+    assert_eq!(workers["deleted"].as_array().unwrap().len(), 1, "{report}");
+
+    let (status, started) = rollback(rollback_body.clone()).await;
+    assert_eq!(status, 202, "{started}");
+    let done = promotion::wait_for_promotion(&uat, poll()).await.unwrap();
+    assert_eq!(done.status, "READY");
+    assert!(uat.list_workers().await.unwrap().is_empty(), "rolled back");
+    let last = uat.promotion_report(None).await.unwrap().unwrap();
+    assert_eq!(last.promotion_id.as_deref(), Some(id.as_str()));
+    assert_eq!(
+        rollback(rollback_body).await.0,
+        409,
+        "the promotion is undone already"
+    );
+    promotion::ensure_unlocked(&uat, &id, poll()).await.unwrap();
     running.stop().await;
 }
 

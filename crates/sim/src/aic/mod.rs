@@ -373,6 +373,7 @@ impl AicSimulator {
                 promotion: None,
                 last_progress: None,
                 reports: Vec::new(),
+                before_last_promotion: None,
             };
             if tenants.insert(tenant.name.clone(), state).is_some() {
                 return Err(SimConfigError::DuplicateTenant(tenant.name));

@@ -30,6 +30,11 @@ pub(super) fn routes() -> Router<Ctx> {
         )
         .route("/environment/promotion/report/{id}", get(report_by_id))
         .route("/environment/promotion/reports", get(reports))
+        .route(
+            "/environment/promotion/report/provisional-rollback",
+            get(provisional_rollback),
+        )
+        .route("/environment/promotion/rollback", post(rollback))
 }
 
 fn guard(ctx: &Ctx, headers: &HeaderMap, need: Need) -> Result<(), Response> {
@@ -57,11 +62,10 @@ async fn lock(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
         return r;
     }
     let mut state = ctx.state();
+    // The spec declares 202, 401 and 409 for a lock: an environment that nothing is promoted
+    // into conflicts with the request as a locked one does.
     let Some(lower) = state.lower_of(&ctx.tenant) else {
-        return promo_error(
-            StatusCode::BAD_REQUEST,
-            "This environment is not promoted into from a lower environment",
-        );
+        return conflict("This environment is not promoted into from a lower environment");
     };
     if state.is_locked(&ctx.tenant) || state.is_locked(&lower) {
         return conflict("Environment is already locked, locking or unlocking");
@@ -179,6 +183,7 @@ async fn promote(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Res
             .and_then(Value::as_bool)
             .unwrap_or(false),
         request: Value::Object(body),
+        rollback: false,
     });
     tenant.last_progress = None;
     promo_json(
@@ -206,6 +211,10 @@ fn tick_promotion(state: &mut super::state::State, upper: &str) {
         .get_mut(upper)
         .and_then(|t| t.promotion.take())
         .expect("due");
+    if running.rollback {
+        finish_rollback(state, upper, running);
+        return;
+    }
     let missing = state.missing_esvs(&lower, upper);
     let changes = state.am_changes(&lower, upper);
     let blocked = !missing.is_empty();
@@ -264,6 +273,131 @@ fn tick_promotion(state: &mut super::state::State, upper: &str) {
     tenant.last_progress = Some(progress);
 }
 
+/// Restores the AM configuration the last promotion replaced, and reports it.
+fn finish_rollback(state: &mut super::state::State, upper: &str, running: RunningPromotion) {
+    let created = state.now_text();
+    let tenant = state.tenants.get_mut(upper).expect("tenant");
+    let restored = tenant.before_last_promotion.take().unwrap_or_default();
+    let changes = super::state::realm_changes(&restored, &tenant.realms);
+    tenant.realms = restored;
+    let report_id = new_id();
+    let text = |name: &str| {
+        running
+            .request
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    tenant.reports.push(json!({
+        "reportId": report_id,
+        "reportName": format!("Report_{created}_rollback_{report_id}"),
+        "promotionId": running.promotion_id,
+        "createdDate": created,
+        "dryRun": false,
+        "type": "rollback",
+        "promoter": text("promoter"),
+        "promotionDescription": text("promotionDescription"),
+        "missingESVs": [],
+        "previouslyIgnoredEncryptedSecrets": [],
+        "report": {"AMConfig": changes, "IDMConfig": []},
+    }));
+    let mut progress = json!({
+        "blockingError": false,
+        "globalLock": "LOCKED",
+        "promotionId": running.promotion_id,
+        "status": "READY",
+        "message": "Rollback completed",
+        "timeStamp": created,
+        "type": "rollback",
+    });
+    if running.unlock_after {
+        state
+            .locks
+            .retain(|l| l.promotion_id != running.promotion_id);
+        progress["globalLock"] = json!("UNLOCKED");
+    }
+    state.tenants.get_mut(upper).expect("tenant").last_progress = Some(progress);
+}
+
+/// `POST /environment/promotion/rollback` on the upper environment: while it is locked and no
+/// run is under way, undoes the last promotion into it (409 otherwise, as the spec says).
+async fn rollback(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = guard(&ctx, &headers, Need::PromotionWrite) {
+        return r;
+    }
+    let body = match parse_body(&body) {
+        Ok(b) => b,
+        Err(m) => return promo_error(StatusCode::BAD_REQUEST, &m),
+    };
+    let mut state = ctx.state();
+    tick_promotion(&mut state, &ctx.tenant);
+    let locked = state
+        .lock_index(&ctx.tenant)
+        .map(|i| &state.locks[i])
+        .filter(|l| l.upper == *ctx.tenant && l.phase == LockPhase::Locked)
+        .map(|l| l.promotion_id.clone());
+    let Some(promotion_id) = locked else {
+        return conflict("Environment is not in locked state");
+    };
+    let tenant = &state.tenants[&*ctx.tenant];
+    if tenant.promotion.is_some() {
+        return conflict("A promotion or rollback is already running");
+    }
+    if tenant.before_last_promotion.is_none() {
+        return conflict("There is no promotion to roll back");
+    }
+    let until_ms = state.after(std::time::Duration::from_millis(state.timings.promotion_ms));
+    let tenant = state.tenants.get_mut(&*ctx.tenant).expect("tenant");
+    tenant.promotion = Some(RunningPromotion {
+        promotion_id,
+        dry_run: false,
+        until_ms,
+        unlock_after: body
+            .get("unlockEnvironmentsAfterPromotion")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        request: Value::Object(body),
+        rollback: true,
+    });
+    tenant.last_progress = None;
+    promo_json(
+        StatusCode::ACCEPTED,
+        json!({"result": "Rollback process initiated successfully"}),
+    )
+}
+
+/// `GET /environment/promotion/report/provisional-rollback` on the upper environment: what a
+/// rollback would change now.
+async fn provisional_rollback(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
+    if let Err(r) = guard(&ctx, &headers, Need::PromotionRead) {
+        return r;
+    }
+    let mut state = ctx.state();
+    tick_promotion(&mut state, &ctx.tenant);
+    let tenant = &state.tenants[&*ctx.tenant];
+    let Some(before) = &tenant.before_last_promotion else {
+        return promo_error(
+            StatusCode::BAD_REQUEST,
+            "There is no promotion to roll back",
+        );
+    };
+    let created = state.now_text();
+    let report_id = new_id();
+    promo_json(
+        StatusCode::OK,
+        json!({
+            "reportId": report_id,
+            "reportName": format!("Report_{created}_provisional-rollback_{report_id}"),
+            "createdDate": created,
+            "dryRun": true,
+            "type": "rollback",
+            "missingESVs": [],
+            "report": {"AMConfig": super::state::realm_changes(before, &tenant.realms), "IDMConfig": []},
+        }),
+    )
+}
+
 async fn progress(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
     if let Err(r) = guard(&ctx, &headers, Need::PromotionRead) {
         return r;
@@ -274,8 +408,13 @@ async fn progress(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
     let tenant = &state.tenants[&*ctx.tenant];
     let lock = state.lock_index(&ctx.tenant).map(|i| &state.locks[i]);
     let body = if let Some(running) = &tenant.promotion {
+        let kind = if running.rollback {
+            "rollback"
+        } else {
+            "promotion"
+        };
         json!({"blockingError": false, "globalLock": "LOCKED", "message": "Update configuration",
-               "promotionId": running.promotion_id, "status": "RUNNING", "timeStamp": now, "type": "promotion"})
+               "promotionId": running.promotion_id, "status": "RUNNING", "timeStamp": now, "type": kind})
     } else if let (Some(last), Some(lock)) = (&tenant.last_progress, lock)
         && last.get("promotionId").and_then(Value::as_str) == Some(lock.promotion_id.as_str())
     {

@@ -191,6 +191,8 @@ pub(crate) struct RunningPromotion {
     pub until_ms: i64,
     pub request: Value,
     pub unlock_after: bool,
+    /// A rollback of the last promotion rather than a promotion.
+    pub rollback: bool,
 }
 
 pub(crate) struct Tenant {
@@ -207,6 +209,8 @@ pub(crate) struct Tenant {
     pub promotion: Option<RunningPromotion>,
     pub last_progress: Option<Value>,
     pub reports: Vec<Value>,
+    /// The AM configuration the last promotion replaced: what a rollback restores.
+    pub before_last_promotion: Option<BTreeMap<String, Realm>>,
 }
 
 impl Tenant {
@@ -481,51 +485,61 @@ impl State {
         let empty = BTreeMap::new();
         let lower_realms = self.tenants.get(lower).map_or(&empty, |t| &t.realms);
         let upper_realms = self.tenants.get(upper).map_or(&empty, |t| &t.realms);
-        let realms: BTreeSet<&String> = lower_realms.keys().chain(upper_realms.keys()).collect();
-        let mut workers = (Vec::new(), Vec::new(), Vec::new());
-        let mut mappings = (Vec::new(), Vec::new(), Vec::new());
-        let default = Realm::default();
-        for realm in realms {
-            let from = lower_realms.get(realm).unwrap_or(&default);
-            let to = upper_realms.get(realm).unwrap_or(&default);
-            let item = |name: &str, kind: &str| {
-                json!({
-                    "name": name,
-                    "realm": format!("/{realm}"),
-                    "uid": format!("ou={name},ou={kind},ou=default,ou=OrganizationConfig,ou=1.0,ou=pingOneWorkerService,ou=services,o={realm},ou=services,ou=am-config"),
-                })
-            };
-            diff(&from.workers, &to.workers, &mut workers, |n| {
-                item(n, "workers")
-            });
-            diff(&from.mappings, &to.mappings, &mut mappings, |n| {
-                item(n, "mappings")
-            });
-        }
-        let entry =
-            |config_item: &str,
-             (added, modified, deleted): (Vec<Value>, Vec<Value>, Vec<Value>)| {
-                json!({"configItem": config_item,
-                   "configChange": {"added": added, "modified": modified, "deleted": deleted}})
-            };
-        json!([
-            entry("Services > PingOne Worker Service", workers),
-            entry("Secret Stores > ESV > Mappings", mappings),
-        ])
+        realm_changes(lower_realms, upper_realms)
     }
 
     /// A real promotion: AM static configuration of the worker service (workers and ESV
-    /// mappings) is copied from the lower environment to the upper one.
+    /// mappings) is copied from the lower environment to the upper one, keeping what it
+    /// replaces for a rollback.
     pub fn copy_am_config(&mut self, lower: &str, upper: &str) {
         let Some(realms) = self.tenants.get(lower).map(|t| t.realms.clone()) else {
             return;
         };
         if let Some(upper) = self.tenants.get_mut(upper) {
+            upper.before_last_promotion = Some(upper.realms.clone());
             for (name, realm) in realms {
                 upper.realms.insert(name, realm);
             }
         }
     }
+}
+
+/// What making `upper_realms` equal `lower_realms` changes, as a promotion report's
+/// `AMConfig` lists it.
+pub fn realm_changes(
+    lower_realms: &BTreeMap<String, Realm>,
+    upper_realms: &BTreeMap<String, Realm>,
+) -> Value {
+    let realms: BTreeSet<&String> = lower_realms.keys().chain(upper_realms.keys()).collect();
+    let mut workers = (Vec::new(), Vec::new(), Vec::new());
+    let mut mappings = (Vec::new(), Vec::new(), Vec::new());
+    let default = Realm::default();
+    for realm in realms {
+        let from = lower_realms.get(realm).unwrap_or(&default);
+        let to = upper_realms.get(realm).unwrap_or(&default);
+        let item = |name: &str, kind: &str| {
+            json!({
+                "name": name,
+                "realm": format!("/{realm}"),
+                "uid": format!("ou={name},ou={kind},ou=default,ou=OrganizationConfig,ou=1.0,ou=pingOneWorkerService,ou=services,o={realm},ou=services,ou=am-config"),
+            })
+        };
+        diff(&from.workers, &to.workers, &mut workers, |n| {
+            item(n, "workers")
+        });
+        diff(&from.mappings, &to.mappings, &mut mappings, |n| {
+            item(n, "mappings")
+        });
+    }
+    let entry = |config_item: &str,
+                 (added, modified, deleted): (Vec<Value>, Vec<Value>, Vec<Value>)| {
+        json!({"configItem": config_item,
+               "configChange": {"added": added, "modified": modified, "deleted": deleted}})
+    };
+    json!([
+        entry("Services > PingOne Worker Service", workers),
+        entry("Secret Stores > ESV > Mappings", mappings),
+    ])
 }
 
 type Changes = (Vec<Value>, Vec<Value>, Vec<Value>);

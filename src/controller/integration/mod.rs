@@ -185,13 +185,7 @@ async fn apply(integration: &PingOneIntegration, ctx: &Context) -> Result<Action
                 )
                 .await;
             }
-            patch_status(
-                &api,
-                &integration.name_any(),
-                integration.status.as_ref(),
-                &status,
-            )
-            .await?;
+            write_status(&api, integration, &status).await?;
             return Ok(Action::requeue(ctx.config.resync));
         }
     };
@@ -205,13 +199,7 @@ async fn apply(integration: &PingOneIntegration, ctx: &Context) -> Result<Action
             "the integration is paused: the operator makes no change",
             &now,
         );
-        patch_status(
-            &api,
-            &integration.name_any(),
-            integration.status.as_ref(),
-            &status,
-        )
-        .await?;
+        write_status(&api, integration, &status).await?;
         return Ok(Action::await_change());
     }
 
@@ -280,13 +268,7 @@ async fn apply(integration: &PingOneIntegration, ctx: &Context) -> Result<Action
         facts.insert(name, fact);
     }
     set_conditions(&mut status, generation, &facts, &now);
-    patch_status(
-        &api,
-        &integration.name_any(),
-        integration.status.as_ref(),
-        &status,
-    )
-    .await?;
+    write_status(&api, integration, &status).await?;
     Ok(Action::requeue(next))
 }
 
@@ -334,17 +316,27 @@ async fn checkpoint(
     status: &PingOneIntegrationStatus,
     why: Checkpoint,
 ) -> Result<(), ReconcileError> {
-    let written = patch_status(
+    let written = write_status(api, integration, status).await?;
+    if written {
+        tracing::debug!(integration = %integration.name_any(), checkpoint = ?why, "status checkpoint");
+    }
+    Ok(())
+}
+
+/// Writes the status the pass computed, unless the API server holds it already; whether it
+/// wrote.
+async fn write_status(
+    api: &Api<PingOneIntegration>,
+    integration: &PingOneIntegration,
+    status: &PingOneIntegrationStatus,
+) -> Result<bool, ReconcileError> {
+    patch_status(
         api,
         &integration.name_any(),
         integration.status.as_ref(),
         status,
     )
-    .await?;
-    if written {
-        tracing::debug!(integration = %integration.name_any(), checkpoint = ?why, "status checkpoint");
-    }
-    Ok(())
+    .await
 }
 
 /// Resolves the environments and checks for conflicts with other integrations.

@@ -454,47 +454,79 @@ async fn run(pass: &Pass<'_>, mut status: PromotionStatus) -> Result<Outcome, Re
         ));
     }
     let report = upper.promotion_report(None).await?;
-    let ours = report.as_ref().filter(|r| {
-        r.dry_run == dry_run && r.promotion_id.is_some() && r.promotion_id == status.promotion_id
+    let decision = after_run(
+        status.phase,
+        promotion.spec.dry_run_only,
+        status.promotion_id.as_deref(),
+        report.as_ref(),
+    );
+    match decision {
+        AfterRun::Start => {
+            upper
+                .promote(&PromotionRequest {
+                    dry_run,
+                    ignore_encrypted_secrets: false,
+                    unlock_environments_after_promotion: false,
+                    promoter: super::MANAGER.to_owned(),
+                    promotion_description: promotion.spec.description.clone().unwrap_or_else(
+                        || format!("{} to {}", promotion.spec.from, promotion.spec.to),
+                    ),
+                })
+                .await?;
+            Ok(pass.poll(status))
+        }
+        AfterRun::MissingEsvs(report) => {
+            status.report = Some(summarize(report));
+            Err(ReconcileError::invalid(
+                "MissingESVs",
+                format!(
+                    "the upper environment lacks ESVs: {}",
+                    report.missing_esvs.join(", ")
+                ),
+            ))
+        }
+        AfterRun::Next(report, next) => {
+            status.report = Some(summarize(report));
+            let message = if next == PromotionPhase::Promoting {
+                "promoting the configuration"
+            } else {
+                "unlocking the environments"
+            };
+            Ok(pass.enter(status, next, message))
+        }
+    }
+}
+
+/// What the DryRun or Promoting phase does once AIC's run is neither running nor blocked,
+/// decided from AIC's last report. No I/O.
+#[derive(Debug, PartialEq)]
+enum AfterRun<'r> {
+    /// No report of this run: start it (again, when a restart lost the answer to the first ask).
+    Start,
+    /// The run's report lists ESVs the upper environment lacks.
+    MissingEsvs(&'r AicReport),
+    /// The run is done: go on to this phase.
+    Next(&'r AicReport, PromotionPhase),
+}
+
+fn after_run<'r>(
+    phase: PromotionPhase,
+    dry_run_only: bool,
+    promotion_id: Option<&str>,
+    report: Option<&'r AicReport>,
+) -> AfterRun<'r> {
+    let dry_run = phase == PromotionPhase::DryRun;
+    let ours = report.filter(|r| {
+        r.dry_run == dry_run && promotion_id.is_some() && r.promotion_id.as_deref() == promotion_id
     });
-    let Some(report) = ours else {
-        upper
-            .promote(&PromotionRequest {
-                dry_run,
-                ignore_encrypted_secrets: false,
-                unlock_environments_after_promotion: false,
-                promoter: super::MANAGER.to_owned(),
-                promotion_description: promotion
-                    .spec
-                    .description
-                    .clone()
-                    .unwrap_or_else(|| format!("{} to {}", promotion.spec.from, promotion.spec.to)),
-            })
-            .await?;
-        return Ok(pass.poll(status));
-    };
-    status.report = Some(summarize(report));
-    if !report.missing_esvs.is_empty() {
-        return Err(ReconcileError::invalid(
-            "MissingESVs",
-            format!(
-                "the upper environment lacks ESVs: {}",
-                report.missing_esvs.join(", ")
-            ),
-        ));
+    match ours {
+        None => AfterRun::Start,
+        Some(report) if !report.missing_esvs.is_empty() => AfterRun::MissingEsvs(report),
+        Some(report) if dry_run && !dry_run_only => {
+            AfterRun::Next(report, PromotionPhase::Promoting)
+        }
+        Some(report) => AfterRun::Next(report, PromotionPhase::Unlocking),
     }
-    if dry_run && !promotion.spec.dry_run_only {
-        return Ok(pass.enter(
-            status,
-            PromotionPhase::Promoting,
-            "promoting the configuration",
-        ));
-    }
-    Ok(pass.enter(
-        status,
-        PromotionPhase::Unlocking,
-        "unlocking the environments",
-    ))
 }
 
 /// Unlocking: releases the lock, then reports the promotion's end.
@@ -677,4 +709,66 @@ async fn check_esvs(
         }
     }
     Ok((missing, pending))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(promotion_id: &str, dry_run: bool, missing: &[&str]) -> AicReport {
+        AicReport {
+            promotion_id: Some(promotion_id.into()),
+            dry_run,
+            missing_esvs: missing.iter().map(|m| (*m).to_owned()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_run_without_a_report_of_its_own_is_started() {
+        use PromotionPhase::{DryRun, Promoting};
+        assert_eq!(after_run(DryRun, false, Some("p1"), None), AfterRun::Start);
+        let other = report("p0", true, &[]);
+        assert_eq!(
+            after_run(DryRun, false, Some("p1"), Some(&other)),
+            AfterRun::Start,
+            "an earlier promotion's report"
+        );
+        let dry = report("p1", true, &[]);
+        assert_eq!(
+            after_run(Promoting, false, Some("p1"), Some(&dry)),
+            AfterRun::Start,
+            "the dry run's report does not finish the promotion"
+        );
+        assert_eq!(
+            after_run(DryRun, false, None, Some(&dry)),
+            AfterRun::Start,
+            "without a lock id nothing is ours"
+        );
+    }
+
+    #[test]
+    fn a_finished_run_goes_on_or_fails_on_missing_esvs() {
+        use PromotionPhase::{DryRun, Promoting, Unlocking};
+        let dry = report("p1", true, &[]);
+        assert_eq!(
+            after_run(DryRun, false, Some("p1"), Some(&dry)),
+            AfterRun::Next(&dry, Promoting)
+        );
+        assert_eq!(
+            after_run(DryRun, true, Some("p1"), Some(&dry)),
+            AfterRun::Next(&dry, Unlocking),
+            "a dry run only"
+        );
+        let promoted = report("p1", false, &[]);
+        assert_eq!(
+            after_run(Promoting, false, Some("p1"), Some(&promoted)),
+            AfterRun::Next(&promoted, Unlocking)
+        );
+        let missing = report("p1", true, &["esv-a"]);
+        assert_eq!(
+            after_run(DryRun, false, Some("p1"), Some(&missing)),
+            AfterRun::MissingEsvs(&missing)
+        );
+    }
 }

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::state::{Lock, LockPhase, RunningPromotion};
 use super::{Ctx, Need, parse_body, promo_error, promo_json, unconfirmed};
@@ -160,17 +160,41 @@ async fn promote(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Res
     let Some(dry_run) = body.get("dryRun").and_then(Value::as_bool) else {
         return promo_error(StatusCode::BAD_REQUEST, "dryRun in body is required");
     };
+    start_run(&ctx, body, dry_run, false)
+}
+
+/// `POST /environment/promotion/rollback` on the upper environment: while it is locked and no
+/// run is under way, undoes the last promotion into it (409 otherwise, as the spec says).
+async fn rollback(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = guard(&ctx, &headers, Need::PromotionWrite) {
+        return r;
+    }
+    let body = match parse_body(&body) {
+        Ok(b) => b,
+        Err(m) => return promo_error(StatusCode::BAD_REQUEST, &m),
+    };
+    start_run(&ctx, body, false, true)
+}
+
+/// Starts a promotion (or a rollback) on this upper environment, which must be locked by its
+/// own lock and have no run under way; it finishes after `promotionMs`.
+fn start_run(ctx: &Ctx, body: Map<String, Value>, dry_run: bool, rollback: bool) -> Response {
     let mut state = ctx.state();
+    tick_promotion(&mut state, &ctx.tenant);
     let locked = state
         .lock_index(&ctx.tenant)
         .map(|i| &state.locks[i])
         .filter(|l| l.upper == *ctx.tenant && l.phase == LockPhase::Locked)
         .map(|l| l.promotion_id.clone());
     let Some(promotion_id) = locked else {
-        return promo_error(StatusCode::CONFLICT, "Environment is not in locked state");
+        return conflict("Environment is not in locked state");
     };
-    if state.tenants[&*ctx.tenant].promotion.is_some() {
-        return promo_error(StatusCode::CONFLICT, "A promotion is already running");
+    let tenant = &state.tenants[&*ctx.tenant];
+    if tenant.promotion.is_some() {
+        return conflict("A promotion or rollback is already running");
+    }
+    if rollback && tenant.before_last_promotion.is_none() {
+        return conflict("There is no promotion to roll back");
     }
     let until_ms = state.after(std::time::Duration::from_millis(state.timings.promotion_ms));
     let tenant = state.tenants.get_mut(&*ctx.tenant).expect("tenant");
@@ -183,17 +207,20 @@ async fn promote(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Res
             .and_then(Value::as_bool)
             .unwrap_or(false),
         request: Value::Object(body),
-        rollback: false,
+        rollback,
     });
     tenant.last_progress = None;
-    promo_json(
-        StatusCode::ACCEPTED,
-        json!({"result": "Promotion process initiated successfully"}),
-    )
+    let result = if rollback {
+        "Rollback process initiated successfully"
+    } else {
+        "Promotion process initiated successfully"
+    };
+    promo_json(StatusCode::ACCEPTED, json!({ "result": result }))
 }
 
-/// Finishes a promotion whose time is up: integrity check, copy (unless dry run or blocked),
-/// report.
+/// Finishes a run whose time is up. A promotion checks integrity and copies the configuration
+/// (unless it is a dry run or blocked); a rollback restores what the last promotion replaced.
+/// Either leaves a report and the progress to answer.
 fn tick_promotion(state: &mut super::state::State, upper: &str) {
     let now = state.now_ms();
     let due = state.tenants[upper]
@@ -211,16 +238,33 @@ fn tick_promotion(state: &mut super::state::State, upper: &str) {
         .get_mut(upper)
         .and_then(|t| t.promotion.take())
         .expect("due");
-    if running.rollback {
-        finish_rollback(state, upper, running);
-        return;
-    }
-    let missing = state.missing_esvs(&lower, upper);
-    let changes = state.am_changes(&lower, upper);
+    let (kind, missing, changes, message) = if running.rollback {
+        let tenant = state.tenants.get_mut(upper).expect("tenant");
+        let restored = tenant.before_last_promotion.take().unwrap_or_default();
+        let changes = super::state::realm_changes(&restored, &tenant.realms);
+        tenant.realms = restored;
+        ("rollback", Vec::new(), changes, "Rollback completed")
+    } else {
+        let missing = state.missing_esvs(&lower, upper);
+        let blocked = !missing.is_empty();
+        let changes = if blocked {
+            json!([])
+        } else {
+            state.am_changes(&lower, upper)
+        };
+        if !blocked && !running.dry_run {
+            state.copy_am_config(&lower, upper);
+        }
+        let message = if blocked {
+            "Promotion blocked: ESVs missing in the upper environment"
+        } else if running.dry_run {
+            "Dry run completed"
+        } else {
+            "Promotion completed"
+        };
+        ("promotion", missing, changes, message)
+    };
     let blocked = !missing.is_empty();
-    if !blocked && !running.dry_run {
-        state.copy_am_config(&lower, upper);
-    }
     let created = state.now_text();
     let report_id = new_id();
     let text = |name: &str| {
@@ -231,33 +275,32 @@ fn tick_promotion(state: &mut super::state::State, upper: &str) {
             .unwrap_or_default()
             .to_owned()
     };
+    let tag = if running.rollback {
+        "rollback".to_owned()
+    } else {
+        format!("dryrun={}", running.dry_run)
+    };
     let report = json!({
         "reportId": report_id,
-        "reportName": format!("Report_{created}_dryrun={}_{report_id}", running.dry_run),
+        "reportName": format!("Report_{created}_{tag}_{report_id}"),
         "promotionId": running.promotion_id,
         "createdDate": created,
         "dryRun": running.dry_run,
-        "type": "promotion",
+        "type": kind,
         "promoter": text("promoter"),
         "promotionDescription": text("promotionDescription"),
         "missingESVs": missing,
         "previouslyIgnoredEncryptedSecrets": [],
-        "report": {"AMConfig": if blocked { json!([]) } else { changes }, "IDMConfig": []},
+        "report": {"AMConfig": changes, "IDMConfig": []},
     });
     let mut progress = json!({
         "blockingError": blocked,
         "globalLock": "LOCKED",
         "promotionId": running.promotion_id,
         "status": if blocked { unconfirmed::BLOCKED_STATUS } else { "READY" },
-        "message": if blocked {
-            "Promotion blocked: ESVs missing in the upper environment"
-        } else if running.dry_run {
-            "Dry run completed"
-        } else {
-            "Promotion completed"
-        },
+        "message": message,
         "timeStamp": created,
-        "type": "promotion",
+        "type": kind,
     });
     if blocked {
         progress["missingESVs"] = json!(missing);
@@ -271,100 +314,6 @@ fn tick_promotion(state: &mut super::state::State, upper: &str) {
     let tenant = state.tenants.get_mut(upper).expect("tenant");
     tenant.reports.push(report);
     tenant.last_progress = Some(progress);
-}
-
-/// Restores the AM configuration the last promotion replaced, and reports it.
-fn finish_rollback(state: &mut super::state::State, upper: &str, running: RunningPromotion) {
-    let created = state.now_text();
-    let tenant = state.tenants.get_mut(upper).expect("tenant");
-    let restored = tenant.before_last_promotion.take().unwrap_or_default();
-    let changes = super::state::realm_changes(&restored, &tenant.realms);
-    tenant.realms = restored;
-    let report_id = new_id();
-    let text = |name: &str| {
-        running
-            .request
-            .get(name)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    tenant.reports.push(json!({
-        "reportId": report_id,
-        "reportName": format!("Report_{created}_rollback_{report_id}"),
-        "promotionId": running.promotion_id,
-        "createdDate": created,
-        "dryRun": false,
-        "type": "rollback",
-        "promoter": text("promoter"),
-        "promotionDescription": text("promotionDescription"),
-        "missingESVs": [],
-        "previouslyIgnoredEncryptedSecrets": [],
-        "report": {"AMConfig": changes, "IDMConfig": []},
-    }));
-    let mut progress = json!({
-        "blockingError": false,
-        "globalLock": "LOCKED",
-        "promotionId": running.promotion_id,
-        "status": "READY",
-        "message": "Rollback completed",
-        "timeStamp": created,
-        "type": "rollback",
-    });
-    if running.unlock_after {
-        state
-            .locks
-            .retain(|l| l.promotion_id != running.promotion_id);
-        progress["globalLock"] = json!("UNLOCKED");
-    }
-    state.tenants.get_mut(upper).expect("tenant").last_progress = Some(progress);
-}
-
-/// `POST /environment/promotion/rollback` on the upper environment: while it is locked and no
-/// run is under way, undoes the last promotion into it (409 otherwise, as the spec says).
-async fn rollback(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = guard(&ctx, &headers, Need::PromotionWrite) {
-        return r;
-    }
-    let body = match parse_body(&body) {
-        Ok(b) => b,
-        Err(m) => return promo_error(StatusCode::BAD_REQUEST, &m),
-    };
-    let mut state = ctx.state();
-    tick_promotion(&mut state, &ctx.tenant);
-    let locked = state
-        .lock_index(&ctx.tenant)
-        .map(|i| &state.locks[i])
-        .filter(|l| l.upper == *ctx.tenant && l.phase == LockPhase::Locked)
-        .map(|l| l.promotion_id.clone());
-    let Some(promotion_id) = locked else {
-        return conflict("Environment is not in locked state");
-    };
-    let tenant = &state.tenants[&*ctx.tenant];
-    if tenant.promotion.is_some() {
-        return conflict("A promotion or rollback is already running");
-    }
-    if tenant.before_last_promotion.is_none() {
-        return conflict("There is no promotion to roll back");
-    }
-    let until_ms = state.after(std::time::Duration::from_millis(state.timings.promotion_ms));
-    let tenant = state.tenants.get_mut(&*ctx.tenant).expect("tenant");
-    tenant.promotion = Some(RunningPromotion {
-        promotion_id,
-        dry_run: false,
-        until_ms,
-        unlock_after: body
-            .get("unlockEnvironmentsAfterPromotion")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        request: Value::Object(body),
-        rollback: true,
-    });
-    tenant.last_progress = None;
-    promo_json(
-        StatusCode::ACCEPTED,
-        json!({"result": "Rollback process initiated successfully"}),
-    )
 }
 
 /// `GET /environment/promotion/report/provisional-rollback` on the upper environment: what a
@@ -382,20 +331,8 @@ async fn provisional_rollback(State(ctx): State<Ctx>, headers: HeaderMap) -> Res
             "There is no promotion to roll back",
         );
     };
-    let created = state.now_text();
-    let report_id = new_id();
-    promo_json(
-        StatusCode::OK,
-        json!({
-            "reportId": report_id,
-            "reportName": format!("Report_{created}_provisional-rollback_{report_id}"),
-            "createdDate": created,
-            "dryRun": true,
-            "type": "rollback",
-            "missingESVs": [],
-            "report": {"AMConfig": super::state::realm_changes(before, &tenant.realms), "IDMConfig": []},
-        }),
-    )
+    let changes = super::state::realm_changes(before, &tenant.realms);
+    provisional_report(&state, "rollback", Vec::new(), changes)
 }
 
 async fn progress(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
@@ -488,18 +425,35 @@ async fn provisional(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
             "This environment is not promoted to an upper environment",
         );
     };
+    let missing = state.missing_esvs(&ctx.tenant, &upper);
+    let changes = state.am_changes(&ctx.tenant, &upper);
+    provisional_report(&state, "promotion", missing, changes)
+}
+
+/// A provisional report: what a promotion (or a rollback) would change now, run as a dry run.
+fn provisional_report(
+    state: &super::state::State,
+    kind: &str,
+    missing: Vec<String>,
+    changes: Value,
+) -> Response {
     let created = state.now_text();
     let report_id = new_id();
+    let tag = if kind == "rollback" {
+        "provisional-rollback"
+    } else {
+        "provisional"
+    };
     promo_json(
         StatusCode::OK,
         json!({
             "reportId": report_id,
-            "reportName": format!("Report_{created}_provisional_{report_id}"),
+            "reportName": format!("Report_{created}_{tag}_{report_id}"),
             "createdDate": created,
             "dryRun": true,
-            "type": "promotion",
-            "missingESVs": state.missing_esvs(&ctx.tenant, &upper),
-            "report": {"AMConfig": state.am_changes(&ctx.tenant, &upper), "IDMConfig": []},
+            "type": kind,
+            "missingESVs": missing,
+            "report": {"AMConfig": changes, "IDMConfig": []},
         }),
     )
 }

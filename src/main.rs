@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use pingone_aic_operator::controller::OperatorConfig;
 use pingone_aic_operator::crd;
+use pingone_aic_operator::crd::common::parse_duration_flag;
 use pingone_aic_operator::runtime::{self, LeaderElection, RunOptions};
 use pingone_aic_operator::telemetry::{self, LogFormat};
 
@@ -54,14 +55,14 @@ struct RunArgs {
     #[arg(long, env = "WATCH_NAMESPACES", value_delimiter = ',')]
     watch_namespaces: Vec<String>,
     /// How often a resource in steady state is looked at again (e.g. `10m`).
-    #[arg(long, env = "RESYNC_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, env = "RESYNC_INTERVAL", default_value = "10m", value_parser = parse_duration_flag)]
     resync_interval: Duration,
     /// How often a running AIC operation (restart, lock, promotion) is polled.
-    #[arg(long, env = "POLL_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "POLL_INTERVAL", default_value = "10s", value_parser = parse_duration_flag)]
     poll_interval: Duration,
     /// How often a wait on something outside the operator's hands (a restart, a promotion,
     /// another promotion's lock) is looked at again.
-    #[arg(long, env = "WAIT_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "WAIT_INTERVAL", default_value = "30s", value_parser = parse_duration_flag)]
     wait_interval: Duration,
     /// Reconciles running at once per resource kind.
     #[arg(long, env = "CONCURRENCY", default_value_t = 4)]
@@ -81,14 +82,6 @@ struct RunArgs {
     /// This replica's identity in the Lease and in events.
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    match pingone_aic_operator::crd::common::parse_duration(text) {
-        Ok(parsed) if parsed.is_zero() => Err(format!("{text:?} must be longer than zero")),
-        Ok(parsed) => Ok(parsed),
-        Err(err) => Err(err.to_string()),
-    }
 }
 
 fn main() -> ExitCode {

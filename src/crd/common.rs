@@ -98,9 +98,35 @@ pub mod condition {
     pub const READY: &str = "Ready";
 }
 
+/// A command-line flag's duration: the same grammar, and longer than zero.
+pub fn parse_duration_flag(text: &str) -> Result<std::time::Duration, String> {
+    match parse_duration(text) {
+        Ok(parsed) if parsed.is_zero() => Err(format!("{text:?} must be longer than zero")),
+        Ok(parsed) => Ok(parsed),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flag_duration_is_longer_than_zero() {
+        assert_eq!(
+            parse_duration_flag("2s"),
+            Ok(std::time::Duration::from_secs(2))
+        );
+        assert_eq!(
+            parse_duration_flag("0s").unwrap_err(),
+            "\"0s\" must be longer than zero"
+        );
+        assert!(
+            parse_duration_flag("1d")
+                .unwrap_err()
+                .contains("is not a duration")
+        );
+    }
 
     #[test]
     fn durations_read_as_the_crd_pattern_admits() {

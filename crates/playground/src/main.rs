@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use kube::api::Api;
+use pingone_aic_operator::crd::common::parse_duration_flag;
 use pingone_aic_operator::crd::{PingOneIntegration, Promotion, TenantEnvironment};
 use pingone_aic_operator::runtime;
 use pingone_aic_operator::telemetry::{self, LogFormat};
@@ -34,20 +35,20 @@ struct PlaygroundArgs {
     #[arg(long, default_value = "deploy/examples")]
     examples: PathBuf,
     /// How long a simulated AIC restart takes.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = parse_duration_flag)]
     restart_duration: Duration,
     /// How long a simulated promotion (and its dry run) takes.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = parse_duration_flag)]
     promotion_duration: Duration,
     /// Restart debounce set on every TenantEnvironment (the examples' own is production-sized).
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = parse_duration_flag)]
     debounce: Duration,
     /// Do not apply the Promotions and restart approvals the examples' `Manual` policies
     /// wait for; do it yourself with kubectl.
     #[arg(long)]
     no_act_as_user: bool,
     /// How long to wait for everything to become Ready.
-    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, default_value = "5m", value_parser = parse_duration_flag)]
     timeout: Duration,
     /// Exit (0) once everything is Ready instead of serving until Ctrl-C; exit 1 on timeout.
     #[arg(long)]
@@ -413,14 +414,6 @@ fn human(duration: Duration) -> String {
             duration.as_secs() / 60,
             duration.as_secs() % 60
         )
-    }
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    match pingone_aic_operator::crd::common::parse_duration(text) {
-        Ok(parsed) if parsed.is_zero() => Err(format!("{text:?} must be longer than zero")),
-        Ok(parsed) => Ok(parsed),
-        Err(err) => Err(err.to_string()),
     }
 }
 

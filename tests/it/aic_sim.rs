@@ -1581,3 +1581,80 @@ async fn the_esv_store_is_read_only_and_answers_as_its_api_version() {
         "protocol=2.0,resource=1.0"
     );
 }
+
+/// Labels with fixed names take a mapping without any configuration, and an alias need not name
+/// an existing ESV (frodo-lib captures of real tenants: `…stateless.signing.ES512` PUT 201,
+/// `am.services.iot.cert.verification` `?_action=create` 201, aliases of ESVs never created).
+/// The realm's store collection is not offered (403, reference §6); the realm's services list
+/// names each service without `_rev` (capture "Get List of Realm Services").
+#[tokio::test]
+async fn fixed_labels_map_without_configuration_and_the_store_list_is_not_offered() {
+    let pingone = fake_pingone().await;
+    let (_sim, running) = start(instant()).await;
+    configure(&client(&running, "dev"), &pingone.url, true).await;
+    let realm = "/am/json/realms/root/realms/alpha/realm-config";
+    let mappings = format!("{realm}/secrets/stores/GoogleSecretManagerSecretStoreProvider/ESV/mappings");
+    let es512 = "am.services.oauth2.stateless.signing.ES512";
+    let (status, body) = raw(
+        &running,
+        "dev",
+        reqwest::Method::PUT,
+        &format!("{mappings}/{es512}"),
+        Some(json!({"secretId": es512, "aliases": ["esv-never-created"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let iot = "am.services.iot.cert.verification";
+    let (status, body) = raw(
+        &running,
+        "dev",
+        reqwest::Method::POST,
+        &format!("{mappings}?_action=create"),
+        Some(json!({"secretId": iot, "aliases": ["esv-iot"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = raw(
+        &running,
+        "dev",
+        reqwest::Method::PUT,
+        &format!("{mappings}/am.services.not.a.label"),
+        Some(json!({"secretId": "am.services.not.a.label", "aliases": ["esv-x"]})),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+
+    let (status, body) = raw(
+        &running,
+        "dev",
+        reqwest::Method::POST,
+        &format!("{realm}/secrets/stores?_action=nextdescendents"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(body.contains("not available in PingOne Advanced Identity Cloud"), "{body}");
+
+    let (status, body) = raw(
+        &running,
+        "dev",
+        reqwest::Method::POST,
+        &format!("{realm}/services?_action=nextdescendents"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let services: Value = serde_json::from_str(&body).unwrap();
+    let ids: Vec<&str> = services["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            assert!(s.get("_rev").is_none(), "{s}");
+            assert!(s["_type"].is_object(), "{s}");
+            s["_id"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(ids, ["pingOneWorkerService"]);
+    running.stop().await;
+}

@@ -15,6 +15,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
+use super::labels::{client_secret_label, credential_label, valid_labels};
 use super::state::{Realm, VersionStatus, content_rev, resolve, string_value};
 use super::{Ctx, Need, am_error, am_json, parse_body, unconfirmed};
 
@@ -25,18 +26,6 @@ const IMMUTABLE: &str = "This configuration is editable only in your development
 const NOT_AVAILABLE: &str = "This operation is not available in PingOne Advanced Identity Cloud.";
 const DEFAULT_API_URL: &str = "https://api.pingone.com/v1";
 const DEFAULT_AUTH_URL: &str = "https://auth.pingone.com";
-/// The secret label AM reads a worker's client secret from, built from its Client Secret Label
-/// Identifier (AM reference, realm services, "PingOne Worker Service").
-fn client_secret_label(identifier: &str) -> String {
-    ["am.services.pingone.worker", identifier, "clientsecret"].join(".")
-}
-
-/// The secret label AM reads a worker's JWT credential from (same source; the field that holds
-/// its identifier is [`unconfirmed::CREDENTIAL_FIELD`]).
-fn credential_label(identifier: &str) -> String {
-    ["am.services.pingone.worker", identifier, "credential"].join(".")
-}
-
 /// AM's rule for a label identifier (same source): letters, digits and dots only, and neither
 /// the first nor the last character a dot.
 fn is_label_identifier(identifier: &str) -> bool {
@@ -47,17 +36,10 @@ fn is_label_identifier(identifier: &str) -> bool {
     }
 }
 
-/// Secret labels AM knows without any configuration (a sample of the real list).
-const STATIC_LABELS: [&str; 4] = [
-    "am.services.oauth2.oidc.signing.RSA",
-    "am.services.oauth2.oidc.signing.EDDSA",
-    "am.services.oauth2.stateless.signing.HMAC",
-    "am.default.authentication.modules.persistentcookie.encryption",
-];
-
 pub(super) fn routes() -> Router<Ctx> {
     let service = format!("{REALM_CONFIG}/services/pingOneWorkerService");
     Router::new()
+        .route(&format!("{REALM_CONFIG}/services"), post(services_action))
         .route(
             &service,
             get(get_service)
@@ -77,6 +59,11 @@ pub(super) fn routes() -> Router<Ctx> {
                 .delete(delete_worker),
         )
         .merge(store_routes())
+        // AIC offers a realm's ESV store under its type path only: the store collection
+        // (`?_action=nextdescendents`), the store types, and the root realm's and global
+        // secrets answer 403 (reference §6, from a live tenant).
+        .route(&format!("{REALM_CONFIG}/secrets/stores"), any(not_available))
+        .route(&format!("{REALM_CONFIG}/secrets/types"), any(not_available))
         .route(
             "/am/json/realms/root/realm-config/secrets/{*rest}",
             any(not_available),
@@ -294,6 +281,38 @@ async fn delete_service(
     match removed {
         Some(Some(enabled)) => am_json(StatusCode::OK, service_json(enabled)),
         _ => not_found(),
+    }
+}
+
+/// `POST …/services?_action=nextdescendents`: the realm's services, each with its `_id` and
+/// `_type` and without `_rev` (frodo-lib capture "Get List of Realm Services"). The simulator
+/// models one realm service, so the list holds `pingOneWorkerService` when the realm has it.
+async fn services_action(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(realm): Path<String>,
+    Query(q): Q,
+) -> Response {
+    if q.get("_action").map(String::as_str) != Some("nextdescendents") {
+        return bad("Action not supported");
+    }
+    if let Err(r) = guard(&ctx, &headers, false) {
+        return r;
+    }
+    match with_realm(&ctx, &realm, |r| r.service) {
+        Some(service) => {
+            let items: Vec<Value> = service
+                .map(|enabled| {
+                    let mut item = service_json(enabled);
+                    item["_id"] = json!("pingOneWorkerService");
+                    item.as_object_mut().map(|o| o.remove("_rev"));
+                    item
+                })
+                .into_iter()
+                .collect();
+            am_json(StatusCode::OK, json!({"result": items}))
+        }
+        None => not_found(),
     }
 }
 
@@ -818,23 +837,6 @@ async fn test_connection(ctx: &Ctx, plan: Plan) -> Response {
 }
 
 // ----- ESV secret store mappings -----
-
-fn valid_labels(realm: &Realm) -> Vec<String> {
-    let mut labels: Vec<String> = STATIC_LABELS.iter().map(|s| (*s).to_owned()).collect();
-    for worker in realm.workers.values() {
-        let secret = string_value(worker.get("clientSecretPurpose"));
-        if !secret.is_empty() {
-            labels.push(client_secret_label(&secret));
-        }
-        let credential = string_value(worker.get(unconfirmed::CREDENTIAL_FIELD));
-        if !credential.is_empty() {
-            labels.push(credential_label(&credential));
-        }
-    }
-    labels.sort();
-    labels.dedup();
-    labels
-}
 
 fn mapping_json(label: &str, aliases: &[String]) -> Value {
     let content = json!({"secretId": label, "aliases": aliases});

@@ -56,6 +56,7 @@
 mod am;
 mod esv;
 mod info;
+mod labels;
 mod oauth;
 mod promotion;
 mod state;

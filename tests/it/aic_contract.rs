@@ -2,7 +2,6 @@
 //! sends and responses the simulator gives — is checked against Ping's OpenAPI spec for those
 //! endpoints (status documented, required headers and parameters present and valid, request
 //! and response bodies valid against their schemas).
-// The simulator is a development tool, absent from `--no-default-features` builds.
 
 use crate::aic_common;
 use crate::support;

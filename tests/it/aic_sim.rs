@@ -1658,3 +1658,50 @@ async fn fixed_labels_map_without_configuration_and_the_store_list_is_not_offere
     assert_eq!(ids, ["pingOneWorkerService"]);
     running.stop().await;
 }
+
+/// `GET /environment/info` (read by frodo-lib's `info.getInfo()`, fields from its
+/// `EnvInfoInterface`): the tier, whether configuration arrives only by promotion, and whether a
+/// promotion lock covers the environment.
+#[tokio::test]
+async fn environment_info_reports_tier_immutability_and_the_lock() {
+    let mut timings = instant();
+    timings.lock_ms = 3_600_000;
+    let (_sim, running) = start(timings).await;
+    let info = |tenant: &'static str| {
+        let running = &running;
+        async move {
+            let (status, body) = raw(
+                running,
+                tenant,
+                reqwest::Method::GET,
+                "environment/info",
+                None,
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            serde_json::from_str::<Value>(&body).unwrap()
+        }
+    };
+    let dev = info("dev").await;
+    assert_eq!(
+        (&dev["tier"], &dev["immutable"], &dev["locked"]),
+        (&json!("development"), &json!(false), &json!(false))
+    );
+    let uat = client_with(&running, "uat", SA, &ALL_SCOPES, 0);
+    uat.lock().await.unwrap();
+    let upper = info("uat").await;
+    assert_eq!(
+        (&upper["tier"], &upper["immutable"], &upper["locked"]),
+        (&json!("uat"), &json!(true), &json!(true))
+    );
+    assert_eq!(info("dev").await["locked"], true, "the lock covers both sides");
+
+    let url = format!("{}environment/info", running.url("dev").unwrap());
+    let anonymous = pingone_aic_operator::http::client("aic-tests")
+        .unwrap()
+        .get(url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+}

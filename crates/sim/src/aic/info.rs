@@ -1,7 +1,8 @@
 //! What a client reads around its login, besides the token endpoint: AM's server information
-//! (cookie name, version), read without a session, and the IDM object of a service account.
-//! Shapes from frodo-lib's HAR captures of AIC tenants (`src/test/mock-recordings`, the
-//! `exportAmConfigEntities` Cloud tests and `ServiceAccountOps`).
+//! (cookie name, version), read without a session, the IDM object of a service account, and the
+//! environment's own description. Shapes from frodo-lib's HAR captures of AIC tenants
+//! (`src/test/mock-recordings`, the `exportAmConfigEntities` Cloud tests and `ServiceAccountOps`);
+//! `/environment/info` from frodo-lib's `EnvInfoInterface` (no capture holds it).
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -25,6 +26,7 @@ pub(super) fn routes() -> Router<Ctx> {
         .route("/am/json/serverinfo/version", get(version))
         .route("/am/json/serverinfo/{id}", get(server_info))
         .route("/openidm/managed/svcacct/{id}", get(service_account))
+        .route("/environment/info", get(environment_info))
 }
 
 /// An AM answer with the `Content-API-Version` the capture shows for it.
@@ -138,6 +140,30 @@ async fn service_account(
     });
     body["_rev"] = json!(content_rev(&body));
     idm_json(StatusCode::OK, body)
+}
+
+/// `GET /environment/info`: the tier, whether configuration is written only by promotion
+/// (`immutable`) and whether a promotion lock covers the tenant. The fields are those frodo-lib
+/// reads (`EnvInfoInterface`); the console's banner fields are empty, and `region` is left out
+/// because the simulator has none to report. Any ESV-reading token may read it (assumed).
+async fn environment_info(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
+    if let Err(response) = ctx.authorize(&headers, Need::EsvRead) {
+        return response;
+    }
+    let state = ctx.state();
+    let tenant = &state.tenants[&*ctx.tenant];
+    let body = json!({
+        "immutable": !tenant.tier.is_mutable(),
+        "locked": state.is_locked(&ctx.tenant),
+        "tier": tenant.tier,
+        "config_promotion_done": !tenant.reports.is_empty(),
+        "placeholder_management": "CUSTOMER",
+        "warning_message_html": "",
+        "message_box_title": "",
+        "message_box_html": "",
+        "message_variant": "",
+    });
+    json_response(StatusCode::OK, body)
 }
 
 /// IDM's error shape, `{code, reason, message}`.

@@ -1593,7 +1593,8 @@ async fn fixed_labels_map_without_configuration_and_the_store_list_is_not_offere
     let (_sim, running) = start(instant()).await;
     configure(&client(&running, "dev"), &pingone.url, true).await;
     let realm = "/am/json/realms/root/realms/alpha/realm-config";
-    let mappings = format!("{realm}/secrets/stores/GoogleSecretManagerSecretStoreProvider/ESV/mappings");
+    let mappings =
+        format!("{realm}/secrets/stores/GoogleSecretManagerSecretStoreProvider/ESV/mappings");
     let es512 = "am.services.oauth2.stateless.signing.ES512";
     let (status, body) = raw(
         &running,
@@ -1633,7 +1634,10 @@ async fn fixed_labels_map_without_configuration_and_the_store_list_is_not_offere
     )
     .await;
     assert_eq!(status, 403);
-    assert!(body.contains("not available in PingOne Advanced Identity Cloud"), "{body}");
+    assert!(
+        body.contains("not available in PingOne Advanced Identity Cloud"),
+        "{body}"
+    );
 
     let (status, body) = raw(
         &running,
@@ -1694,7 +1698,11 @@ async fn environment_info_reports_tier_immutability_and_the_lock() {
         (&upper["tier"], &upper["immutable"], &upper["locked"]),
         (&json!("uat"), &json!(true), &json!(true))
     );
-    assert_eq!(info("dev").await["locked"], true, "the lock covers both sides");
+    assert_eq!(
+        info("dev").await["locked"],
+        true,
+        "the lock covers both sides"
+    );
 
     let url = format!("{}environment/info", running.url("dev").unwrap());
     let anonymous = pingone_aic_operator::http::client("aic-tests")

@@ -62,7 +62,10 @@ pub(super) fn routes() -> Router<Ctx> {
         // AIC offers a realm's ESV store under its type path only: the store collection
         // (`?_action=nextdescendents`), the store types, and the root realm's and global
         // secrets answer 403 (reference §6, from a live tenant).
-        .route(&format!("{REALM_CONFIG}/secrets/stores"), any(not_available))
+        .route(
+            &format!("{REALM_CONFIG}/secrets/stores"),
+            any(not_available),
+        )
         .route(&format!("{REALM_CONFIG}/secrets/types"), any(not_available))
         .route(
             "/am/json/realms/root/realm-config/secrets/{*rest}",

@@ -15,7 +15,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use super::state::{Restart, Secret, SecretVersion, Variable, VersionStatus};
-use super::{Ctx, Need, empty_ok, esv_error, json_response, parse_body, unconfirmed};
+use super::{Ctx, Need, empty_ok, esv_error, json_response, parse_body, query, unconfirmed};
 
 type Q = Query<HashMap<String, String>>;
 
@@ -153,8 +153,7 @@ fn page(mut items: Vec<Value>, query: &HashMap<String, String>, v2: bool) -> Val
     let size: usize = query
         .get("_pageSize")
         .and_then(|s| s.parse().ok())
-        .unwrap_or(25)
-        .clamp(1, 100);
+        .unwrap_or(25);
     let offset: usize = query
         .get("_pagedResultsOffset")
         .and_then(|s| s.parse().ok())
@@ -177,6 +176,9 @@ fn page(mut items: Vec<Value>, query: &HashMap<String, String>, v2: bool) -> Val
 async fn list_variables(State(ctx): State<Ctx>, headers: HeaderMap, Query(q): Q) -> Response {
     if let Err(r) = ctx.authorize(&headers, Need::EsvRead) {
         return r;
+    }
+    if let Err(message) = query::check(&q, &query::ESV_LISTING) {
+        return bad(&message);
     }
     let v2 = is_v2(&headers);
     let only_pending = q.get("_onlyPending").is_some_and(|v| v == "true");
@@ -361,6 +363,9 @@ async fn variable_action(
 async fn list_secrets(State(ctx): State<Ctx>, headers: HeaderMap, Query(q): Q) -> Response {
     if let Err(r) = ctx.authorize(&headers, Need::EsvRead) {
         return r;
+    }
+    if let Err(message) = query::check(&q, &query::ESV_LISTING) {
+        return bad(&message);
     }
     let only_pending = q.get("_onlyPending").is_some_and(|v| v == "true");
     let state = ctx.state();
@@ -754,6 +759,9 @@ async fn destroy_version(
 async fn count(State(ctx): State<Ctx>, headers: HeaderMap, Query(q): Q) -> Response {
     if let Err(r) = ctx.authorize(&headers, Need::EsvRead) {
         return r;
+    }
+    if let Err(message) = query::check(&q, &[("_onlyPending", query::Param::Boolean)]) {
+        return bad(&message);
     }
     let only_pending = q.get("_onlyPending").is_some_and(|v| v == "true");
     let state = ctx.state();

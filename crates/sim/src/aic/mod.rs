@@ -59,6 +59,7 @@ mod info;
 mod labels;
 mod oauth;
 mod promotion;
+mod query;
 mod state;
 
 use std::collections::{BTreeMap, HashMap};

@@ -2,16 +2,18 @@
 //! unlocked`) after a delay but only once the state is read, as Ping's Terraform provider
 //! observed; dry-run and real promotions with the missing-ESV integrity check; reports.
 
+use std::collections::HashMap;
+
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use serde_json::{Map, Value, json};
 
 use super::state::{Lock, LockPhase, RunningPromotion};
-use super::{Ctx, Need, parse_body, promo_error, promo_json, unconfirmed};
+use super::{Ctx, Need, parse_body, promo_error, promo_json, query, unconfirmed};
 use crate::control::new_id;
 
 pub(super) fn routes() -> Router<Ctx> {
@@ -84,9 +86,18 @@ async fn lock(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
     )
 }
 
-async fn lock_state(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
+async fn lock_state(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     if let Err(r) = guard(&ctx, &headers, Need::PromotionRead) {
         return r;
+    }
+    // `localLockOnly` narrows the answer to this side of the lock; the simulator's answer is
+    // the same for both sides, so only its type is checked.
+    if let Err(message) = query::check(&q, &[("localLockOnly", query::Param::Boolean)]) {
+        return promo_error(StatusCode::BAD_REQUEST, &message);
     }
     let mut state = ctx.state();
     state.tick_lock(&ctx.tenant);

@@ -835,7 +835,8 @@ async fn application_bodies_are_validated_and_enabled_defaults_to_false() {
     .unwrap();
     assert_eq!(saml_worker.status(), 400);
     let body: serde_json::Value = saml_worker.json().await.unwrap();
-    assert_eq!(body["details"][0]["target"], "protocol");
+    // A worker is an OIDC application only (PingOne docs, worker applications).
+    assert_eq!(body["details"][0]["target"], "type");
     let bad_method = post(serde_json::json!({
         "name": "x", "enabled": true, "type": "WORKER", "protocol": "OPENID_CONNECT",
         "grantTypes": ["CLIENT_CREDENTIALS"], "tokenEndpointAuthMethod": "MAGIC"
@@ -909,11 +910,13 @@ async fn a_wrong_method_and_a_malformed_cursor_are_p1_errors() {
     }
 }
 
-/// The create body is one of the protocol schemas: a WS-Fed or SAML application without the
-/// fields its schema requires (`ApplicationWSFED`, `ApplicationSAML`) is refused, as PingOne
-/// validates it; nothing is created.
+/// The create body is one of the spec's protocol schemas (`ApplicationOIDC`, `ApplicationSAML`,
+/// `ApplicationWSFED`, `ApplicationExternalLink`), checked as PingOne validates it: the fields a
+/// protocol requires, the application types it takes (the built-in `PING_ONE_*` applications
+/// have no create schema; per-protocol types from the Terraform provider's docs), nested
+/// objects with their own required fields, enums and ranges. Nothing refused is created.
 #[tokio::test]
-async fn applications_of_other_protocols_need_their_required_fields() {
+async fn application_bodies_are_checked_against_their_protocol_schema() {
     let fx = Fixture::new().await;
     fx.session("operator").verify_credentials().await.unwrap();
     let token = fx.sim.issued_tokens().remove(0);
@@ -922,14 +925,82 @@ async fn applications_of_other_protocols_need_their_required_fields() {
         "{}/v1/environments/{}/applications",
         fx.server.base_url, fx.dev
     );
-    for (body, missing) in [
+    let ws_fed = serde_json::json!({
+        "name": "refused", "enabled": true, "type": "WEB_APP", "protocol": "WS_FED",
+        "domainName": "example.com", "replyUrl": "https://example.com/wsfed",
+        "idpSigning": {"algorithm": "SHA256withRSA", "key": {"id": "k"}},
+    });
+    let worker = serde_json::json!({
+        "name": "refused", "enabled": true, "type": "WORKER", "protocol": "OPENID_CONNECT",
+        "grantTypes": ["CLIENT_CREDENTIALS"], "tokenEndpointAuthMethod": "CLIENT_SECRET_BASIC",
+    });
+    let with = |base: &serde_json::Value, field: &str, value: serde_json::Value| {
+        let mut body = base.clone();
+        body[field] = value;
+        body
+    };
+    let without = |base: &serde_json::Value, field: &str| {
+        let mut body = base.clone();
+        body.as_object_mut().unwrap().remove(field);
+        body
+    };
+    for (body, code, target) in [
         (
-            serde_json::json!({"name": "portal", "enabled": true, "type": "PING_ONE_PORTAL", "protocol": "WS_FED", "surprise": 1}),
+            with(&ws_fed, "type", "PING_ONE_PORTAL".into()),
+            "INVALID_VALUE",
+            "type",
+        ),
+        (
+            without(&ws_fed, "domainName"),
+            "REQUIRED_VALUE",
             "domainName",
         ),
         (
-            serde_json::json!({"name": "saml", "enabled": true, "type": "WEB_APP", "protocol": "SAML", "spEntityId": "urn:sp"}),
+            serde_json::json!({"name": "refused", "enabled": true, "type": "WEB_APP", "protocol": "SAML", "spEntityId": "urn:sp"}),
+            "REQUIRED_VALUE",
             "acsUrls",
+        ),
+        (
+            with(&ws_fed, "surprise", 1.into()),
+            "INVALID_VALUE",
+            "surprise",
+        ),
+        (
+            with(
+                &ws_fed,
+                "idpSigning",
+                serde_json::json!({"key": {"id": "k"}}),
+            ),
+            "REQUIRED_VALUE",
+            "idpSigning.algorithm",
+        ),
+        (
+            with(
+                &worker,
+                "corsSettings",
+                serde_json::json!({"behavior": "ALLOW_ALL"}),
+            ),
+            "INVALID_VALUE",
+            "corsSettings.behavior",
+        ),
+        (
+            with(
+                &worker,
+                "accessControl",
+                serde_json::json!({"group": {"type": "ANY_GROUP"}}),
+            ),
+            "REQUIRED_VALUE",
+            "accessControl.group.groups",
+        ),
+        (
+            with(&worker, "deviceTimeout", 0.into()),
+            "OUT_OF_RANGE",
+            "deviceTimeout",
+        ),
+        (
+            with(&worker, "redirectUris", serde_json::json!([1])),
+            "INVALID_VALUE",
+            "redirectUris",
         ),
     ] {
         let answer = http
@@ -941,18 +1012,27 @@ async fn applications_of_other_protocols_need_their_required_fields() {
             .unwrap();
         assert_eq!(answer.status(), 400, "{body}");
         let error: serde_json::Value = answer.json().await.unwrap();
-        assert_eq!(error["details"][0]["code"], "REQUIRED_VALUE", "{error}");
-        assert_eq!(error["details"][0]["target"], missing, "{error}");
+        assert_eq!(error["details"][0]["code"], code, "{error}");
+        assert_eq!(error["details"][0]["target"], target, "{error}");
     }
     let apps = fx.sim.state();
-    let names: Vec<&str> = apps["applications"]
+    let refused = apps["applications"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|a| a["name"].as_str())
-        .collect();
-    assert!(
-        !names.contains(&"portal") && !names.contains(&"saml"),
-        "{names:?}"
-    );
+        .filter(|a| a["name"] == "refused")
+        .count();
+    assert_eq!(refused, 0);
+
+    let accepted = with(&ws_fed, "name", "wsfed".into());
+    let answer = http
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&accepted)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 201);
+    let created: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(created["idpSigning"], accepted["idpSigning"]);
 }

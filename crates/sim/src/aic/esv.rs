@@ -760,7 +760,10 @@ async fn count(State(ctx): State<Ctx>, headers: HeaderMap, Query(q): Q) -> Respo
     if let Err(r) = ctx.authorize(&headers, Need::EsvRead) {
         return r;
     }
-    if let Err(message) = query::check(&q, &[("_onlyPending", query::Param::Boolean)]) {
+    if let Err(message) = query::check(
+        &q,
+        &[("_onlyPending", query::Param::Boolean { allow_empty: false })],
+    ) {
         return bad(&message);
     }
     let only_pending = q.get("_onlyPending").is_some_and(|v| v == "true");

@@ -96,7 +96,10 @@ async fn lock_state(
     }
     // `localLockOnly` narrows the answer to this side of the lock; the simulator's answer is
     // the same for both sides, so only its type is checked.
-    if let Err(message) = query::check(&q, &[("localLockOnly", query::Param::Boolean)]) {
+    if let Err(message) = query::check(
+        &q,
+        &[("localLockOnly", query::Param::Boolean { allow_empty: true })],
+    ) {
         return promo_error(StatusCode::BAD_REQUEST, &message);
     }
     let mut state = ctx.state();

@@ -6,8 +6,14 @@ use std::collections::HashMap;
 /// The schema of one query parameter, as far as the spec constrains the operator's calls.
 #[derive(Clone, Copy)]
 pub(super) enum Param {
-    Boolean,
-    Integer { min: i64, max: Option<i64> },
+    /// `allow_empty`: the spec's `allowEmptyValue`, which makes `?name=` valid.
+    Boolean {
+        allow_empty: bool,
+    },
+    Integer {
+        min: i64,
+        max: Option<i64>,
+    },
 }
 
 /// `_pageSize`, `_pagedResultsOffset` and `_onlyPending` of the ESV listings.
@@ -20,23 +26,25 @@ pub(super) const ESV_LISTING: [(&str, Param); 3] = [
         },
     ),
     ("_pagedResultsOffset", Param::Integer { min: 0, max: None }),
-    ("_onlyPending", Param::Boolean),
+    ("_onlyPending", Param::Boolean { allow_empty: false }),
 ];
 
 /// The first parameter whose value its schema refuses, with the message AIC's request validator
 /// gives (the `parameter … in query has an error:` form of the body errors, reference §"What the
-/// captures corrected", 2). Parameters not listed are left to the handler, and an empty value
-/// counts as absent, as the spec's validator reads `?_onlyPending=`.
+/// captures corrected", 2). Parameters not listed are left to the handler. An empty value is
+/// refused unless the spec allows it (the validator's "empty value is not allowed").
 pub(super) fn check(
     query: &HashMap<String, String>,
     params: &[(&str, Param)],
 ) -> Result<(), String> {
     for (name, param) in params {
-        let Some(value) = query.get(*name).filter(|v| !v.is_empty()) else {
+        let Some(value) = query.get(*name) else {
             continue;
         };
         let problem = match param {
-            Param::Boolean => match value.as_str() {
+            Param::Boolean { allow_empty: true } if value.is_empty() => None,
+            _ if value.is_empty() => Some("empty value is not allowed".to_owned()),
+            Param::Boolean { .. } => match value.as_str() {
                 "true" | "false" => None,
                 _ => Some(format!("value {value}: an invalid boolean: invalid syntax")),
             },
@@ -80,6 +88,7 @@ mod tests {
         assert!(refused(&[("_pagedResultsOffset", "-1")]).ends_with("number must be at least 0"));
         assert!(refused(&[("_pageSize", "101")]).ends_with("number must be at most 100"));
         assert!(refused(&[("_pageSize", "1.5")]).contains("an invalid integer"));
+        assert!(refused(&[("_onlyPending", "")]).ends_with("empty value is not allowed"));
     }
 
     #[test]
@@ -91,5 +100,8 @@ mod tests {
             ("_pagedResultsCookie", "anything"),
         ]);
         assert_eq!(check(&allowed, &ESV_LISTING), Ok(()));
+        let empty = query(&[("localLockOnly", "")]);
+        let lock_state = [("localLockOnly", Param::Boolean { allow_empty: true })];
+        assert_eq!(check(&empty, &lock_state), Ok(()));
     }
 }

@@ -25,6 +25,8 @@
 // Handlers return their early answers as `Err(Response)`; boxing them would buy nothing.
 #![allow(clippy::result_large_err)]
 
+mod application;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -39,6 +41,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::control::{SimControl, empty, new_id, random_text};
+use application::application_fields;
 
 /// The built-in roles the simulator knows, with the scope types each can be assigned at.
 const BUILTIN_ROLES: &[(&str, &[&str])] = &[
@@ -1328,175 +1331,10 @@ async fn list_applications(
     )
 }
 
-const APP_TYPES: &[&str] = &[
-    "WEB_APP",
-    "NATIVE_APP",
-    "SINGLE_PAGE_APP",
-    "WORKER",
-    "SERVICE",
-    "CUSTOM_APP",
-    "PING_ONE_SELF_SERVICE",
-    "PING_ONE_ADMIN_CONSOLE",
-    "PING_ONE_PORTAL",
-    "TEMPLATE_APP",
-    "PORTAL_LINK_APP",
-];
-const PROTOCOLS: &[&str] = &["OPENID_CONNECT", "SAML", "WS_FED", "EXTERNAL_LINK"];
-const AUTH_METHODS: &[&str] = &[
-    "NONE",
-    "CLIENT_SECRET_BASIC",
-    "CLIENT_SECRET_POST",
-    "PRIVATE_KEY_JWT",
-    "CLIENT_SECRET_JWT",
-];
 /// PingOne's refusal of a role grant the caller may not make: the caller must hold the role at
 /// the same or a broader scope (PingOne API docs, "Role assignments"; the Terraform provider
 /// retries on this text while a grant propagates).
 const ROLE_SCOPE_REFUSED: &str = "Must have role at the same or broader scope";
-
-const GRANT_TYPES: &[&str] = &[
-    "AUTHORIZATION_CODE",
-    "IMPLICIT",
-    "REFRESH_TOKEN",
-    "CLIENT_CREDENTIALS",
-    "DEVICE_CODE",
-    "TOKEN_EXCHANGE",
-    "CIBA",
-];
-
-fn enum_field(
-    fields: &Map<String, Value>,
-    field: &str,
-    allowed: &[&str],
-    required: bool,
-) -> Result<Option<String>, Reply> {
-    match fields.get(field) {
-        None if required => Err(invalid(
-            field,
-            "REQUIRED_VALUE",
-            &format!("{field} is required"),
-        )),
-        None => Ok(None),
-        Some(Value::String(value)) if allowed.contains(&value.as_str()) => Ok(Some(value.clone())),
-        Some(_) => Err(p1(
-            StatusCode::BAD_REQUEST,
-            "INVALID_DATA",
-            "The request could not be completed. One or more validation errors were in the request.",
-            vec![
-                json!({ "code": "INVALID_VALUE", "target": field, "message": format!("{field} has an unsupported value"), "innerError": { "allowedValues": allowed } }),
-            ],
-        )),
-    }
-}
-
-/// Validates an application body and returns the fields to store.
-fn application_fields(
-    body: &[u8],
-    creating: bool,
-) -> Result<(Map<String, Value>, Option<bool>), Reply> {
-    let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(body) else {
-        return Err(p1(
-            StatusCode::BAD_REQUEST,
-            "INVALID_REQUEST",
-            "The request could not be completed. The request body is not a JSON object.",
-            vec![],
-        ));
-    };
-    for read_only in ["id", "environment", "createdAt", "updatedAt", "_links"] {
-        fields.remove(read_only);
-    }
-    // Create-only; ignored on PUT as documented.
-    let assign_actor_roles = match fields.remove("assignActorRoles") {
-        Some(Value::Bool(value)) if creating => Some(value),
-        Some(Value::Bool(_)) | None => None,
-        Some(_) => {
-            return Err(invalid(
-                "assignActorRoles",
-                "INVALID_VALUE",
-                "assignActorRoles must be a boolean",
-            ));
-        }
-    };
-    if fields.contains_key("clientId") || fields.contains_key("clientSecret") {
-        return Err(invalid(
-            "clientId",
-            "INVALID_VALUE",
-            "Importing client credentials is not enabled for this environment",
-        ));
-    }
-    let name = fields.get("name").and_then(Value::as_str).unwrap_or("");
-    if name.trim().is_empty() {
-        return Err(invalid("name", "REQUIRED_VALUE", "name is required"));
-    }
-    let kind = enum_field(&fields, "type", APP_TYPES, true)?.unwrap_or_default();
-    let protocol = enum_field(&fields, "protocol", PROTOCOLS, true)?.unwrap_or_default();
-    match fields.get("enabled") {
-        None => {
-            // PingOne documents `enabled` as defaulting to false.
-            fields.insert("enabled".into(), Value::Bool(false));
-        }
-        Some(Value::Bool(_)) => {}
-        Some(_) => {
-            return Err(invalid(
-                "enabled",
-                "INVALID_VALUE",
-                "enabled must be a boolean",
-            ));
-        }
-    }
-    if kind == "WORKER" && protocol != "OPENID_CONNECT" {
-        return Err(invalid(
-            "protocol",
-            "INVALID_VALUE",
-            "WORKER applications support only OPENID_CONNECT",
-        ));
-    }
-    // What the spec's `ApplicationSAML` and `ApplicationWSFED` require besides the common
-    // fields (the create body is one of the protocol schemas).
-    let required: &[&str] = match protocol.as_str() {
-        "SAML" => &["spEntityId", "acsUrls", "assertionDuration"],
-        "WS_FED" => &["domainName", "idpSigning", "replyUrl"],
-        _ => &[],
-    };
-    if let Some(missing) = required
-        .iter()
-        .find(|f| fields.get(**f).is_none_or(Value::is_null))
-    {
-        return Err(invalid(
-            missing,
-            "REQUIRED_VALUE",
-            &format!("{missing} is required for {protocol} applications"),
-        ));
-    }
-    if protocol == "OPENID_CONNECT" {
-        enum_field(&fields, "tokenEndpointAuthMethod", AUTH_METHODS, true)?;
-        match fields.get("grantTypes") {
-            Some(Value::Array(grants)) if !grants.is_empty() => {
-                if grants
-                    .iter()
-                    .any(|g| !g.as_str().is_some_and(|g| GRANT_TYPES.contains(&g)))
-                {
-                    return Err(invalid(
-                        "grantTypes",
-                        "INVALID_VALUE",
-                        "grantTypes has an unsupported value",
-                    ));
-                }
-            }
-            _ => {
-                return Err(invalid(
-                    "grantTypes",
-                    "REQUIRED_VALUE",
-                    "grantTypes is required",
-                ));
-            }
-        }
-        fields
-            .entry("pkceEnforcement")
-            .or_insert_with(|| json!("OPTIONAL"));
-    }
-    Ok((fields, assign_actor_roles))
-}
 
 async fn create_application(
     State(sim): State<PingOneSim>,
@@ -1701,7 +1539,11 @@ async fn rotate_secret(
         }
     };
     let expires_at = match request.get("previous") {
-        None | Some(Value::Null) => None,
+        None => None,
+        // The spec's `previous` is an object (not nullable) that requires `expiresAt`.
+        Some(previous) if !previous.is_object() => {
+            return invalid("previous", "INVALID_VALUE", "previous must be an object");
+        }
         Some(previous) => {
             let Some(at) = previous
                 .get("expiresAt")

@@ -58,6 +58,11 @@ const fn required(name: &'static str, shape: Shape) -> Attribute {
 }
 
 const REFERENCE: &[Attribute] = &[required("id", Shape::Text)];
+/// An integer the spec does not bound.
+const INTEGER: Shape = Shape::Whole {
+    min: i64::MIN,
+    max: i64::MAX,
+};
 
 const PROTOCOLS: &[&str] = &["OPENID_CONNECT", "SAML", "WS_FED", "EXTERNAL_LINK"];
 const APP_TYPES: &[&str] = &[
@@ -220,13 +225,7 @@ const TEMPLATE: Shape = Shape::Object(&[
 const SAML: &[Attribute] = &[
     optional("homePageUrl", Shape::Text),
     optional("acsUrls", Shape::Texts),
-    optional(
-        "assertionDuration",
-        Shape::Whole {
-            min: i64::MIN,
-            max: i64::MAX,
-        },
-    ),
+    optional("assertionDuration", INTEGER),
     optional("assertionSigned", Shape::Flag),
     optional("corsSettings", CORS_SETTINGS),
     optional("defaultTargetUrl", Shape::Text),
@@ -241,23 +240,11 @@ const SAML: &[Attribute] = &[
     ),
     optional("nameIdFormat", Shape::Text),
     optional("responseSigned", Shape::Flag),
-    optional(
-        "sessionNotOnOrAfterDuration",
-        Shape::Whole {
-            min: i64::MIN,
-            max: i64::MAX,
-        },
-    ),
+    optional("sessionNotOnOrAfterDuration", INTEGER),
     optional("sloBinding", Shape::OneOf(&["HTTP_REDIRECT", "HTTP_POST"])),
     optional("sloEndpoint", Shape::Text),
     optional("sloResponseEndpoint", Shape::Text),
-    optional(
-        "sloWindow",
-        Shape::Whole {
-            min: i64::MIN,
-            max: i64::MAX,
-        },
-    ),
+    optional("sloWindow", INTEGER),
     optional(
         "spEncryption",
         Shape::Object(&[

@@ -239,6 +239,16 @@ pub trait PromotionApi: Send + Sync {
     ) -> impl Future<Output = Result<Option<PromotionReport>, AicError>> + Send;
     /// `GET /environment/promotion/report/provisional` (on the lower environment).
     fn provisional_report(&self) -> impl Future<Output = Result<PromotionReport, AicError>> + Send;
+    /// `POST /environment/promotion/rollback`: undoes the last promotion into this (locked)
+    /// upper environment.
+    fn rollback(
+        &self,
+        request: &promotion::RollbackRequest,
+    ) -> impl Future<Output = Result<(), AicError>> + Send;
+    /// `GET /environment/promotion/report/provisional-rollback`: what a rollback would change.
+    fn provisional_rollback_report(
+        &self,
+    ) -> impl Future<Output = Result<PromotionReport, AicError>> + Send;
     /// `GET /environment/promotion/reports`.
     fn list_promotion_reports(
         &self,
@@ -652,6 +662,12 @@ impl PromotionApi for AicClient {
     }
     async fn provisional_report(&self) -> Result<PromotionReport, AicError> {
         self.promo_provisional().await
+    }
+    async fn rollback(&self, request: &promotion::RollbackRequest) -> Result<(), AicError> {
+        self.promo_rollback(request).await
+    }
+    async fn provisional_rollback_report(&self) -> Result<PromotionReport, AicError> {
+        self.promo_provisional_rollback().await
     }
     async fn list_promotion_reports(&self) -> Result<Vec<ReportMeta>, AicError> {
         self.promo_reports().await

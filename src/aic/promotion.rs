@@ -93,6 +93,18 @@ pub struct PromotionRequest {
     pub promotion_description: String,
 }
 
+/// The body of `POST /environment/promotion/rollback`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackRequest {
+    /// Unlock when done; the operator unlocks itself, so normally false.
+    pub unlock_environments_after_promotion: bool,
+    /// Who rolls back.
+    pub promoter: String,
+    /// Why.
+    pub promotion_description: String,
+}
+
 /// `promotionProgress`.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -143,6 +155,9 @@ pub struct PromotionReport {
     /// Creation time (AIC's own format).
     #[serde(default)]
     pub created_date: Option<String>,
+    /// `promotion` or `rollback`.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
     /// ESVs the integrity check found missing.
     #[serde(default, rename = "missingESVs")]
     pub missing_esvs: Vec<String>,
@@ -454,6 +469,22 @@ impl AicClient {
             .map(|_| ())
     }
 
+    pub(crate) async fn promo_rollback(&self, request: &RollbackRequest) -> Result<(), AicError> {
+        let body =
+            serde_json::to_value(request).map_err(|err| AicError::Config(err.to_string()))?;
+        self.send(&promo(Method::POST, "/environment/promotion/rollback").body(body))
+            .await
+            .map(|_| ())
+    }
+
+    pub(crate) async fn promo_provisional_rollback(&self) -> Result<PromotionReport, AicError> {
+        self.json(promo(
+            Method::GET,
+            "/environment/promotion/report/provisional-rollback",
+        ))
+        .await
+    }
+
     pub(crate) async fn promo_progress(&self) -> Result<PromotionProgress, AicError> {
         self.json(promo(Method::GET, "/environment/promotion/promote"))
             .await
@@ -557,6 +588,12 @@ mod tests {
             })
         }
         async fn provisional_report(&self) -> Result<PromotionReport, AicError> {
+            Ok(PromotionReport::default())
+        }
+        async fn rollback(&self, _: &RollbackRequest) -> Result<(), AicError> {
+            Ok(())
+        }
+        async fn provisional_rollback_report(&self) -> Result<PromotionReport, AicError> {
             Ok(PromotionReport::default())
         }
         async fn list_promotion_reports(&self) -> Result<Vec<ReportMeta>, AicError> {

@@ -1,5 +1,20 @@
-//! Promotion reconciler: precheck → lock → dry run → promote → unlock, one step per
-//! reconcile, each step's outcome recorded in the status before the next step starts.
+//! Promotion reconciler: precheck → lock → dry run → promote → verify (→ roll back) → unlock,
+//! one step per reconcile, each step's outcome recorded in the status before the next step
+//! starts.
+//!
+//! - The dry run's integrity check stops the run before anything is promoted: ESVs the upper
+//!   environment lacks and secrets embedded in the configuration (which AIC will not promote)
+//!   end it `Failed` with a condition naming them.
+//! - Before the promotion starts, what the upper environment holds of each integration's worker
+//!   service is recorded (`beforePromotion`: absent, present, or present with a passed
+//!   connection test). After it, each worker service is tested in the upper environment while
+//!   the lock is still held. When a test fails and the Promotion asks for `rollbackOnFailure`,
+//!   AIC's provisional rollback report is recorded, the rollback is run, and the upper
+//!   environment must be back to what was recorded (a worker that was absent is absent again, one
+//!   that passed passes again) before the lock is released and the Promotion ends
+//!   `RolledBack`; without it, the Promotion ends `Failed` with the promoted configuration left
+//!   in place. A rollback counts as done when AIC is not running one and its last report is a
+//!   rollback with this promotion's id, so a restarted operator never starts a second one.
 //!
 //! - Intent is persisted before each remote call (the phase moves to `Locking` before the lock
 //!   is requested), and the promotion id as soon as AIC returns it; a restarted operator in
@@ -25,16 +40,26 @@ use kube::{Resource, ResourceExt};
 use super::clients::namespace_of;
 use super::frame::{self, Reconciled};
 use super::{Context, FINALIZER, ReconcileError, is_paused, patch_status};
-use crate::aic::promotion::{LockResult, PromotionReport as AicReport, PromotionRequest};
-use crate::aic::{AicClient, EsvApi, PROMOTION_SCOPE, PromotionApi};
+use crate::aic::am::ConnectionTest;
+use crate::aic::promotion::{
+    LockResult, PromotionReport as AicReport, PromotionRequest, RollbackRequest,
+};
+use crate::aic::{AicClient, AmApi, EsvApi, PROMOTION_SCOPE, PromotionApi};
 use crate::crd::common::condition;
 use crate::crd::pingone_integration::CredentialType;
-use crate::crd::promotion::{PromotionPhase, PromotionReport, PromotionStatus};
-use crate::crd::{Promotion, TenantEnvironment};
+use crate::crd::promotion::{
+    PromotionPhase, PromotionReport, PromotionStatus, WorkerBaseline, WorkerState,
+};
+use crate::crd::{PingOneIntegration, Promotion, TenantEnvironment};
 use crate::status::{ConditionStatus, DesiredCondition, set_condition};
 
 /// Condition: the promotion failed; the reason says why.
 pub const FAILED: &str = "Failed";
+/// Condition: the promoted worker services passed (True) or failed (False) their test in the
+/// upper environment.
+pub const VERIFIED: &str = "Verified";
+/// Condition: the promotion was rolled back after its verification failed.
+pub const ROLLED_BACK: &str = "RolledBack";
 
 /// Reconciles one Promotion.
 pub async fn reconcile(
@@ -164,23 +189,58 @@ async fn fail(
 
 /// Ends the promotion: `Failed` when a failure was recorded, else `Succeeded`.
 async fn finalize(promotion: &Promotion, ctx: &Context, status: &mut PromotionStatus, now: &Time) {
-    let failed = status
-        .conditions
-        .iter()
-        .any(|c| c.type_ == FAILED && c.status == "True");
+    let holds = |type_: &str| {
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == type_ && c.status == "True")
+    };
+    let failed = holds(FAILED);
+    let rolled_back = !failed && holds(ROLLED_BACK);
     status.phase = if failed {
         PromotionPhase::Failed
+    } else if rolled_back {
+        PromotionPhase::RolledBack
     } else {
         PromotionPhase::Succeeded
     };
     status.completion_time = Some(now.clone());
+    let outcome = match status.phase {
+        PromotionPhase::Failed => "failed",
+        PromotionPhase::RolledBack => "rolled_back",
+        _ => "succeeded",
+    };
     ctx.metrics
         .promotions
         .get_or_create(&crate::metrics::OutcomeLabels {
-            outcome: if failed { "failed" } else { "succeeded" }.to_owned(),
+            outcome: outcome.to_owned(),
         })
         .inc();
-    if !failed {
+    if rolled_back {
+        let message = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == ROLLED_BACK)
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        set(
+            status,
+            promotion,
+            condition::READY,
+            ConditionStatus::False,
+            "RolledBack",
+            &message,
+            now,
+        );
+        ctx.publish(
+            promotion,
+            EventType::Warning,
+            "Promote",
+            "RolledBack",
+            message,
+        )
+        .await;
+    } else if !failed {
         let what = if promotion.spec.dry_run_only {
             "dry run"
         } else {
@@ -297,6 +357,12 @@ impl Pass<'_> {
         }
     }
 
+    /// Ends in failure keeping what this pass recorded in `status` (a report, a condition):
+    /// for permanent failures found by looking, not by a failed call.
+    async fn fail(&self, status: PromotionStatus, error: ReconcileError) -> Outcome {
+        fail(self.promotion, self.ctx, status, &error, self.now).await
+    }
+
     /// Stays in the phase; AIC is working, so look again after the poll interval.
     fn poll(&self, status: PromotionStatus) -> Outcome {
         Outcome {
@@ -323,11 +389,15 @@ async fn advance(
         PromotionPhase::Prechecking => precheck(&pass, status).await,
         PromotionPhase::Locking => lock(&pass, status).await,
         PromotionPhase::DryRun | PromotionPhase::Promoting => run(&pass, status).await,
+        PromotionPhase::Verifying => verify(&pass, status).await,
+        PromotionPhase::RollingBack => roll_back(&pass, status).await,
         PromotionPhase::Unlocking => release(&pass, status).await,
-        PromotionPhase::Succeeded | PromotionPhase::Failed => Ok(Outcome {
-            status,
-            next: Action::await_change(),
-        }),
+        PromotionPhase::Succeeded | PromotionPhase::Failed | PromotionPhase::RolledBack => {
+            Ok(Outcome {
+                status,
+                next: Action::await_change(),
+            })
+        }
     }
 }
 
@@ -441,17 +511,32 @@ async fn run(pass: &Pass<'_>, mut status: PromotionStatus) -> Result<Outcome, Re
     if progress.blocking_error {
         status.report = Some(PromotionReport {
             missing_esvs: progress.missing_esvs.clone(),
+            encrypted_secrets: progress.encrypted_secrets.clone(),
             ..Default::default()
         });
-        let missing = if progress.missing_esvs.is_empty() {
+        let mut found = Vec::new();
+        if !progress.missing_esvs.is_empty() {
+            found.push(format!(
+                "missing ESVs: {}",
+                progress.missing_esvs.join(", ")
+            ));
+        }
+        if !progress.encrypted_secrets.is_empty() {
+            found.push(format!(
+                "encrypted secrets: {}",
+                progress.encrypted_secrets.join(", ")
+            ));
+        }
+        let found = if found.is_empty() {
             String::new()
         } else {
-            format!(" (missing ESVs: {})", progress.missing_esvs.join(", "))
+            format!(" ({})", found.join("; "))
         };
-        return Err(ReconcileError::invalid(
+        let error = ReconcileError::invalid(
             "IntegrityCheckFailed",
-            format!("AIC blocked the promotion: {}{missing}", progress.message),
-        ));
+            format!("AIC blocked the promotion: {}{found}", progress.message),
+        );
+        return Ok(pass.fail(status, error).await);
     }
     let report = upper.promotion_report(None).await?;
     let decision = after_run(
@@ -477,22 +562,47 @@ async fn run(pass: &Pass<'_>, mut status: PromotionStatus) -> Result<Outcome, Re
         }
         AfterRun::MissingEsvs(report) => {
             status.report = Some(summarize(report));
-            Err(ReconcileError::invalid(
+            let error = ReconcileError::invalid(
                 "MissingESVs",
                 format!(
                     "the upper environment lacks ESVs: {}",
                     report.missing_esvs.join(", ")
                 ),
-            ))
+            );
+            Ok(pass.fail(status, error).await)
         }
         AfterRun::Next(report, next) => {
-            status.report = Some(summarize(report));
-            let message = if next == PromotionPhase::Promoting {
-                "promoting the configuration"
-            } else {
-                "unlocking the environments"
-            };
-            Ok(pass.enter(status, next, message))
+            let mut summary = summarize(report);
+            if dry_run && !progress.encrypted_secrets.is_empty() {
+                // AIC promotes no secret embedded in configuration: stop before anything
+                // changes rather than promote a configuration that lacks them.
+                summary.encrypted_secrets = progress.encrypted_secrets.clone();
+                status.report = Some(summary);
+                let error = ReconcileError::invalid(
+                    "EncryptedSecrets",
+                    format!(
+                        "the dry run found secrets embedded in the configuration of {}, which AIC does not promote: {}; store them as ESV secrets and reference them by placeholder",
+                        promotion.spec.from,
+                        progress.encrypted_secrets.join(", ")
+                    ),
+                );
+                return Ok(pass.fail(status, error).await);
+            }
+            status.report = Some(summary);
+            match next {
+                PromotionPhase::Promoting => {
+                    // Recorded before the promotion is asked for: after it, the upper
+                    // environment no longer shows what a rollback must bring back.
+                    status.before_promotion = Some(baseline(pass, &upper).await?);
+                    Ok(pass.enter(status, next, "promoting the configuration"))
+                }
+                _ if !dry_run => Ok(pass.enter(
+                    status,
+                    PromotionPhase::Verifying,
+                    "testing the promoted worker services",
+                )),
+                _ => Ok(pass.enter(status, next, "unlocking the environments")),
+            }
         }
     }
 }
@@ -527,6 +637,240 @@ fn after_run<'r>(
         }
         Some(report) => AfterRun::Next(report, PromotionPhase::Unlocking),
     }
+}
+
+/// The integrations whose environments include both sides of the promotion.
+fn spanning_integrations(promotion: &Promotion, ctx: &Context) -> Vec<Arc<PingOneIntegration>> {
+    let namespace = promotion.namespace();
+    let mut integrations: Vec<Arc<PingOneIntegration>> = ctx
+        .integrations
+        .state()
+        .into_iter()
+        .filter(|i| i.namespace() == namespace)
+        .filter(|i| {
+            let has = |name: &str| i.spec.environments.iter().any(|e| e.name == name);
+            has(&promotion.spec.from) && has(&promotion.spec.to)
+        })
+        .collect();
+    integrations.sort_by_key(|i| i.name_any());
+    integrations
+}
+
+/// What the upper environment holds of each spanning integration's worker service now: one
+/// read per worker; whether its connection passed comes from the integration's status.
+async fn baseline(
+    pass: &Pass<'_>,
+    upper: &AicClient,
+) -> Result<Vec<WorkerBaseline>, ReconcileError> {
+    let to = &pass.promotion.spec.to;
+    let mut before = Vec::new();
+    for integration in spanning_integrations(pass.promotion, pass.ctx) {
+        let worker = integration.spec.service.name.clone();
+        let verified = integration
+            .status
+            .as_ref()
+            .and_then(|s| s.environments.iter().find(|e| &e.name == to))
+            .is_some_and(|e| e.connection_verified);
+        let state = match upper.get_worker(&worker).await? {
+            None => WorkerState::Absent,
+            Some(_) if verified => WorkerState::Verified,
+            Some(_) => WorkerState::Present,
+        };
+        before.push(WorkerBaseline {
+            integration: integration.name_any(),
+            worker,
+            state,
+        });
+    }
+    Ok(before)
+}
+
+/// Tests one worker service in the upper environment: `None` when it passed, else why not.
+async fn test_worker(
+    upper: &AicClient,
+    to: &str,
+    worker: &str,
+) -> Result<Option<String>, ReconcileError> {
+    if upper.get_worker(worker).await?.is_none() {
+        return Ok(Some(format!("worker service {worker} is missing in {to}")));
+    }
+    Ok(match upper.test_connection(worker).await? {
+        ConnectionTest::Succeeded(_) => None,
+        ConnectionTest::Failed { message, .. } => Some(format!(
+            "worker service {worker} failed its connection test in {to}: {message}"
+        )),
+    })
+}
+
+/// Verifying: every spanning integration's worker service is in the upper environment and
+/// passes its connection test; a failure rolls back (`rollbackOnFailure`) or fails.
+async fn verify(pass: &Pass<'_>, mut status: PromotionStatus) -> Result<Outcome, ReconcileError> {
+    let promotion = pass.promotion;
+    let to = &promotion.spec.to;
+    let upper = upper_client(pass.ctx, promotion).await?;
+    let mut failures = Vec::new();
+    for integration in spanning_integrations(promotion, pass.ctx) {
+        if let Some(failure) = test_worker(&upper, to, &integration.spec.service.name).await? {
+            failures.push(failure);
+        }
+    }
+    if failures.is_empty() {
+        set(
+            &mut status,
+            promotion,
+            VERIFIED,
+            ConditionStatus::True,
+            "ConnectionTested",
+            &format!("the promoted worker services passed their connection test in {to}"),
+            pass.now,
+        );
+        return Ok(pass.enter(
+            status,
+            PromotionPhase::Unlocking,
+            "unlocking the environments",
+        ));
+    }
+    let message = failures.join("; ");
+    set(
+        &mut status,
+        promotion,
+        VERIFIED,
+        ConditionStatus::False,
+        "VerificationFailed",
+        &message,
+        pass.now,
+    );
+    if !promotion.spec.rollback_on_failure {
+        let error = ReconcileError::invalid(
+            "VerificationFailed",
+            format!("{message}; the promoted configuration stays (rollbackOnFailure is off)"),
+        );
+        return Ok(pass.fail(status, error).await);
+    }
+    pass.ctx
+        .publish(
+            promotion,
+            EventType::Warning,
+            "Verify",
+            "VerificationFailed",
+            format!("{message}; rolling back"),
+        )
+        .await;
+    Ok(pass.enter(
+        status,
+        PromotionPhase::RollingBack,
+        &format!("rolling back: {message}"),
+    ))
+}
+
+/// RollingBack: records the provisional rollback report and starts AIC's rollback once (or
+/// finds it, started before a restart lost the answer), waits for it, then checks the upper
+/// environment is as it was before the promotion.
+async fn roll_back(
+    pass: &Pass<'_>,
+    mut status: PromotionStatus,
+) -> Result<Outcome, ReconcileError> {
+    let promotion = pass.promotion;
+    let upper = upper_client(pass.ctx, promotion).await?;
+    if upper.promotion_progress().await?.is_running() {
+        return Ok(pass.poll(status));
+    }
+    let report = upper.promotion_report(None).await?;
+    let done = report.as_ref().is_some_and(|r| {
+        r.kind.as_deref() == Some("rollback")
+            && status.promotion_id.is_some()
+            && r.promotion_id == status.promotion_id
+    });
+    if !done {
+        status.rollback_report = Some(summarize(&upper.provisional_rollback_report().await?));
+        let reason = verification_failure(&status);
+        match upper
+            .rollback(&RollbackRequest {
+                unlock_environments_after_promotion: false,
+                promoter: super::MANAGER.to_owned(),
+                promotion_description: format!("rollback of {}: {reason}", promotion.name_any()),
+            })
+            .await
+        {
+            Ok(()) => {}
+            // Nothing runs (read above), so a conflict means there is nothing to roll back.
+            Err(crate::aic::AicError::Api {
+                status: code,
+                message,
+                ..
+            }) if code == http::StatusCode::CONFLICT => {
+                let error = ReconcileError::invalid(
+                    "RollbackFailed",
+                    format!("AIC refused the rollback: {message}"),
+                );
+                return Ok(pass.fail(status, error).await);
+            }
+            Err(err) => return Err(err.into()),
+        }
+        return Ok(pass.poll(status));
+    }
+    let to = &promotion.spec.to;
+    let Some(before) = status.before_promotion.clone() else {
+        let error = ReconcileError::invalid(
+            "RollbackVerificationFailed",
+            format!("rolled back, but there is no record of what {to} held before the promotion"),
+        );
+        return Ok(pass.fail(status, error).await);
+    };
+    let mut differences = Vec::new();
+    for entry in &before {
+        let worker = &entry.worker;
+        let difference = match entry.state {
+            WorkerState::Absent => upper
+                .get_worker(worker)
+                .await?
+                .map(|_| format!("worker service {worker} is still in {to}")),
+            WorkerState::Present => upper
+                .get_worker(worker)
+                .await?
+                .is_none()
+                .then(|| format!("worker service {worker} is missing in {to}")),
+            WorkerState::Verified => test_worker(&upper, to, worker).await?,
+        };
+        differences.extend(difference);
+    }
+    if !differences.is_empty() {
+        let error = ReconcileError::invalid(
+            "RollbackVerificationFailed",
+            format!(
+                "rolled back, but {to} is not as before the promotion: {}",
+                differences.join("; ")
+            ),
+        );
+        return Ok(pass.fail(status, error).await);
+    }
+    let message = format!(
+        "{}; rolled back, {to} is as before the promotion",
+        verification_failure(&status)
+    );
+    set(
+        &mut status,
+        promotion,
+        ROLLED_BACK,
+        ConditionStatus::True,
+        "VerificationFailed",
+        &message,
+        pass.now,
+    );
+    Ok(pass.enter(
+        status,
+        PromotionPhase::Unlocking,
+        "unlocking the environments",
+    ))
+}
+
+/// Why the promoted configuration was rejected, as the `Verified` condition says.
+fn verification_failure(status: &PromotionStatus) -> String {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == VERIFIED && c.status == "False")
+        .map_or_else(|| "verification failed".to_owned(), |c| c.message.clone())
 }
 
 /// Unlocking: releases the lock, then reports the promotion's end.
@@ -614,6 +958,7 @@ fn summarize(report: &AicReport) -> PromotionReport {
         changed_items: i64::try_from(report.changed_items()).unwrap_or(i64::MAX),
         items,
         missing_esvs: report.missing_esvs.clone(),
+        encrypted_secrets: Vec::new(),
     }
 }
 

@@ -284,6 +284,10 @@ pub struct PromotionSettings {
     /// `Automatic` creates the Promotions itself, one environment at a time, in order.
     #[serde(default = "default_promotion_policy")]
     pub policy: ApprovalPolicy,
+    /// The Promotions this integration creates roll back when the worker service fails its
+    /// verification in the upper environment (see Promotion `rollbackOnFailure`).
+    #[serde(default)]
+    pub rollback_on_failure: bool,
 }
 
 // Written out rather than derived: a derived default would take `ApprovalPolicy`'s
@@ -292,6 +296,7 @@ impl Default for PromotionSettings {
     fn default() -> Self {
         Self {
             policy: default_promotion_policy(),
+            rollback_on_failure: false,
         }
     }
 }

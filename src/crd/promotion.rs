@@ -85,6 +85,12 @@ pub struct PromotionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
     pub description: Option<String>,
+    /// When the worker services fail their verification in the upper environment after the
+    /// promotion, roll the promotion back with AIC's rollback, check the environment is back to
+    /// what it was before, and end `RolledBack`. Without it the Promotion ends `Failed` and the
+    /// upper environment keeps the promoted configuration.
+    #[serde(default)]
+    pub rollback_on_failure: bool,
 }
 
 /// Observed state of a Promotion.
@@ -112,6 +118,14 @@ pub struct PromotionStatus {
     /// What the dry run or the promotion reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<PromotionReport>,
+    /// The worker services of the upper environment as they were before the promotion:
+    /// what a rollback must bring back. Recorded before the promotion starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub before_promotion: Option<Vec<WorkerBaseline>>,
+    /// What AIC's provisional rollback report said the rollback would change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_report: Option<PromotionReport>,
     /// `Ready` (the promotion succeeded), plus `Failed` with the reason when it did not.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
@@ -132,19 +146,53 @@ pub enum PromotionPhase {
     DryRun,
     /// Promoting.
     Promoting,
+    /// Checking the promoted worker services in the upper environment (still locked).
+    Verifying,
+    /// Rolling the promotion back (`rollbackOnFailure`), then checking the upper environment
+    /// is back to what it was before.
+    RollingBack,
     /// Releasing the promotion lock.
     Unlocking,
     /// The promotion (or the dry run, with `dryRunOnly`) succeeded.
     Succeeded,
     /// The promotion failed; the lock has been released.
     Failed,
+    /// The promoted configuration failed its verification and was rolled back; the upper
+    /// environment is as it was before, and the lock has been released.
+    RolledBack,
 }
 
 impl PromotionPhase {
     /// Whether the promotion has ended.
     pub fn is_final(self) -> bool {
-        matches!(self, PromotionPhase::Succeeded | PromotionPhase::Failed)
+        matches!(
+            self,
+            PromotionPhase::Succeeded | PromotionPhase::Failed | PromotionPhase::RolledBack
+        )
     }
+}
+
+/// What the upper environment held of one integration's worker service before a promotion.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerBaseline {
+    /// The PingOneIntegration.
+    pub integration: String,
+    /// The worker service's secondary configuration.
+    pub worker: String,
+    /// What a rollback must find again.
+    pub state: WorkerState,
+}
+
+/// A worker service's state in the upper environment, as far as a rollback has to restore it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum WorkerState {
+    /// There was no such worker service.
+    Absent,
+    /// It existed; its connection was not known to work.
+    Present,
+    /// It existed and its connection test had passed.
+    Verified,
 }
 
 /// Summary of a promotion report. Configuration item names only, never values.
@@ -161,4 +209,7 @@ pub struct PromotionReport {
     /// ESVs the configuration references that the upper environment lacks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing_esvs: Vec<String>,
+    /// Secrets embedded in the configuration (names only) that AIC will not promote.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub encrypted_secrets: Vec<String>,
 }

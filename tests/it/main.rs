@@ -33,6 +33,7 @@ mod scenario_lifecycle;
 mod scenario_outage;
 mod scenario_promotion;
 mod scenario_rejected_credentials;
+mod scenario_rollback;
 mod scenario_rotation;
 mod scenario_steady_state;
 mod security_inputs;

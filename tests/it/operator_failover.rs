@@ -161,6 +161,7 @@ async fn a_second_replica_takes_over_when_the_leader_dies() {
                         from: "acme-dev".into(),
                         to: "acme-uat".into(),
                         dry_run_only: false,
+                        rollback_on_failure: false,
                         description: Some("applied after the leader died".into()),
                     },
                 ),

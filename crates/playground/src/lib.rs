@@ -834,6 +834,7 @@ async fn act_as_user(
                             from: from.clone(),
                             to: to.clone(),
                             dry_run_only: false,
+                            rollback_on_failure: true,
                             description: Some(
                                 "applied by the playground, as a person would".into(),
                             ),

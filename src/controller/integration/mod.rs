@@ -552,6 +552,23 @@ async fn sync_environment(
             ctx.memos.services.record(&key, inputs(env), ());
         }
     } else {
+        // While a promotion into this environment runs, the Promotion tests what it brought
+        // (and may roll it back): nothing is read or tested here until it has ended.
+        if let Some(running) = ctx.promotions.state().iter().find(|p| {
+            p.namespace() == tenant.namespace()
+                && p.spec.to == target.spec.name
+                && p.status
+                    .as_ref()
+                    .is_some_and(|s| s.phase != PromotionPhase::Pending && !s.phase.is_final())
+        }) {
+            facts.promoted = Some(false);
+            facts.note = Some(format!(
+                "{}: Promotion {} is in progress",
+                target.spec.name,
+                running.name_any()
+            ));
+            return Ok(facts);
+        }
         // A promotion is what changes an upper environment's worker: look again when one into
         // this environment has ended, or at the resync.
         let promotions: Vec<String> = ctx

@@ -199,13 +199,18 @@ pub(super) async fn promotion_note(
                 .iter()
                 .filter(|p| p.labels().get(INTEGRATION_LABEL) == Some(&integration.name_any()))
                 .collect();
-            if let Some(failed) = mine.iter().find(|p| {
-                p.status
-                    .as_ref()
-                    .is_some_and(|s| s.phase == PromotionPhase::Failed)
+            if let Some((failed, phase)) = mine.iter().find_map(|p| {
+                let phase = p.status.as_ref()?.phase;
+                matches!(phase, PromotionPhase::Failed | PromotionPhase::RolledBack)
+                    .then_some((p, phase))
             }) {
+                let what = if phase == PromotionPhase::RolledBack {
+                    "was rolled back"
+                } else {
+                    "failed"
+                };
                 return Ok(format!(
-                    "{name}: Promotion {} failed; delete it to try again",
+                    "{name}: Promotion {} {what}; delete it to try again",
                     failed.name_any()
                 ));
             }
@@ -230,6 +235,7 @@ pub(super) async fn create_promotion(
             from: from.to_owned(),
             to: to.to_owned(),
             dry_run_only: false,
+            rollback_on_failure: integration.spec.promotion.rollback_on_failure,
             description: Some(format!(
                 "PingOne Worker Service ({})",
                 integration.name_any()

@@ -18,7 +18,9 @@
 //!
 //! Control API, on every tenant origin under `/_sim/`: `GET state`, `GET|DELETE calls`,
 //! `GET|POST|DELETE faults` (a [`Fault`] as JSON), `GET|POST clock` (`{"advanceMs":n}`),
-//! `GET|PUT timings` ([`Timings`]). The same operations exist as methods for in-process use.
+//! `GET|PUT timings` ([`Timings`]), `POST|DELETE embedded-secrets` (`{"item":"…"}`: a
+//! configuration item holding a secret in the configuration itself, which promotions report as
+//! `encryptedSecrets`). The same operations exist as methods for in-process use.
 //!
 //! Configuration (the `aic:` section; camelCase):
 //!
@@ -376,6 +378,7 @@ impl AicSimulator {
                 last_progress: None,
                 reports: Vec::new(),
                 before_last_promotion: None,
+                embedded_secrets: Default::default(),
             };
             if tenants.insert(tenant.name.clone(), state).is_some() {
                 return Err(SimConfigError::DuplicateTenant(tenant.name));
@@ -614,6 +617,15 @@ impl AicSimulator {
     /// The state as JSON, for tests and `GET /_sim/state`. Secret values appear only as SHA-256.
     pub fn snapshot(&self) -> Value {
         snapshot(&self.shared.lock())
+    }
+
+    /// Seeds a configuration item of `tenant` that holds a secret in the configuration itself
+    /// (e.g. a journey node with a pasted client secret): promotions from it report it under
+    /// `encryptedSecrets` and refuse to promote unless asked to ignore it.
+    pub fn seed_embedded_secret(&self, tenant: &str, item: &str) {
+        if let Some(t) = self.shared.lock().tenants.get_mut(tenant) {
+            t.embedded_secrets.insert(item.to_owned());
+        }
     }
 
     /// Seeds an ESV variable as loaded (as if set and restarted long ago).
@@ -1060,6 +1072,27 @@ fn control_routes() -> Router<Ctx> {
             .get(|State(ctx): State<Ctx>| async move { axum::Json(ctx.state().faults.clone()) })
             .delete(|State(ctx): State<Ctx>| async move {
                 ctx.state().faults.clear();
+                StatusCode::NO_CONTENT
+            }),
+        )
+        .route(
+            "/embedded-secrets",
+            post(
+                |State(ctx): State<Ctx>, axum::Json(body): axum::Json<Value>| async move {
+                    let Some(item) = body.get("item").and_then(Value::as_str) else {
+                        return StatusCode::BAD_REQUEST;
+                    };
+                    let mut state = ctx.state();
+                    if let Some(tenant) = state.tenants.get_mut(&*ctx.tenant) {
+                        tenant.embedded_secrets.insert(item.to_owned());
+                    }
+                    StatusCode::NO_CONTENT
+                },
+            )
+            .delete(|State(ctx): State<Ctx>| async move {
+                if let Some(tenant) = ctx.state().tenants.get_mut(&*ctx.tenant) {
+                    tenant.embedded_secrets.clear();
+                }
                 StatusCode::NO_CONTENT
             }),
         )

@@ -252,6 +252,23 @@ fn tick_promotion(state: &mut super::state::State, upper: &str) {
         .get_mut(upper)
         .and_then(|t| t.promotion.take())
         .expect("due");
+    // Secrets embedded in the configuration are reported by every run of a promotion (not of
+    // a rollback) and block a real one unless it asked to ignore them; they are never copied.
+    let embedded: Vec<String> = if running.rollback {
+        Vec::new()
+    } else {
+        state.tenants[&lower]
+            .embedded_secrets
+            .iter()
+            .cloned()
+            .collect()
+    };
+    let ignore_embedded = running
+        .request
+        .get("ignoreEncryptedSecrets")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let blocked_by_embedded = !embedded.is_empty() && !running.dry_run && !ignore_embedded;
     let (kind, missing, changes, message) = if running.rollback {
         let tenant = state.tenants.get_mut(upper).expect("tenant");
         let restored = tenant.before_last_promotion.take().unwrap_or_default();
@@ -260,7 +277,7 @@ fn tick_promotion(state: &mut super::state::State, upper: &str) {
         ("rollback", Vec::new(), changes, "Rollback completed")
     } else {
         let missing = state.missing_esvs(&lower, upper);
-        let blocked = !missing.is_empty();
+        let blocked = !missing.is_empty() || blocked_by_embedded;
         let changes = if blocked {
             json!([])
         } else {
@@ -269,8 +286,10 @@ fn tick_promotion(state: &mut super::state::State, upper: &str) {
         if !blocked && !running.dry_run {
             state.copy_am_config(&lower, upper);
         }
-        let message = if blocked {
+        let message = if !missing.is_empty() {
             "Promotion blocked: ESVs missing in the upper environment"
+        } else if blocked_by_embedded {
+            "Promotion blocked: encrypted secrets in configuration"
         } else if running.dry_run {
             "Dry run completed"
         } else {
@@ -278,7 +297,12 @@ fn tick_promotion(state: &mut super::state::State, upper: &str) {
         };
         ("promotion", missing, changes, message)
     };
-    let blocked = !missing.is_empty();
+    let blocked = !missing.is_empty() || blocked_by_embedded;
+    let ignored: Vec<&String> = if ignore_embedded && !running.dry_run {
+        embedded.iter().collect()
+    } else {
+        Vec::new()
+    };
     let created = state.now_text();
     let report_id = new_id();
     let text = |name: &str| {
@@ -304,7 +328,7 @@ fn tick_promotion(state: &mut super::state::State, upper: &str) {
         "promoter": text("promoter"),
         "promotionDescription": text("promotionDescription"),
         "missingESVs": missing,
-        "previouslyIgnoredEncryptedSecrets": [],
+        "previouslyIgnoredEncryptedSecrets": ignored,
         "report": {"AMConfig": changes, "IDMConfig": []},
     });
     let mut progress = json!({
@@ -318,6 +342,9 @@ fn tick_promotion(state: &mut super::state::State, upper: &str) {
     });
     if blocked {
         progress["missingESVs"] = json!(missing);
+    }
+    if !embedded.is_empty() {
+        progress["encryptedSecrets"] = json!(embedded);
     }
     if !blocked && !running.dry_run && running.unlock_after {
         state

@@ -211,6 +211,9 @@ pub(crate) struct Tenant {
     pub reports: Vec<Value>,
     /// The AM configuration the last promotion replaced: what a rollback restores.
     pub before_last_promotion: Option<BTreeMap<String, Realm>>,
+    /// Configuration items holding a secret in the configuration itself rather than in an ESV,
+    /// by name: what AIC's integrity check reports as `encryptedSecrets` and does not promote.
+    pub embedded_secrets: std::collections::BTreeSet<String>,
 }
 
 impl Tenant {

@@ -1176,6 +1176,70 @@ async fn the_last_promotion_can_be_rolled_back_while_locked() {
 }
 
 #[tokio::test]
+async fn secrets_embedded_in_configuration_are_reported_and_block_unless_ignored() {
+    let pingone = fake_pingone().await;
+    let (sim, running) = start(instant()).await;
+    let dev = client(&running, "dev");
+    configure(&dev, &pingone.url, true).await;
+    let uat = client(&running, "uat");
+    for id in [VAR_CLIENT, VAR_ENV] {
+        esv::upsert_variable(&uat, id, "x", "d", "string")
+            .await
+            .unwrap();
+    }
+    esv::push_secret(&uat, SECRET, &SecretString::new("s"), "d", true)
+        .await
+        .unwrap();
+    let item = "Journeys > Login > HTTP Client node";
+    sim.seed_embedded_secret("dev", item);
+    let id = promotion::ensure_locked(&uat, poll(), |_| {})
+        .await
+        .unwrap();
+
+    uat.promote(&PromotionRequest {
+        dry_run: true,
+        ..request()
+    })
+    .await
+    .unwrap();
+    let dry = uat.promotion_progress().await.unwrap();
+    assert!(!dry.blocking_error, "a dry run only reports: {dry:?}");
+    assert_eq!(dry.encrypted_secrets, vec![item.to_owned()]);
+
+    uat.promote(&request()).await.unwrap();
+    let blocked = uat.promotion_progress().await.unwrap();
+    assert!(blocked.blocking_error, "{blocked:?}");
+    assert_eq!(blocked.encrypted_secrets, vec![item.to_owned()]);
+    assert!(
+        uat.list_workers().await.unwrap().is_empty(),
+        "nothing promoted"
+    );
+
+    uat.promote(&PromotionRequest {
+        ignore_encrypted_secrets: true,
+        ..request()
+    })
+    .await
+    .unwrap();
+    let done = uat.promotion_progress().await.unwrap();
+    assert!(!done.blocking_error, "{done:?}");
+    assert_eq!(uat.list_workers().await.unwrap().len(), 1, "promoted");
+    let (status, report) = raw(
+        &running,
+        "uat",
+        reqwest::Method::GET,
+        "/environment/promotion/report",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    let report: Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["previouslyIgnoredEncryptedSecrets"], json!([item]));
+    promotion::ensure_unlocked(&uat, &id, poll()).await.unwrap();
+    running.stop().await;
+}
+
+#[tokio::test]
 async fn mapping_rules_follow_aic() {
     let pingone = fake_pingone().await;
     let (_sim, running) = start(instant()).await;

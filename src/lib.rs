@@ -23,4 +23,5 @@ pub mod runtime;
 pub mod secret;
 pub mod server;
 pub mod status;
+pub mod status_tree;
 pub mod telemetry;

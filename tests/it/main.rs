@@ -37,3 +37,4 @@ mod scenario_rotation;
 mod scenario_steady_state;
 mod security_inputs;
 mod security_scan;
+mod status_command;

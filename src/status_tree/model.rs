@@ -125,6 +125,10 @@ pub struct IntegrationNode {
     pub ready: ReadyView,
     /// Its status entry for this environment; `None` before the operator got to it.
     pub progress: Option<EnvironmentStatus>,
+    /// What the integration says about this environment (its Ready message holds one note per
+    /// environment); on the integration's first line only, its whole Ready message when it is
+    /// not Ready and names no environment.
+    pub note: Option<String>,
 }
 
 /// One Promotion.
@@ -193,7 +197,9 @@ fn build_namespace(snapshot: &Snapshot, namespace: String) -> NamespaceView {
         .filter(|p| in_namespace(namespace_of(*p)))
         .collect();
 
-    let node = |name: &str| -> EnvironmentNode {
+    // Integrations whose whole message is already on a line (nodes are made in drawing order).
+    let mut told: BTreeSet<String> = BTreeSet::new();
+    let mut node = |name: &str| -> EnvironmentNode {
         let mut node = match tenants.get(name) {
             Some(tenant) => environment_node(tenant),
             None => missing_node(name),
@@ -201,7 +207,17 @@ fn build_namespace(snapshot: &Snapshot, namespace: String) -> NamespaceView {
         node.integrations = integrations
             .iter()
             .filter(|i| i.spec.environments.iter().any(|e| e.name == name))
-            .map(|i| integration_node(i, name))
+            .map(|i| {
+                let mut node = integration_node(i, name);
+                let whole_message = node.note.is_none()
+                    && !node.ready.is_ready()
+                    && !has_environment_notes(i, node.ready.message.as_deref())
+                    && told.insert(node.name.clone());
+                if whole_message {
+                    node.note = node.ready.message.clone();
+                }
+                node
+            })
             .collect();
         node.promotions = promotions_into(&promotions, name);
         node
@@ -252,7 +268,7 @@ fn build_namespace(snapshot: &Snapshot, namespace: String) -> NamespaceView {
         referenced
             .into_iter()
             .filter(|name| !tenants.contains_key(*name))
-            .map(node),
+            .map(&mut node),
     );
     if !ungrouped.is_empty() {
         sections.push(Section {
@@ -350,14 +366,69 @@ fn missing_node(name: &str) -> EnvironmentNode {
 
 fn integration_node(integration: &PingOneIntegration, environment: &str) -> IntegrationNode {
     let status = integration.status.as_ref();
+    let ready = ReadyView::of(status.map_or(&[][..], |s| &s.conditions));
+    let names = environment_names(integration);
     IntegrationNode {
         name: integration.name_any(),
         credential_type: integration.spec.credential_type,
-        ready: ReadyView::of(status.map_or(&[][..], |s| &s.conditions)),
+        note: ready
+            .message
+            .as_deref()
+            .and_then(|m| environment_note(m, environment, &names)),
+        ready,
         progress: status
             .and_then(|s| s.environments.iter().find(|e| e.name == environment))
             .cloned(),
     }
+}
+
+fn environment_names(integration: &PingOneIntegration) -> Vec<&str> {
+    integration
+        .spec
+        .environments
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect()
+}
+
+fn has_environment_notes(integration: &PingOneIntegration, message: Option<&str>) -> bool {
+    message.is_some_and(|m| !note_starts(m, &environment_names(integration)).is_empty())
+}
+
+/// Where each environment's note starts in an integration's Ready message, in order: the
+/// controller ends the message with the notes in parentheses, each `<environment>: <text>`,
+/// joined with `; `.
+fn note_starts<'a>(message: &str, environments: &[&'a str]) -> Vec<(usize, &'a str)> {
+    let mut starts: Vec<(usize, &str)> = environments
+        .iter()
+        .flat_map(|name| {
+            let label = format!("{name}: ");
+            message
+                .match_indices(&label)
+                .map(|(at, _)| at)
+                .filter(|&at| message[..at].ends_with('(') || message[..at].ends_with("; "))
+                .map(move |at| (at, *name))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    starts.sort();
+    starts
+}
+
+/// The note about `environment` in an integration's Ready message, without its label.
+pub fn environment_note(message: &str, environment: &str, environments: &[&str]) -> Option<String> {
+    let starts = note_starts(message, environments);
+    let index = starts.iter().position(|(_, name)| *name == environment)?;
+    let from = starts[index].0 + environment.len() + 2;
+    let text = match starts.get(index + 1) {
+        Some((next, _)) => message[from..*next]
+            .strip_suffix("; ")
+            .unwrap_or(&message[from..*next]),
+        None => message[from..]
+            .strip_suffix(')')
+            .unwrap_or(&message[from..]),
+    };
+    Some(text.to_owned()).filter(|t| !t.is_empty())
 }
 
 /// The Promotions into `environment` worth showing: every one still running, and the one that
@@ -419,8 +490,12 @@ pub(crate) mod fixtures {
     }
 
     pub fn ready(status: &str, reason: &str) -> Value {
+        ready_saying(status, reason, &format!("{reason} message"))
+    }
+
+    pub fn ready_saying(status: &str, reason: &str, message: &str) -> Value {
         json!([{
-            "type": "Ready", "status": status, "reason": reason, "message": format!("{reason} message"),
+            "type": "Ready", "status": status, "reason": reason, "message": message,
             "lastTransitionTime": time(0)
         }])
     }
@@ -508,7 +583,7 @@ pub(crate) mod fixtures {
                     &["acme-dev", "acme-uat", "acme-staging", "acme-prod"],
                     "WorkerApplication",
                     json!({
-                        "conditions": ready("False", "AwaitingPromotion"),
+                        "conditions": ready_saying("False", "AwaitingPromotion", "not yet in acme-prod, acme-staging (acme-uat: Promotion acme-dev-to-uat-2 is in progress; acme-staging: waits until acme-uat is configured and verified (and promoted); acme-prod: waits until acme-staging is configured)"),
                         "environments": [
                             {"name": "acme-dev", "clientId": "c1", "secretVersion": "2", "valuesHash": "h",
                              "serviceConfigured": true, "labelMapped": true, "connectionVerified": true,
@@ -773,6 +848,64 @@ mod tests {
             sections[2].environments[0].problem.as_deref(),
             Some("promotes from box, a sandbox, which is in no promotion group")
         );
+    }
+
+    #[test]
+    fn each_environment_gets_its_own_note_from_the_integration_message() {
+        let tree = build(&acme());
+        let group = &only_namespace(&tree).sections[0];
+        let notes: Vec<Option<&str>> = group
+            .environments
+            .iter()
+            .map(|e| {
+                e.integrations
+                    .iter()
+                    .find(|i| i.name == "acme-worker")
+                    .unwrap()
+            })
+            .map(|i| i.note.as_deref())
+            .collect();
+        assert_eq!(
+            notes,
+            [
+                None,
+                Some("Promotion acme-dev-to-uat-2 is in progress"),
+                Some("waits until acme-uat is configured and verified (and promoted)"),
+                Some("waits until acme-staging is configured"),
+            ]
+        );
+        let envs = ["a", "a-b"];
+        assert_eq!(
+            environment_note("x (a-b: one; a: two)", "a", &envs).as_deref(),
+            Some("two")
+        );
+        assert_eq!(environment_note("x (a-b: one)", "a", &envs), None);
+        assert_eq!(environment_note("a: not a note", "a", &envs), None);
+    }
+
+    #[test]
+    fn a_message_naming_no_environment_is_told_once() {
+        let snapshot = Snapshot {
+            tenants: vec![
+                idle_tenant("dev", "development", None),
+                idle_tenant("uat", "uat", Some("dev")),
+            ],
+            integrations: vec![integration(
+                "worker",
+                &["dev", "uat"],
+                "WorkerApplication",
+                json!({"conditions": ready_saying("False", "CredentialsMissing", "no worker")}),
+            )],
+            ..Default::default()
+        };
+        let tree = build(&snapshot);
+        let group = &only_namespace(&tree).sections[0];
+        let notes: Vec<Option<&str>> = group
+            .environments
+            .iter()
+            .map(|e| e.integrations[0].note.as_deref())
+            .collect();
+        assert_eq!(notes, [Some("no worker"), None]);
     }
 
     #[test]

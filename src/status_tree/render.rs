@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::model::{
     EnvironmentNode, Heading, IntegrationNode, PromotionNode, ReadyView, Section, StatusTree,
 };
+use crate::controller::tenant::APPROVE_RESTART_ANNOTATION;
 use crate::crd::pingone_integration::CredentialType;
 use crate::crd::promotion::PromotionPhase;
 use crate::crd::tenant_environment::RestartState;
@@ -212,7 +213,10 @@ fn restart(env: &EnvironmentNode, now: jiff::Timestamp) -> String {
                 let _ = write!(text, " ({} ESVs)", restart.pending_esvs);
             }
             if env.manual_restart {
-                text.push_str(", awaiting approval");
+                let _ = write!(
+                    text,
+                    ", awaiting approval: set annotation {APPROVE_RESTART_ANNOTATION} to a new value"
+                );
             }
             text
         }
@@ -272,7 +276,10 @@ fn integration(node: &IntegrationNode, now: jiff::Timestamp) -> Node {
             tier: String::new(),
             ready,
             reason,
-            status: with_message(status, &node.ready),
+            status: match &node.note {
+                Some(note) => format!("{status}; {note}"),
+                None => status,
+            },
         },
         children: Vec::new(),
     }
@@ -485,7 +492,7 @@ mod tests {
         );
         let worker = line(&text, "│  └─ PingOneIntegration/acme-worker");
         assert!(
-            worker.contains("False   AwaitingPromotion   client ✓  ESVs ✓ v2  service ✓  label ✓  connection ✓ 60s ago; AwaitingPromotion message"),
+            worker.ends_with("False   AwaitingPromotion   client ✓  ESVs ✓ v2  service ✓  label ✓  connection ✓ 60s ago"),
             "{worker}"
         );
         let audit = line(&text, "│  ├─ PingOneIntegration/acme-audit");
@@ -508,7 +515,9 @@ mod tests {
             .nth(1)
             .unwrap();
         assert!(
-            uat_worker.contains("client ✓  ESVs ✓  service ✗  label ✗  connection ✗  promoted ✗"),
+            uat_worker.ends_with(
+                "client ✓  ESVs ✓  service ✗  label ✗  connection ✗  promoted ✗; Promotion acme-dev-to-uat-2 is in progress"
+            ),
             "{uat_worker}"
         );
         let finished = line(&text, "│  ├─ Promotion/acme-dev-to-uat-1");

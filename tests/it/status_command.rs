@@ -309,3 +309,17 @@ fn check_watch(kubeconfig: &str, client: kube::Client) {
     let status = child.wait().unwrap();
     assert!(status.success(), "exit {status:?} on Ctrl-C");
 }
+
+#[tokio::test]
+async fn status_says_when_the_crds_are_not_installed() {
+    let client = devkube::DevKube::new().client();
+    let err = pingone_aic_operator::status_tree::source::list(&client, Some("default"))
+        .await
+        .expect_err("nothing to list without the CRDs");
+    let message = err.to_string();
+    assert!(message.starts_with("cannot list "), "{message}");
+    assert!(
+        message.contains("are the pingone-aic.io CRDs installed?"),
+        "{message}"
+    );
+}

@@ -96,13 +96,22 @@ pub async fn run(options: StatusOptions) -> Result<(), StatusError> {
         namespace,
         terminal: std::io::stdout().is_terminal(),
     };
-    if options.watch {
+    // One listing first, also with --watch: a missing CRD or permission is then one clear
+    // error rather than a watch retrying for ever.
+    let snapshot = list(&client, view.namespace.as_deref()).await?;
+    let shown = if options.watch {
         watch(client, view).await
     } else {
-        let snapshot = list(&client, view.namespace.as_deref()).await?;
         let mut stdout = std::io::stdout().lock();
-        stdout.write_all(view.frame(&snapshot).as_bytes())?;
-        Ok(stdout.flush()?)
+        stdout
+            .write_all(view.frame(&snapshot).as_bytes())
+            .and_then(|()| stdout.flush())
+            .map_err(StatusError::from)
+    };
+    match shown {
+        // The reader went away (`| head`): nothing left to show, as with kubectl.
+        Err(StatusError::Output(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
     }
 }
 

@@ -33,9 +33,11 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
     },
-    /// Show each promotion group as a tree: tenant environments in promotion order with their
-    /// restart state, each integration's progress per environment, running Promotions. Reads
-    /// only the Kubernetes API.
+    /// Show each promotion group as a tree, from the Kubernetes API alone.
+    ///
+    /// Tenant environments in promotion order with their restart state, each integration's
+    /// progress per environment, running Promotions. Also the kubectl plugin
+    /// `kubectl pingone-aic`: this binary linked as `kubectl-pingone_aic` on PATH.
     Status(StatusArgs),
 }
 

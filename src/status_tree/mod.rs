@@ -7,9 +7,9 @@
 //! [`render`] draws the groups as aligned text.
 //!
 //! Choices made where the issue leaves room:
-//! - A promotion group is the chain of `promotesFrom` up from a development environment; an
-//!   environment promoted from two lower ones' branches is drawn where the walk first reaches
-//!   it. Sandboxes come under a heading of their own; environments whose chain reaches no
+//! - A promotion group is the chain of `promotesFrom` up from a development environment; a
+//!   group that branches (two environments promoted from one) is walked depth-first, lower
+//!   tiers first. Sandboxes come under a heading of their own; environments whose chain reaches no
 //!   development environment (a missing name, a cycle, a sandbox) come under "Not in a
 //!   promotion group", each saying why.
 //! - A Promotion is drawn under the environment it promotes into: those still running, and the

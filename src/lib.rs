@@ -8,7 +8,9 @@
 //! A reconcile reads the resource and its Secrets, observes PingOne and AIC, writes what differs
 //! from the spec, and reports status; the status it wrote is also what the next pass resumes
 //! from (a rotation's phase, a pending restart, a promotion's id), so a restarted operator
-//! carries on where it stopped. The development stand-ins (simulators, devkube, the playground)
+//! carries on where it stopped. [`status_tree`] is the `status` command (and the kubectl
+//! plugin `kubectl pingone-aic`): each promotion group drawn from the Kubernetes API alone. The
+//! development stand-ins (simulators, devkube, the playground)
 //! are crates of their own in the workspace; nothing here depends on them.
 #![forbid(unsafe_code)]
 
@@ -23,4 +25,5 @@ pub mod runtime;
 pub mod secret;
 pub mod server;
 pub mod status;
+pub mod status_tree;
 pub mod telemetry;

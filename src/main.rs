@@ -1,4 +1,5 @@
-//! The `pingone-aic-operator` command line: a thin layer over the library.
+//! The `pingone-aic-operator` command line (`run`, `crdgen`, `status`; `kubectl pingone-aic`
+//! when invoked as `kubectl-pingone_aic`): a thin layer over the library.
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use pingone_aic_operator::controller::OperatorConfig;
 use pingone_aic_operator::crd;
 use pingone_aic_operator::crd::common::parse_duration_flag;
 use pingone_aic_operator::runtime::{self, LeaderElection, RunOptions};
+use pingone_aic_operator::status_tree::{self, Scope, StatusOptions};
 use pingone_aic_operator::telemetry::{self, LogFormat};
 
 /// Kubernetes operator for PingOne and PingOne Advanced Identity Cloud.
@@ -31,6 +33,49 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
     },
+    /// Show each promotion group as a tree, from the Kubernetes API alone.
+    ///
+    /// Tenant environments in promotion order with their restart state, each integration's
+    /// progress per environment, running Promotions. Also the kubectl plugin
+    /// `kubectl pingone-aic`: this binary linked as `kubectl-pingone_aic` on PATH.
+    Status(StatusArgs),
+}
+
+/// Name under which the binary behaves as `kubectl pingone-aic`: kubectl runs
+/// `kubectl-pingone_aic` from PATH for that command, so a symlink or copy of this binary under
+/// that name is the plugin.
+const KUBECTL_PLUGIN: &str = "kubectl-pingone_aic";
+
+/// `kubectl pingone-aic`: the `status` command as a kubectl plugin.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubectl pingone-aic",
+    bin_name = "kubectl pingone-aic",
+    version,
+    about = "Show each pingone-aic.io promotion group as a tree: tenant environments in promotion order with their restart state, each integration's progress per environment, running Promotions."
+)]
+struct PluginCli {
+    #[command(flatten)]
+    status: StatusArgs,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// Namespace to show; by default the kubeconfig context's namespace.
+    #[arg(value_name = "NAMESPACE", conflicts_with_all = ["namespace", "all_namespaces"])]
+    namespace_arg: Option<String>,
+    /// Namespace to show, as kubectl's `-n`.
+    #[arg(short = 'n', long = "namespace", conflicts_with = "all_namespaces")]
+    namespace: Option<String>,
+    /// Show every namespace.
+    #[arg(short = 'A', long)]
+    all_namespaces: bool,
+    /// Keep drawing the tree as resources change, until Ctrl-C.
+    #[arg(short = 'w', long)]
+    watch: bool,
+    /// Kubeconfig file; by default `KUBECONFIG`, then `~/.kube/config`.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
 }
 
 /// Logging flags.
@@ -85,9 +130,13 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
+    if invoked_as_kubectl_plugin() {
+        return status(PluginCli::parse().status);
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run(*args),
+        Command::Status(args) => status(args),
         Command::Crdgen { out_dir } => match crdgen(out_dir) {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {
@@ -140,6 +189,40 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error = %err, "the operator stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn invoked_as_kubectl_plugin() -> bool {
+    std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .is_some_and(|program| program.file_stem().is_some_and(|s| s == KUBECTL_PLUGIN))
+}
+
+fn status(args: StatusArgs) -> ExitCode {
+    let scope = match (args.namespace_arg.or(args.namespace), args.all_namespaces) {
+        (_, true) => Scope::All,
+        (Some(namespace), false) => Scope::Namespace(namespace),
+        (None, false) => Scope::ContextNamespace,
+    };
+    let options = StatusOptions {
+        kubeconfig: args.kubeconfig,
+        scope,
+        watch: args.watch,
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(status_tree::run(options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
             ExitCode::FAILURE
         }
     }

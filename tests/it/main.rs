@@ -38,3 +38,4 @@ mod scenario_rotation;
 mod scenario_steady_state;
 mod security_inputs;
 mod security_scan;
+mod status_command;

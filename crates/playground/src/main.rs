@@ -174,6 +174,10 @@ fn print_header(playground: &Playground, args: &PlaygroundArgs) {
     if let Some(path) = &playground.kubeconfig {
         println!("Watch it with:");
         println!("  kubectl --kubeconfig {} get pingone-aic", path.display());
+        println!(
+            "  cargo run -- status --watch --kubeconfig {}   (each promotion group as a tree)",
+            path.display()
+        );
     }
     println!("Progress (elapsed, resource, what is happening now):");
 }

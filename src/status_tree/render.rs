@@ -313,6 +313,13 @@ fn promotion(node: &PromotionNode, now: jiff::Timestamp) -> Node {
         if !report.missing_esvs.is_empty() {
             let _ = write!(status, ", missing ESVs {}", report.missing_esvs.join(", "));
         }
+        if !report.encrypted_secrets.is_empty() {
+            let _ = write!(
+                status,
+                ", encrypted secrets {}",
+                report.encrypted_secrets.join(", ")
+            );
+        }
     }
     let status = if node.phase == PromotionPhase::Succeeded {
         status

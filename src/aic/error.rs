@@ -29,6 +29,16 @@ impl ApiFamily {
             ApiFamily::OAuth => "OAuth",
         }
     }
+
+    /// The `operation` label of the family's calls in the metrics.
+    pub(crate) fn metric_label(self) -> &'static str {
+        match self {
+            ApiFamily::Esv => "esv",
+            ApiFamily::Promotion => "promotion",
+            ApiFamily::Am => "am",
+            ApiFamily::OAuth => "get_token",
+        }
+    }
 }
 
 /// The message AM gives for static configuration writes outside development and sandbox.

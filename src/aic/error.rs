@@ -29,6 +29,16 @@ impl ApiFamily {
             ApiFamily::OAuth => "OAuth",
         }
     }
+
+    /// The `operation` label of the family's calls in the metrics.
+    pub(crate) fn metric_label(self) -> &'static str {
+        match self {
+            ApiFamily::Esv => "esv",
+            ApiFamily::Promotion => "promotion",
+            ApiFamily::Am => "am",
+            ApiFamily::OAuth => "get_token",
+        }
+    }
 }
 
 /// The message AM gives for static configuration writes outside development and sandbox.
@@ -183,6 +193,10 @@ impl AicError {
             },
             AicError::Immutable { .. } => "AICEnvironmentImmutable",
             AicError::InvalidScope { .. } => "AICScopeNotGranted",
+            // A refusal to say who we are is no verdict on the key: it says "later".
+            AicError::OAuth { status, .. } if *status == StatusCode::TOO_MANY_REQUESTS => {
+                "AICRateLimited"
+            }
             AicError::OAuth { .. } => "AICAuthenticationFailed",
             AicError::InvalidKey(_) => "AICInvalidPrivateKey",
             AicError::VariableTypeMismatch { .. } => "ESVTypeMismatch",
@@ -369,6 +383,25 @@ mod tests {
         );
         assert!(matches!(err, AicError::Immutable { .. }));
         assert!(!err.is_transient());
+    }
+
+    #[test]
+    fn a_token_endpoint_429_is_a_rate_limit_not_an_authentication_failure() {
+        let err = AicError::from_response(
+            ApiFamily::OAuth,
+            StatusCode::TOO_MANY_REQUESTS,
+            None,
+            br#"{"error":"temporarily_unavailable","error_description":"slow down"}"#,
+        );
+        assert!(matches!(err, AicError::OAuth { .. }), "{err:?}");
+        assert_eq!(err.reason(), "AICRateLimited");
+        let refused = AicError::from_response(
+            ApiFamily::OAuth,
+            StatusCode::BAD_REQUEST,
+            None,
+            br#"{"error":"invalid_client","error_description":"no"}"#,
+        );
+        assert_eq!(refused.reason(), "AICAuthenticationFailed");
     }
 
     #[test]

@@ -49,6 +49,7 @@ pub use snapshot::EsvSnapshots;
 pub use startup::RestartStatus;
 
 use crate::http::Backoff;
+use crate::metrics::ExternalCalls;
 use crate::secret::SecretString;
 
 /// `Accept-API-Version` values per endpoint family, as working clients send them.
@@ -267,7 +268,11 @@ pub struct AicClient {
     backoff: Backoff,
     write_lock: Arc<tokio::sync::Mutex<()>>,
     snapshots: EsvSnapshots,
+    calls: ExternalCalls,
 }
+
+/// The `service` label of AIC's calls in the metrics.
+const SERVICE: &str = "aic";
 
 impl fmt::Debug for AicClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -387,7 +392,14 @@ impl AicClient {
             tokens,
             backoff: config.backoff,
             snapshots: EsvSnapshots::default(),
+            calls: ExternalCalls::default(),
         })
+    }
+
+    /// Counts this client's HTTP calls in the process's metrics.
+    pub fn with_calls(mut self, calls: ExternalCalls) -> Self {
+        self.calls = calls;
+        self
     }
 
     /// Shares ESV snapshots with the other clients of the process (see [`snapshot`]).
@@ -425,6 +437,7 @@ impl AicClient {
                 &self.key,
                 &self.scopes,
                 self.backoff,
+                &self.calls,
             )
             .await
     }
@@ -491,18 +504,26 @@ impl AicClient {
         if let Some(body) = &call.body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(AicError::Transport)?;
-        let status = response.status();
-        let wait = crate::http::retry_after(response.headers(), jiff::Timestamp::now());
-        let body = response.bytes().await.map_err(AicError::Transport)?;
-        tracing::debug!(method = %call.method, path = %call.path, %status, "AIC call");
-        if status.is_success() {
-            Ok(Answer {
-                body: body.to_vec(),
-            })
-        } else {
-            Err(AicError::from_response(call.family, status, wait, &body))
-        }
+        let result = match request.send().await {
+            Ok(response) => {
+                let status = response.status();
+                let wait = crate::http::retry_after(response.headers(), jiff::Timestamp::now());
+                let body = response.bytes().await.map_err(AicError::Transport)?;
+                tracing::debug!(method = %call.method, path = %call.path, %status, "AIC call");
+                if status.is_success() {
+                    Ok(Answer {
+                        body: body.to_vec(),
+                    })
+                } else {
+                    Err(AicError::from_response(call.family, status, wait, &body))
+                }
+            }
+            Err(err) => Err(AicError::Transport(err)),
+        };
+        let outcome = result.as_ref().map_or_else(AicError::reason, |_| "ok");
+        self.calls
+            .record(SERVICE, call.family.metric_label(), outcome);
+        result
     }
 
     pub(crate) async fn json<T: DeserializeOwned>(&self, call: Call) -> Result<T, AicError> {

@@ -6,6 +6,7 @@ use crate::aic::{self, AicClient, AicClientConfig};
 use crate::crd::TenantEnvironment;
 use crate::credentials::{ClientCredentials, SecretData};
 use crate::http::Backoff;
+use crate::metrics::ExternalCalls;
 use crate::pingone::{self, Endpoints, PingOne, PingOneSession, TokenAuthMethod};
 
 use super::ReconcileError;
@@ -19,6 +20,7 @@ pub struct Clients {
     aic_tokens: aic::TokenCache,
     aic_snapshots: aic::EsvSnapshots,
     aic_backoff: Backoff,
+    calls: ExternalCalls,
 }
 
 impl Clients {
@@ -35,13 +37,21 @@ impl Clients {
         let aic_http =
             crate::http::client(concat!("pingone-aic-operator/", env!("CARGO_PKG_VERSION")))
                 .map_err(|err| ReconcileError::invalid("HttpClient", err.to_string()))?;
+        let calls = pingone_config.calls.clone();
         Ok(Self {
             pingone: PingOne::new(pingone_config)?,
             aic_http,
             aic_tokens: aic::TokenCache::default(),
             aic_snapshots: aic::EsvSnapshots::default(),
             aic_backoff,
+            calls,
         })
+    }
+
+    /// Where both clients count their HTTP calls (the PingOne settings' counter), for the
+    /// metrics registry to expose.
+    pub fn external_calls(&self) -> ExternalCalls {
+        self.calls.clone()
     }
 
     /// A client for the tenant environment, signed in as its service account, asking for the
@@ -71,7 +81,8 @@ impl Clients {
         };
         Ok(
             AicClient::new(config, self.aic_http.clone(), self.aic_tokens.clone())?
-                .with_snapshots(self.aic_snapshots.clone()),
+                .with_snapshots(self.aic_snapshots.clone())
+                .with_calls(self.calls.clone()),
         )
     }
 

@@ -131,6 +131,9 @@ async fn step(promotion: &Promotion, ctx: &Context) -> Result<Action, ReconcileE
         &outcome.status,
     )
     .await?;
+    let (namespace, name) = (namespace_of(promotion), promotion.name_any());
+    ctx.metrics
+        .record_promotion_lock(&namespace, &name, outcome.status.lock_held);
     Ok(outcome.next)
 }
 
@@ -936,6 +939,8 @@ async fn cleanup(promotion: &Promotion, ctx: &Context) -> Result<Action, Reconci
             "released the promotion lock before deletion".to_owned(),
         )
         .await;
+        ctx.metrics
+            .record_promotion_lock(&namespace_of(promotion), &promotion.name_any(), false);
         Ok(Action::await_change())
     } else {
         Err(still_releasing())

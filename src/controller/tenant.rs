@@ -130,6 +130,16 @@ async fn apply(tenant: &TenantEnvironment, ctx: &Context) -> Result<Action, Reco
         .await;
     }
     patch_status(&api, &tenant.name_any(), tenant.status.as_ref(), &status).await?;
+    let restarting_since = status
+        .restart
+        .as_ref()
+        .filter(|restart| restart.state == RestartState::Restarting)
+        .and_then(|restart| restart.restarting_since.as_ref());
+    ctx.metrics.record_restart_state(
+        &namespace_of(tenant),
+        &tenant.name_any(),
+        restarting_since.map(|since| &since.0),
+    );
     Ok(Action::requeue(next))
 }
 

@@ -21,7 +21,11 @@ use super::model::{
 use super::token::{CachedToken, Credentials, TokenCache, TokenErrorBody, TokenResponse};
 use super::{PingOneApi, clock};
 use crate::http::Backoff;
+use crate::metrics::ExternalCalls;
 use crate::secret::SecretString;
+
+/// The `service` label of PingOne's calls in the metrics.
+const SERVICE: &str = "pingone";
 
 /// Tunables of the client.
 #[derive(Clone, Debug)]
@@ -36,6 +40,8 @@ pub struct PingOneConfig {
     pub young_environment_window: Duration,
     /// Request budget per PingOne environment.
     pub budget: BudgetConfig,
+    /// Where every HTTP answer is counted (the operator's metrics).
+    pub calls: ExternalCalls,
 }
 
 impl Default for PingOneConfig {
@@ -53,6 +59,7 @@ impl Default for PingOneConfig {
             // PingOne documents about 17 s.
             young_environment_window: Duration::from_secs(30),
             budget: BudgetConfig::default(),
+            calls: ExternalCalls::default(),
         }
     }
 }
@@ -77,6 +84,14 @@ impl std::fmt::Debug for PingOne {
         f.debug_struct("PingOne")
             .field("config", &self.inner.config)
             .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    /// Counts one call in the metrics: `ok`, or the reason of the error it ended in.
+    fn record_call(&self, operation: &str, error: Option<&PingOneError>) {
+        let outcome = error.map_or("ok", PingOneError::reason);
+        self.config.calls.record(SERVICE, operation, outcome);
     }
 }
 
@@ -137,14 +152,19 @@ impl PingOne {
             .map_err(|source| PingOneError::Transport {
                 operation: "verify a credential",
                 source,
-            })?;
-        let status = response.status().as_u16();
-        if (200..300).contains(&status) {
-            return Ok(());
-        }
-        let retry_after = crate::http::retry_after(response.headers(), inner.clock.now());
-        let body = response.bytes().await.unwrap_or_default();
-        Err(token_error(status, &body, retry_after))
+            });
+        let result = match response {
+            Ok(response) if response.status().is_success() => Ok(()),
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let retry_after = crate::http::retry_after(response.headers(), inner.clock.now());
+                let body = response.bytes().await.unwrap_or_default();
+                Err(token_error(status, &body, retry_after))
+            }
+            Err(error) => Err(error),
+        };
+        inner.record_call("verify_client_assertion", result.as_ref().err());
+        result
     }
 
     /// Binds the client to one credential and one pair of base URLs.
@@ -299,6 +319,7 @@ impl PingOneSession {
                             })?;
                     tracing::debug!(status, client_id = %self.credentials.client_id, "PingOne token request");
                     if (200..300).contains(&status) {
+                        inner.record_call("get_token", None);
                         let parsed: TokenResponse =
                             serde_json::from_slice(&body).map_err(|err| PingOneError::Decode {
                                 operation: "get token",
@@ -314,6 +335,7 @@ impl PingOneSession {
                     source,
                 },
             };
+            inner.record_call("get_token", Some(&error));
             match self.transient_delay(&error, attempt) {
                 Some(delay) => {
                     inner.clock.sleep(delay).await;
@@ -377,6 +399,7 @@ impl PingOneSession {
                         "PingOne API call"
                     );
                     if (200..300).contains(&status) {
+                        inner.record_call(call.operation, None);
                         return Ok(Answer { status, body });
                     }
                     PingOneError::Api {
@@ -393,6 +416,7 @@ impl PingOneSession {
                     source,
                 },
             };
+            inner.record_call(call.operation, Some(&error));
             if error.is_invalid_token() && !renewed_token {
                 renewed_token = true;
                 self.token(true).await?;

@@ -18,6 +18,7 @@ use pingone_aic_operator::aic::{
     AicClient, AicError, AmApi, ConnectionTest, EsvApi, LockResult, PromotionApi, RestartApi,
     RestartStatus, VersionStatus, Worker,
 };
+use pingone_aic_operator::metrics::{ExternalCalls, Metrics};
 use pingone_aic_operator::secret::SecretString;
 use pingone_aic_sim::aic::{Fault, RunningAicSim};
 use serde_json::{Value, json};
@@ -850,6 +851,35 @@ async fn esv_writes_are_refused_while_locked_in_both_environments() {
         uat.unlock("no-such-promotion").await.unwrap(),
         LockResult::Unlocked
     );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn every_answer_is_counted_in_the_metrics_the_429s_a_retry_absorbed_included() {
+    let (sim, running) = start(instant()).await;
+    let calls = ExternalCalls::default();
+    let client = client(&running, "dev").with_calls(calls.clone());
+    sim.inject_fault(Fault {
+        tenant: Some("dev".into()),
+        method: Some("GET".into()),
+        path: "/environment/variables".into(),
+        status: Some(429),
+        retry_after: Some(0),
+        latency_ms: 0,
+        count: 2,
+    });
+    assert!(client.get_variable(VAR_CLIENT).await.unwrap().is_none());
+    let text = Metrics::with_external_calls(calls).encode();
+    for series in [
+        r#"{service="aic",operation="get_token",outcome="ok"} 1"#,
+        r#"{service="aic",operation="esv",outcome="AICRateLimited"} 2"#,
+        r#"{service="aic",operation="esv",outcome="AICNotFound"} 1"#,
+    ] {
+        assert!(
+            text.contains(&format!("pingone_aic_external_calls_total{series}")),
+            "{series} missing in\n{text}"
+        );
+    }
     running.stop().await;
 }
 

@@ -6,6 +6,7 @@ use crate::pingone_support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pingone_aic_operator::metrics::{ExternalCalls, Metrics};
 use pingone_aic_operator::pingone::{
     AssignmentOutcome, Credentials, Endpoints, IDENTITY_DATA_ADMIN, PingOne, PingOneApi,
     PingOneConfig, PingOneError, Scope, TokenAuthMethod, WorkerApplication,
@@ -403,6 +404,37 @@ async fn a_429_is_retried_after_retry_after() {
     assert!(sleeps[0] >= Duration::from_secs(2), "{sleeps:?}");
     let statuses: Vec<u16> = fx.control().calls().iter().map(|c| c.status).collect();
     assert_eq!(&statuses[statuses.len() - 2..], [429, 200]);
+}
+
+#[tokio::test]
+async fn every_answer_is_counted_in_the_metrics_the_429s_a_retry_absorbed_included() {
+    let calls = ExternalCalls::default();
+    let fx = Fixture::with_config(PingOneConfig {
+        calls: calls.clone(),
+        ..PingOneConfig::default()
+    })
+    .await;
+    let admin = fx.session("operator");
+    admin.verify_credentials().await.unwrap();
+    fx.control().inject(FaultSpec {
+        method: Some("GET".into()),
+        path: "/v1/environments/*/applications".into(),
+        status: Some(429),
+        retry_after: Some("1".into()),
+        ..FaultSpec::default()
+    });
+    admin.list_applications(&fx.dev).await.unwrap();
+    let text = Metrics::with_external_calls(calls).encode();
+    for series in [
+        r#"{service="pingone",operation="get_token",outcome="ok"} 1"#,
+        r#"{service="pingone",operation="list applications",outcome="PingOneRateLimited"} 1"#,
+        r#"{service="pingone",operation="list applications",outcome="ok"} 1"#,
+    ] {
+        assert!(
+            text.contains(&format!("pingone_aic_external_calls_total{series}")),
+            "{series} missing in\n{text}"
+        );
+    }
 }
 
 #[tokio::test]

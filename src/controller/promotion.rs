@@ -28,7 +28,6 @@ use super::{Context, FINALIZER, ReconcileError, is_paused, patch_status};
 use crate::aic::promotion::{LockResult, PromotionReport as AicReport, PromotionRequest};
 use crate::aic::{AicClient, EsvApi, PROMOTION_SCOPE, PromotionApi};
 use crate::crd::common::condition;
-use crate::crd::pingone_integration::CredentialType;
 use crate::crd::promotion::{PromotionPhase, PromotionReport, PromotionStatus};
 use crate::crd::{Promotion, TenantEnvironment};
 use crate::status::{ConditionStatus, DesiredCondition, set_condition};
@@ -680,15 +679,9 @@ async fn check_esvs(
         {
             continue;
         }
-        let esv = &integration.spec.esv;
-        variables.push(esv.environment_id.clone());
-        match integration.spec.credential_type {
-            CredentialType::WorkerApplication => {
-                variables.push(esv.client_id.clone());
-                secrets.push(esv.client_secret.clone());
-            }
-            CredentialType::ProductConnection => secrets.push(esv.connection_jwt.clone()),
-        }
+        let required = super::integration::required_esvs(&integration, ctx, &promotion.spec.to);
+        variables.extend(required.variables);
+        secrets.extend(required.secrets);
     }
     let mut missing = Vec::new();
     let mut pending = Vec::new();

@@ -1058,7 +1058,11 @@ pingone:
     let sim = PingOneSim::new(seed.pingone, SimControl::new()).unwrap();
     let eu = serve_loopback(sim.regional_app("EU")).await.unwrap();
     let na = serve_loopback(sim.regional_app("NA")).await.unwrap();
-    let admin = sim.workers().into_iter().find(|w| w.name == "admin").unwrap();
+    let admin = sim
+        .workers()
+        .into_iter()
+        .find(|w| w.name == "admin")
+        .unwrap();
     let http = pingone_aic_operator::http::client("test").unwrap();
     let token = |origin: String| {
         let (http, admin) = (&http, &admin);

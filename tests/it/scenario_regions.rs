@@ -9,7 +9,7 @@
 //!   each environment its own region's URLs.
 //! - dev and uat both in EU: literal URLs and no URL ESVs; switched to `Placeholders`, the
 //!   existing group converges (URL ESVs everywhere, the worker rewritten and promoted again,
-//!   verified) without anything deleted.
+//!   verified) without anything deleted, and back to literal URLs the same way.
 
 use crate::scenario_support;
 
@@ -353,5 +353,38 @@ async fn a_same_region_group_keeps_literal_urls_until_placeholders_are_asked_for
             "{id} is kept"
         );
     }
+    assert!(urls_hashes(&playground).await.iter().all(Option::is_some));
+
+    // And back: literal URLs again, promoted; the URL variables stay, unreferenced.
+    set_regional_urls(&playground, "Auto").await;
+    eventually("uat holds the literal worker again by promotion", || {
+        let playground = &playground;
+        let literal = format!("{eu}/v1");
+        async move {
+            let snapshot = playground.aic.snapshot();
+            (worker(&snapshot, "acme-uat")["apiUrl"] == literal.as_str()).then_some(())
+        }
+    })
+    .await;
+    ready(&playground).await;
+    verified_everywhere(&playground, &environments).await;
+    let snapshot = playground.aic.snapshot();
+    for name in environments {
+        assert_eq!(worker(&snapshot, name)["authUrl"], eu.as_str(), "{name}");
+        assert_eq!(variable(&snapshot, name, AUTH_URL_ESV), Some(eu.clone()));
+    }
+    assert!(urls_hashes(&playground).await.iter().all(Option::is_none));
     playground.stop().await;
+}
+
+/// `urlsHash` of each environment in the integration's status.
+async fn urls_hashes(playground: &Playground) -> Vec<Option<String>> {
+    let api: Api<PingOneIntegration> =
+        Api::namespaced(playground.client.clone(), &playground.namespace);
+    let status = api.get("acme-worker").await.unwrap().status.unwrap();
+    status
+        .environments
+        .into_iter()
+        .map(|e| e.urls_hash)
+        .collect()
 }

@@ -46,7 +46,6 @@ use crate::aic::promotion::{
 };
 use crate::aic::{AicClient, AmApi, EsvApi, PROMOTION_SCOPE, PromotionApi};
 use crate::crd::common::condition;
-use crate::crd::pingone_integration::CredentialType;
 use crate::crd::promotion::{
     PromotionPhase, PromotionReport, PromotionStatus, WorkerBaseline, WorkerState,
 };
@@ -1012,33 +1011,12 @@ async fn check_esvs(
     ctx: &Context,
     upper: &AicClient,
 ) -> Result<(Vec<String>, Vec<String>), ReconcileError> {
-    let namespace = promotion.namespace();
     let mut variables = Vec::new();
     let mut secrets = Vec::new();
-    for integration in ctx.integrations.state() {
-        if integration.namespace() != namespace {
-            continue;
-        }
-        let names: Vec<&str> = integration
-            .spec
-            .environments
-            .iter()
-            .map(|e| e.name.as_str())
-            .collect();
-        if !names.contains(&promotion.spec.from.as_str())
-            || !names.contains(&promotion.spec.to.as_str())
-        {
-            continue;
-        }
-        let esv = &integration.spec.esv;
-        variables.push(esv.environment_id.clone());
-        match integration.spec.credential_type {
-            CredentialType::WorkerApplication => {
-                variables.push(esv.client_id.clone());
-                secrets.push(esv.client_secret.clone());
-            }
-            CredentialType::ProductConnection => secrets.push(esv.connection_jwt.clone()),
-        }
+    for integration in spanning_integrations(promotion, ctx) {
+        let required = super::integration::required_esvs(&integration, ctx, &promotion.spec.to);
+        variables.extend(required.variables);
+        secrets.extend(required.secrets);
     }
     let mut missing = Vec::new();
     let mut pending = Vec::new();

@@ -194,6 +194,8 @@ fn default_overlap() -> String {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[x_kube(validation = Rule::new("self.environmentId != self.clientId && self.environmentId != self.clientSecret && self.environmentId != self.connectionJwt && self.clientId != self.clientSecret && self.clientId != self.connectionJwt && self.clientSecret != self.connectionJwt")
     .message("ESV names within one integration must be distinct"))]
+#[x_kube(validation = Rule::new("self.apiUrl != self.authUrl && !(self.apiUrl in [self.environmentId, self.clientId, self.clientSecret, self.connectionJwt]) && !(self.authUrl in [self.environmentId, self.clientId, self.clientSecret, self.connectionJwt])")
+    .message("ESV names within one integration must be distinct"))]
 #[serde(rename_all = "camelCase")]
 pub struct EsvNames {
     /// Variable (string) holding the PingOne environment id.
@@ -212,6 +214,16 @@ pub struct EsvNames {
     #[serde(default = "default_esv_connection_jwt")]
     #[schemars(length(min = 5, max = ESV_ID_MAX_LENGTH), regex(pattern = ESV_ID_PATTERN))]
     pub connection_jwt: String,
+    /// Variable (string) holding the PingOne API base URL of the environment's region, written
+    /// when the worker service carries placeholder URLs (see `service.regionalUrls`).
+    #[serde(default = "default_esv_api_url")]
+    #[schemars(length(min = 5, max = ESV_ID_MAX_LENGTH), regex(pattern = ESV_ID_PATTERN))]
+    pub api_url: String,
+    /// Variable (string) holding the PingOne authorization server URL of the environment's
+    /// region, written when the worker service carries placeholder URLs.
+    #[serde(default = "default_esv_auth_url")]
+    #[schemars(length(min = 5, max = ESV_ID_MAX_LENGTH), regex(pattern = ESV_ID_PATTERN))]
+    pub auth_url: String,
 }
 
 impl Default for EsvNames {
@@ -221,6 +233,8 @@ impl Default for EsvNames {
             client_id: default_esv_client_id(),
             client_secret: default_esv_client_secret(),
             connection_jwt: default_esv_connection_jwt(),
+            api_url: default_esv_api_url(),
+            auth_url: default_esv_auth_url(),
         }
     }
 }
@@ -236,6 +250,12 @@ fn default_esv_client_secret() -> String {
 }
 fn default_esv_connection_jwt() -> String {
     "esv-pingone-connection-jwt".to_owned()
+}
+fn default_esv_api_url() -> String {
+    "esv-pingone-api-url".to_owned()
+}
+fn default_esv_auth_url() -> String {
+    "esv-pingone-auth-url".to_owned()
 }
 
 /// The AM PingOne Worker Service secondary configuration.
@@ -258,6 +278,12 @@ pub struct WorkerServiceConfig {
     #[x_kube(validation = Rule::new("!self.startsWith('.') && !self.endsWith('.')")
         .message("service.secretLabelIdentifier must not start or end with '.'"))]
     pub secret_label_identifier: String,
+    /// Where the worker service's `apiUrl` and `authUrl` come from. `Auto` (the default):
+    /// literal URLs when every environment of the promotion group reaches PingOne at the same
+    /// URLs, ESV placeholders when they differ (PingOne environments in different regions).
+    /// `Literal` refuses a group whose URLs differ; `Placeholders` always uses them.
+    #[serde(default)]
+    pub regional_urls: RegionalUrls,
 }
 
 impl Default for WorkerServiceConfig {
@@ -265,8 +291,22 @@ impl Default for WorkerServiceConfig {
         Self {
             name: default_service_name(),
             secret_label_identifier: default_secret_label_identifier(),
+            regional_urls: RegionalUrls::default(),
         }
     }
+}
+
+/// Where the worker service's PingOne URLs come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RegionalUrls {
+    /// Placeholders exactly when the promotion group's PingOne URLs differ.
+    #[default]
+    Auto,
+    /// The development environment's URLs, written as they are; refused when the group's
+    /// PingOne URLs differ, as a promotion would carry the wrong region upwards.
+    Literal,
+    /// ESV placeholders (`esv.apiUrl`, `esv.authUrl`), each environment holding its own URLs.
+    Placeholders,
 }
 
 fn default_service_name() -> String {
@@ -356,6 +396,10 @@ pub struct EnvironmentStatus {
     /// SHA-256 of the values last pushed to the ESVs, to detect changes without storing them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values_hash: Option<String>,
+    /// SHA-256 of the PingOne URLs last written to the URL ESVs; absent while the worker
+    /// service carries literal URLs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urls_hash: Option<String>,
     /// The worker service configuration and placeholders are in place (by write or promotion).
     #[serde(default)]
     pub service_configured: bool,

@@ -130,3 +130,104 @@ async fn test_connection_reaches_the_pingone_simulator() {
     }
     running.stop().await;
 }
+
+#[tokio::test]
+async fn test_connection_resolves_url_placeholders_and_needs_the_environment_s_region() {
+    let seed = SimConfig::parse(SEED).unwrap();
+    let pingone = PingOneSim::new(seed.pingone, SimControl::new()).unwrap();
+    let eu = serve_loopback(pingone.regional_app("EU")).await.unwrap();
+    let na = serve_loopback(pingone.regional_app("NA")).await.unwrap();
+    let seeded = pingone
+        .workers()
+        .into_iter()
+        .find(|w| w.name == "aic-worker")
+        .unwrap();
+
+    let (_aic, running) = start(instant()).await;
+    let dev = client(&running, "dev");
+    for (id, value) in [
+        ("esv-pingone-worker-client-id", seeded.id.as_str()),
+        ("esv-pingone-environment-id", seeded.environment_id.as_str()),
+    ] {
+        esv::upsert_variable(&dev, id, value, "worker", "string")
+            .await
+            .unwrap();
+    }
+    esv::push_secret(
+        &dev,
+        "esv-pingone-worker-client-secret",
+        &SecretString::new(seeded.secret.clone()),
+        "client secret",
+        false,
+    )
+    .await
+    .unwrap();
+    am::ensure_worker_service(&dev).await.unwrap();
+    let worker = Worker {
+        client_id: placeholder("esv-pingone-worker-client-id"),
+        environment_id: placeholder("esv-pingone-environment-id"),
+        client_secret_purpose: "pingoneworkeraic".into(),
+        api_url: placeholder("esv-pingone-api-url"),
+        auth_url: placeholder("esv-pingone-auth-url"),
+        ..Worker::default()
+    };
+    am::upsert_worker(&dev, "pingone-worker-aic", &worker)
+        .await
+        .unwrap();
+    am::upsert_mapping(
+        &dev,
+        &client_secret_label("pingoneworkeraic"),
+        "esv-pingone-worker-client-secret",
+    )
+    .await
+    .unwrap();
+    startup::restart_if_pending(&dev, Some(poll()))
+        .await
+        .unwrap();
+
+    // No URL variables yet: AM cannot resolve the placeholders.
+    match dev.test_connection("pingone-worker-aic").await.unwrap() {
+        ConnectionTest::Failed { message, .. } => {
+            assert!(
+                message.contains("Unable to resolve configuration placeholder"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Another region's hosts: the EU environment does not exist there.
+    let dev = &dev;
+    let write_urls = |origin: String| async move {
+        for (id, value) in [
+            ("esv-pingone-api-url", format!("{origin}/v1")),
+            ("esv-pingone-auth-url", origin.clone()),
+        ] {
+            esv::upsert_variable(dev, id, &value, "url", "string")
+                .await
+                .unwrap();
+        }
+        startup::restart_if_pending(dev, Some(poll()))
+            .await
+            .unwrap();
+    };
+    write_urls(na.base_url.clone()).await;
+    match dev.test_connection("pingone-worker-aic").await.unwrap() {
+        ConnectionTest::Failed { message, .. } => {
+            assert!(message.contains("404"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Its own region's hosts, loaded by a restart: the connection works.
+    write_urls(eu.base_url.clone()).await;
+    match dev.test_connection("pingone-worker-aic").await.unwrap() {
+        ConnectionTest::Succeeded(body) => {
+            assert_eq!(body["environmentId"], seeded.environment_id.as_str());
+            assert_eq!(body["apiServerUrl"], format!("{}/v1", eu.base_url));
+            assert_eq!(body["region"], "Europe");
+        }
+        other => panic!("{other:?}"),
+    }
+    running.stop().await;
+}

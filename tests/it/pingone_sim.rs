@@ -1068,3 +1068,57 @@ async fn application_bodies_are_checked_against_their_protocol_schema() {
     let created: serde_json::Value = answer.json().await.unwrap();
     assert_eq!(created["idpSigning"], accepted["idpSigning"]);
 }
+
+#[tokio::test]
+async fn a_region_s_hosts_know_only_the_environments_of_that_region() {
+    let seed = SimConfig::parse(
+        r#"
+pingone:
+  organizations:
+    - name: Example Corp
+      environments:
+        - { name: Dev, region: EU }
+  workers:
+    - name: admin
+      environment: Dev
+      secret: admin-secret-0123456789
+      roles:
+        - { role: Environment Admin, scopeType: ORGANIZATION }
+"#,
+    )
+    .unwrap();
+    let sim = PingOneSim::new(seed.pingone, SimControl::new()).unwrap();
+    let eu = serve_loopback(sim.regional_app("EU")).await.unwrap();
+    let na = serve_loopback(sim.regional_app("NA")).await.unwrap();
+    let admin = sim
+        .workers()
+        .into_iter()
+        .find(|w| w.name == "admin")
+        .unwrap();
+    let http = pingone_aic_operator::http::client("test").unwrap();
+    let token = |origin: String| {
+        let (http, admin) = (&http, &admin);
+        async move {
+            http.post(format!("{origin}/{}/as/token", admin.environment_id))
+                .basic_auth(&admin.id, Some(&admin.secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(token(na.base_url.clone()).await.status(), 404);
+    let issued = token(eu.base_url.clone()).await;
+    assert_eq!(issued.status(), 200);
+    let body: serde_json::Value = issued.json().await.unwrap();
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    for (origin, status) in [(&eu.base_url, 200), (&na.base_url, 404)] {
+        let read = http
+            .get(format!("{origin}/v1/environments/{}", admin.environment_id))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(read.status(), status, "{origin}");
+    }
+}

@@ -5,7 +5,10 @@
 //! The simulators are seeded to match the examples: a PingOne organization holding every
 //! mapped environment and the operator's admin worker (Environment Admin on the organization),
 //! and one AIC tenant per TenantEnvironment with its service account's public key and its place
-//! in the promotion group. The examples are applied with their URLs pointed at the simulators.
+//! in the promotion group. The examples are applied with their URLs pointed at the simulators:
+//! each TenantEnvironment's PingOne URLs at an origin of the PingOne simulator that answers as
+//! its region's hosts do (one per region the examples use), so a URL of the wrong region fails
+//! as it would against PingOne.
 //!
 //! With `act_as_user`, the playground does what a person would do for the examples' `Manual`
 //! policies: it applies the Promotions the integrations ask for and approves the restarts the
@@ -136,13 +139,17 @@ pub struct Playground {
     pub kubeconfig: Option<PathBuf>,
     /// devkube's URL, when serving over TCP.
     pub devkube_url: Option<String>,
-    /// The PingOne simulator's base URL (its control API is under `/_sim/`).
+    /// The PingOne simulator's base URL (its control API is under `/_sim/`), answering for
+    /// every region.
     pub pingone_url: String,
+    /// The base URL of each region's PingOne hosts (see the module doc), by region code.
+    pub pingone_region_urls: BTreeMap<String, String>,
     /// Each AIC tenant's base URL, by TenantEnvironment name.
     pub aic_urls: BTreeMap<String, String>,
     started: Instant,
     _devkube_server: Option<devkube::Server>,
     _pingone_server: ServerGuard,
+    _pingone_region_servers: Vec<ServerGuard>,
     aic_server: Option<RunningAicSim>,
     stop: tokio::sync::watch::Sender<bool>,
     operator_stop: tokio::sync::watch::Sender<bool>,
@@ -174,6 +181,15 @@ impl Playground {
         let pingone_server = serve_loopback(pingone.app())
             .await
             .map_err(|e| start_error("the PingOne simulator", e))?;
+        let mut pingone_region_servers = Vec::new();
+        let mut pingone_regions = BTreeMap::new();
+        for region in seed.regions() {
+            let server = serve_loopback(pingone.regional_app(&region))
+                .await
+                .map_err(|e| start_error("the PingOne simulator", e))?;
+            pingone_regions.insert(region, server.base_url.clone());
+            pingone_region_servers.push(server);
+        }
 
         let aic_config: AicSimConfig = serde_json::from_value(seed.aic_config(&options))
             .map_err(|e| start_error("the AIC simulator", e))?;
@@ -201,6 +217,7 @@ impl Playground {
 
         let urls = Urls {
             pingone: pingone_server.base_url.clone(),
+            pingone_regions,
             tenants: aic_server
                 .urls()
                 .iter()
@@ -234,10 +251,12 @@ impl Playground {
             kubeconfig,
             devkube_url: devkube_server.as_ref().map(devkube::Server::url),
             pingone_url: urls.pingone,
+            pingone_region_urls: urls.pingone_regions,
             aic_urls: urls.tenants,
             started: Instant::now(),
             _devkube_server: devkube_server,
             _pingone_server: pingone_server,
+            _pingone_region_servers: pingone_region_servers,
             aic_server: Some(aic_server),
             stop,
             operator_stop,
@@ -506,6 +525,8 @@ fn progress_of<K: Resource<DynamicType = ()>>(
 /// Where the simulators listen.
 struct Urls {
     pingone: String,
+    /// Each region's origin, by region code.
+    pingone_regions: BTreeMap<String, String>,
     tenants: BTreeMap<String, String>,
 }
 
@@ -549,6 +570,14 @@ impl Seed {
             integrations,
             secrets,
         })
+    }
+
+    /// The PingOne regions of the TenantEnvironments, as region codes.
+    fn regions(&self) -> std::collections::BTreeSet<String> {
+        self.tenants
+            .iter()
+            .map(|t| format!("{:?}", t.spec.ping_one.region))
+            .collect()
     }
 
     fn secret(&self, name: &str, key: &str) -> Option<&String> {
@@ -705,8 +734,13 @@ async fn apply_examples(
             if let Some(url) = urls.tenants.get(&name) {
                 object["spec"]["tenantUrl"] = json!(url);
             }
-            object["spec"]["pingOne"]["apiUrl"] = json!(format!("{}/v1", urls.pingone));
-            object["spec"]["pingOne"]["authUrl"] = json!(urls.pingone);
+            let pingone = object["spec"]["pingOne"]["region"]
+                .as_str()
+                .and_then(|region| urls.pingone_regions.get(region))
+                .unwrap_or(&urls.pingone)
+                .clone();
+            object["spec"]["pingOne"]["apiUrl"] = json!(format!("{pingone}/v1"));
+            object["spec"]["pingOne"]["authUrl"] = json!(pingone);
             if let Some(debounce) = &options.debounce {
                 object["spec"]["restart"]["debounce"] = json!(debounce);
             }

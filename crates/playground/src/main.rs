@@ -168,6 +168,9 @@ fn print_header(playground: &Playground, args: &PlaygroundArgs) {
         "  PingOne simulator         {}  (control API under /_sim/)",
         playground.pingone_url
     );
+    for (region, url) in &playground.pingone_region_urls {
+        println!("  PingOne region {region:<10} {url}");
+    }
     for (name, url) in &playground.aic_urls {
         println!("  AIC tenant {name:<14} {url}");
     }

@@ -3,12 +3,14 @@
 
 use super::*;
 
-/// What decides an environment's ESVs and whether they are loaded, as a digest: the values,
-/// the secret version recorded, and the tenant environment's restarts.
+/// What decides an environment's ESVs and whether they are loaded, as a digest: the values
+/// (the URL variables' included), the secret version recorded, and the tenant environment's
+/// restarts.
 pub(super) fn esv_inputs(
     integration: &PingOneIntegration,
     tenant: &TenantEnvironment,
     credential: &Credential,
+    url_variables: &[(String, String)],
     env: &EnvironmentStatus,
 ) -> String {
     let restart = tenant
@@ -33,17 +35,20 @@ pub(super) fn esv_inputs(
             credential.secret.expose(),
             env.secret_version.as_deref().unwrap_or_default(),
             env.values_hash.as_deref().unwrap_or_default(),
+            &urls_digest(url_variables).unwrap_or_default(),
         ],
     )
 }
 
-/// Writes the ESVs that differ; returns whether they are all loaded by the running services.
+/// Writes the ESVs that differ (the URL variables among them, when the worker service carries
+/// placeholder URLs); returns whether they are all loaded by the running services.
 pub(super) async fn sync_esvs(
     integration: &PingOneIntegration,
     ctx: &Context,
     aic: &AicClient,
     tenant: &TenantEnvironment,
     credential: &Credential,
+    url_variables: &[(String, String)],
     env: &mut EnvironmentStatus,
 ) -> Result<bool, ReconcileError> {
     let names = &integration.spec.esv;
@@ -63,6 +68,11 @@ pub(super) async fn sync_esvs(
     if let Some(client_id) = &credential.client_id {
         variables.push((names.client_id.as_str(), client_id.as_str()));
     }
+    variables.extend(
+        url_variables
+            .iter()
+            .map(|(id, v)| (id.as_str(), v.as_str())),
+    );
     // Reads come from the tenant's ESV snapshot: one list of variables and one of secrets per
     // tenant and resync, shared with the other integrations and the restart check.
     let view = aic.snapshot_view(ctx.observation_age());
@@ -88,6 +98,7 @@ pub(super) async fn sync_esvs(
             }
         }
     }
+    env.urls_hash = urls_digest(url_variables);
     let secret_id = secret_esv(integration);
     let existing = view.get_secret(secret_id).await?;
     let unchanged = existing.as_ref().is_some_and(|secret| {

@@ -6,7 +6,8 @@
 //!
 //! This module runs the pass ([`reconcile`]: plan the environments, sync each, set the
 //! conditions, write the status) and holds what the parts share; the parts are
-//! `credential`, `rotation`, `esvs`, `service` and `conditions`.
+//! `credential`, `rotation`, `esvs`, `service`, `urls` (literal or placeholder PingOne URLs
+//! across a promotion group's regions) and `conditions`.
 //!
 //! Decisions worth knowing:
 //! - A created application's id is written to the status before anything else uses it, so a
@@ -55,6 +56,7 @@ use crate::crd::pingone_integration::{
     WorkerApplication as WorkerApplicationSpec,
 };
 use crate::crd::promotion::{PromotionPhase, PromotionSpec};
+use crate::crd::tenant_environment::Tier;
 use crate::crd::{PingOneIntegration, Promotion, TenantEnvironment};
 use crate::credentials::{ClientCredentials, ConnectionCredential, SecretData};
 use crate::pingone::{self, PingOneApi, Scope, TokenAuthMethod};
@@ -66,6 +68,7 @@ mod credential;
 mod esvs;
 mod rotation;
 mod service;
+mod urls;
 
 use conditions::*;
 use credential::*;
@@ -73,6 +76,7 @@ use esvs::*;
 use rotation::*;
 pub use rotation::{MIN_ROTATION_OVERLAP, rotation_overlap};
 use service::*;
+use urls::*;
 
 /// Condition: every environment has PingOne worker credentials.
 pub const PINGONE_CLIENT_READY: &str = "PingOneClientReady";
@@ -151,6 +155,8 @@ struct Facts {
 struct Target<'a> {
     spec: &'a IntegrationEnvironment,
     tenant: Arc<TenantEnvironment>,
+    /// Literal or placeholder PingOne URLs, as decided for the environment's promotion group.
+    urls: WorkerUrls,
 }
 
 async fn apply(integration: &PingOneIntegration, ctx: &Context) -> Result<Action, ReconcileError> {
@@ -366,10 +372,18 @@ fn plan<'a>(
                     ),
                 )
             })?;
-        targets.push(Target { spec, tenant });
+        targets.push(Target {
+            spec,
+            tenant,
+            urls: WorkerUrls::Literal,
+        });
     }
     // Mutable environments first (development, sandboxes), then up the promotion group.
     targets.sort_by_key(|t| t.tenant.spec.tier.rank().unwrap_or(0));
+    let urls = plan_urls(integration, ctx, &targets)?;
+    for (target, urls) in targets.iter_mut().zip(urls) {
+        target.urls = urls;
+    }
     for other in ctx.integrations.state() {
         if other.namespace() != namespace || other.name_any() == integration.name_any() {
             continue;
@@ -405,7 +419,51 @@ fn plan<'a>(
     Ok(targets)
 }
 
-/// The ESV ids and worker service name an integration writes.
+/// The ESVs an environment needs before a promotion into it: variables and secrets.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RequiredEsvs {
+    /// Variable ids.
+    pub variables: Vec<String>,
+    /// Secret ids.
+    pub secrets: Vec<String>,
+}
+
+/// The ESVs the integration's worker service references in `environment` (one of its
+/// environments): the credential's, and the URL variables when its promotion group carries
+/// placeholder URLs. An integration that cannot be planned (a missing TenantEnvironment, a
+/// `RegionMismatch`) writes no worker service, so it asks for no URL variables.
+pub fn required_esvs(
+    integration: &PingOneIntegration,
+    ctx: &Context,
+    environment: &str,
+) -> RequiredEsvs {
+    let esv = &integration.spec.esv;
+    let mut required = RequiredEsvs {
+        variables: vec![esv.environment_id.clone()],
+        secrets: Vec::new(),
+    };
+    match integration.spec.credential_type {
+        CredentialType::WorkerApplication => {
+            required.variables.push(esv.client_id.clone());
+            required.secrets.push(esv.client_secret.clone());
+        }
+        CredentialType::ProductConnection => required.secrets.push(esv.connection_jwt.clone()),
+    }
+    let placeholders = plan(integration, ctx).is_ok_and(|targets| {
+        targets
+            .iter()
+            .any(|t| t.spec.name == environment && t.urls == WorkerUrls::Placeholders)
+    });
+    if placeholders {
+        required.variables.push(esv.api_url.clone());
+        required.variables.push(esv.auth_url.clone());
+    }
+    required
+}
+
+/// The ESV ids and worker service name an integration writes and no other may. The URL
+/// variables are not among them: they hold the environment's own PingOne URLs, the same
+/// values whichever integration writes them, so integrations may share them.
 fn claimed_names(integration: &PingOneIntegration) -> Vec<String> {
     let esv = &integration.spec.esv;
     let mut names = vec![
@@ -511,7 +569,14 @@ async fn sync_environment(
     let aic = ctx.clients.aic(&ctx.client, tenant, &[]).await?;
     let age = ctx.observation_age();
     let key = memo_key(integration, &target.spec.name);
-    let inputs = esv_inputs(integration, tenant, &credential, pass.entry());
+    let url_variables = url_variables(integration, tenant, target.urls)?;
+    let inputs = esv_inputs(
+        integration,
+        tenant,
+        &credential,
+        &url_variables,
+        pass.entry(),
+    );
     let loaded = match ctx.memos.esvs_loaded.fresh(&key, &inputs, age) {
         Some(loaded) => loaded,
         None => {
@@ -521,17 +586,24 @@ async fn sync_environment(
                 &aic,
                 tenant,
                 &credential,
+                &url_variables,
                 pass.entry_mut(),
             )
             .await?;
-            let inputs = esv_inputs(integration, tenant, &credential, pass.entry());
+            let inputs = esv_inputs(
+                integration,
+                tenant,
+                &credential,
+                &url_variables,
+                pass.entry(),
+            );
             ctx.memos.esvs_loaded.record(&key, inputs, loaded);
             loaded
         }
     };
     facts.esvs_synced = loaded;
 
-    let desired = desired_worker(integration, ctx, tenant, targets, &aic).await?;
+    let desired = desired_worker(integration, ctx, target, targets, &aic).await?;
     let desired_json = serde_json::to_string(&desired).unwrap_or_default();
     let generation = integration
         .meta()
@@ -715,10 +787,32 @@ async fn cleanup(
             };
             aic.delete_mapping(&label).await?;
         }
-        for id in claimed_names(integration)
+        // URL variables are deleted where the status records them written, unless another
+        // integration of the environment shares them.
+        let wrote_urls = status
+            .environments
             .iter()
+            .any(|e| e.name == spec.name && e.urls_hash.is_some());
+        let shared = |id: &str| {
+            ctx.integrations.state().iter().any(|other| {
+                other.namespace() == namespace
+                    && other.name_any() != integration.name_any()
+                    && other.spec.environments.iter().any(|e| e.name == spec.name)
+                    && [&other.spec.esv.api_url, &other.spec.esv.auth_url]
+                        .iter()
+                        .any(|n| n.as_str() == id)
+            })
+        };
+        let esv = &integration.spec.esv;
+        let urls = [esv.api_url.clone(), esv.auth_url.clone()]
+            .into_iter()
+            .filter(|id| wrote_urls && !shared(id));
+        for id in claimed_names(integration)
+            .into_iter()
             .filter(|n| n.starts_with("esv-"))
+            .chain(urls)
         {
+            let id = &id;
             if id == secret_esv(integration) {
                 aic.delete_secret(id).await?;
             } else {

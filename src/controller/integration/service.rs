@@ -4,21 +4,29 @@
 use super::*;
 
 /// The worker service configuration as the development environment of the group holds it
-/// (an environment's own when it is mutable).
+/// (an environment's own when it is mutable): its URLs literal or placeholders as decided for
+/// the group.
 pub(super) async fn desired_worker(
     integration: &PingOneIntegration,
     ctx: &Context,
-    tenant: &TenantEnvironment,
+    target: &Target<'_>,
     targets: &[Target<'_>],
     aic: &AicClient,
 ) -> Result<Worker, ReconcileError> {
+    let tenant = &target.tenant;
     let source = if tenant.spec.tier.is_mutable() {
-        tenant.clone()
+        (**tenant).clone()
     } else {
         group_root(ctx, tenant, targets)
     };
-    let endpoints = Clients::pingone_endpoints(&source)?;
     let names = &integration.spec.esv;
+    let (api_url, auth_url) = match target.urls {
+        WorkerUrls::Literal => own_urls(&source)?,
+        WorkerUrls::Placeholders => (
+            esv::placeholder(&names.api_url),
+            esv::placeholder(&names.auth_url),
+        ),
+    };
     let label = &integration.spec.service.secret_label_identifier;
     let mut worker = Worker {
         id: String::new(),
@@ -26,8 +34,8 @@ pub(super) async fn desired_worker(
         client_id: esv::placeholder(&names.client_id),
         client_secret_purpose: label.clone(),
         environment_id: esv::placeholder(&names.environment_id),
-        api_url: endpoints.api.as_str().trim_end_matches('/').to_owned(),
-        auth_url: endpoints.auth.as_str().trim_end_matches('/').to_owned(),
+        api_url,
+        auth_url,
         use_credential: false,
         other: BTreeMap::new(),
     };

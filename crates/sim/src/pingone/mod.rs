@@ -22,6 +22,14 @@
 //! rotate a credential no public API issues; `POST` to the same path issues a new valid one
 //! (a JWT-shaped credential for a product connection, a client secret otherwise) and answers
 //! `{"secret": "…"}`, for trying a rotation by hand.
+//!
+//! Regions: [`PingOneSim::app`] answers for every environment on one origin, a stand-in for all
+//! regional hosts at once. [`PingOneSim::regional_app`] is one region's hosts
+//! (`api.pingone.<tld>` and `auth.pingone.<tld>` on one origin): an environment exists in one
+//! region only (the reference, § 1.1: an organization's environments are in one region, and the
+//! region cannot be derived from the id), so a request naming an environment of another region
+//! (`/{envId}/as/token`, `/v1/environments/{envId}/…`) is answered as for an unknown one, 404.
+//! Collections that name no environment answer as on the all-regions origin.
 // Handlers return their early answers as `Err(Response)`; boxing them would buy nothing.
 #![allow(clippy::result_large_err)]
 
@@ -531,6 +539,31 @@ impl PingOneSim {
             .layer(self.router().merge(self.control.router()))
     }
 
+    /// As [`app`](Self::app), as the hosts of one region (`NA`, `EU`, …) answer: environments
+    /// of other regions do not exist there (see the module doc).
+    pub fn regional_app(&self, region: &str) -> Router {
+        let sim = self.clone();
+        let region = region.to_owned();
+        let only_this_region = move |request: axum::extract::Request,
+                                     next: axum::middleware::Next| {
+            let foreign = environment_in_path(request.uri().path())
+                .and_then(|id| sim.world().env(id).map(|env| env.region != region))
+                .unwrap_or(false);
+            async move {
+                if foreign {
+                    not_found()
+                } else {
+                    next.run(request).await
+                }
+            }
+        };
+        self.control.layer(
+            self.router()
+                .layer(axum::middleware::from_fn(only_this_region))
+                .merge(self.control.router()),
+        )
+    }
+
     /// The seeded workers with their credentials.
     pub fn workers(&self) -> Vec<SeededWorker> {
         let world = self.world();
@@ -795,6 +828,16 @@ fn p1(status: StatusCode, code: &str, message: &str, details: Vec<Value>) -> Rep
 
 fn detail(code: &str, target: &str, message: &str) -> Value {
     json!({ "code": code, "target": target, "message": message })
+}
+
+/// The environment a request path names: `/{envId}/as/token` or `/v1/environments/{envId}/…`.
+fn environment_in_path(path: &str) -> Option<&str> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        [env, "as", "token"] => Some(env),
+        ["v1", "environments", env, ..] => Some(env),
+        _ => None,
+    }
 }
 
 fn not_found() -> Reply {

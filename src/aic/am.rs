@@ -119,6 +119,22 @@ pub enum ConnectionTest {
     },
 }
 
+impl ConnectionTest {
+    /// Whether a failed test failed because PingOne could not answer (a 5xx or 429 from its
+    /// token endpoint, which AM quotes as `[Status: 502 Bad Gateway]`), not because it refused
+    /// the credential: worth testing again before concluding anything.
+    pub fn pingone_unavailable(&self) -> bool {
+        let ConnectionTest::Failed { message, .. } = self else {
+            return false;
+        };
+        message
+            .split("[Status: ")
+            .skip(1)
+            .filter_map(|rest| rest.get(..3)?.parse::<u16>().ok())
+            .any(|status| status >= 500 || status == 429)
+    }
+}
+
 /// Ensures the realm has the PingOne Worker Service; true when it had to be created.
 pub async fn ensure_worker_service<A: AmApi>(api: &A) -> Result<bool, AicError> {
     if api.get_worker_service().await?.is_some() {
@@ -320,6 +336,27 @@ impl AicClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pingone_that_cannot_answer_is_told_from_one_that_refuses() {
+        let failed = |message: &str| ConnectionTest::Failed {
+            message: message.to_owned(),
+            detail: None,
+        };
+        let prefix = "Failed to retrieve PingOne Worker access token.";
+        assert!(failed(&format!("{prefix}[Status: 502 Bad Gateway]-{{}}")).pingone_unavailable());
+        assert!(
+            failed(&format!("{prefix}[Status: 429 Too Many Requests]-{{}}")).pingone_unavailable()
+        );
+        assert!(
+            !failed(&format!(
+                "{prefix}[Status: 401 Unauthorized]-{{\"error\":\"invalid_client\"}}"
+            ))
+            .pingone_unavailable()
+        );
+        assert!(!failed("Invalid attribute specified.").pingone_unavailable());
+        assert!(!ConnectionTest::Succeeded(serde_json::json!({})).pingone_unavailable());
+    }
 
     #[test]
     fn labels_and_identifiers() {

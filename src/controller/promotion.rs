@@ -687,21 +687,64 @@ async fn baseline(
     Ok(before)
 }
 
-/// Tests one worker service in the upper environment: `None` when it passed, else why not.
-async fn test_worker(
-    upper: &AicClient,
-    to: &str,
-    worker: &str,
-) -> Result<Option<String>, ReconcileError> {
-    if upper.get_worker(worker).await?.is_none() {
-        return Ok(Some(format!("worker service {worker} is missing in {to}")));
+/// How long connection tests meeting a PingOne that cannot answer are repeated before the
+/// failure counts: an outage of PingOne is not a broken configuration.
+const PINGONE_UNAVAILABLE_GRACE: Duration = Duration::from_secs(300);
+
+/// What testing the worker services found.
+#[derive(Default)]
+struct Tested {
+    /// Why a worker service is not right (missing, or its credential refused).
+    failures: Vec<String>,
+    /// Tests PingOne could not answer (5xx, 429).
+    unavailable: Vec<String>,
+}
+
+impl Tested {
+    /// Tests one worker service in the upper environment.
+    async fn worker(
+        &mut self,
+        upper: &AicClient,
+        to: &str,
+        worker: &str,
+    ) -> Result<(), ReconcileError> {
+        if upper.get_worker(worker).await?.is_none() {
+            self.failures
+                .push(format!("worker service {worker} is missing in {to}"));
+            return Ok(());
+        }
+        let test = upper.test_connection(worker).await?;
+        if let ConnectionTest::Failed { message, .. } = &test {
+            let text =
+                format!("worker service {worker} failed its connection test in {to}: {message}");
+            if test.pingone_unavailable() {
+                self.unavailable.push(text);
+            } else {
+                self.failures.push(text);
+            }
+        }
+        Ok(())
     }
-    Ok(match upper.test_connection(worker).await? {
-        ConnectionTest::Succeeded(_) => None,
-        ConnectionTest::Failed { message, .. } => Some(format!(
-            "worker service {worker} failed its connection test in {to}: {message}"
-        )),
-    })
+
+    /// The failures, with the unavailable tests counted as failures once PingOne has been
+    /// unavailable for longer than the grace period; `None` while they are to be repeated.
+    fn conclude(mut self, status: &mut PromotionStatus, now: &Time) -> Option<Vec<String>> {
+        if self.unavailable.is_empty() || !self.failures.is_empty() {
+            status.pingone_unavailable_since = None;
+            self.failures.append(&mut self.unavailable);
+            return Some(self.failures);
+        }
+        let since = status
+            .pingone_unavailable_since
+            .get_or_insert_with(|| now.clone())
+            .clone();
+        let waited = now.0.duration_since(since.0).unsigned_abs();
+        if waited < PINGONE_UNAVAILABLE_GRACE {
+            return None;
+        }
+        status.pingone_unavailable_since = None;
+        Some(self.unavailable)
+    }
 }
 
 /// Verifying: every spanning integration's worker service is in the upper environment and
@@ -710,12 +753,16 @@ async fn verify(pass: &Pass<'_>, mut status: PromotionStatus) -> Result<Outcome,
     let promotion = pass.promotion;
     let to = &promotion.spec.to;
     let upper = upper_client(pass.ctx, promotion).await?;
-    let mut failures = Vec::new();
+    let mut tested = Tested::default();
     for integration in spanning_integrations(promotion, pass.ctx) {
-        if let Some(failure) = test_worker(&upper, to, &integration.spec.service.name).await? {
-            failures.push(failure);
-        }
+        tested
+            .worker(&upper, to, &integration.spec.service.name)
+            .await?;
     }
+    let unavailable = tested.unavailable.join("; ");
+    let Some(failures) = tested.conclude(&mut status, pass.now) else {
+        return Ok(pass.wait(status, "PingOneUnavailable", unavailable));
+    };
     if failures.is_empty() {
         set(
             &mut status,
@@ -819,23 +866,31 @@ async fn roll_back(
         );
         return Ok(pass.fail(status, error).await);
     };
-    let mut differences = Vec::new();
+    let mut tested = Tested::default();
     for entry in &before {
         let worker = &entry.worker;
-        let difference = match entry.state {
-            WorkerState::Absent => upper
-                .get_worker(worker)
-                .await?
-                .map(|_| format!("worker service {worker} is still in {to}")),
-            WorkerState::Present => upper
-                .get_worker(worker)
-                .await?
-                .is_none()
-                .then(|| format!("worker service {worker} is missing in {to}")),
-            WorkerState::Verified => test_worker(&upper, to, worker).await?,
-        };
-        differences.extend(difference);
+        match entry.state {
+            WorkerState::Absent => {
+                if upper.get_worker(worker).await?.is_some() {
+                    tested
+                        .failures
+                        .push(format!("worker service {worker} is still in {to}"));
+                }
+            }
+            WorkerState::Present => {
+                if upper.get_worker(worker).await?.is_none() {
+                    tested
+                        .failures
+                        .push(format!("worker service {worker} is missing in {to}"));
+                }
+            }
+            WorkerState::Verified => tested.worker(&upper, to, worker).await?,
+        }
     }
+    let unavailable = tested.unavailable.join("; ");
+    let Some(differences) = tested.conclude(&mut status, pass.now) else {
+        return Ok(pass.wait(status, "PingOneUnavailable", unavailable));
+    };
     if !differences.is_empty() {
         let error = ReconcileError::invalid(
             "RollbackVerificationFailed",
@@ -1050,6 +1105,50 @@ mod tests {
             missing_esvs: missing.iter().map(|m| (*m).to_owned()).collect(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn pingone_being_unavailable_is_waited_out_for_a_while_then_counts() {
+        let start = Time(jiff::Timestamp::from_second(1_000_000).unwrap());
+        let later = |seconds: i64| Time(start.0 + jiff::SignedDuration::from_secs(seconds));
+        let unavailable = || Tested {
+            failures: Vec::new(),
+            unavailable: vec!["502".to_owned()],
+        };
+        let mut status = PromotionStatus::default();
+        assert_eq!(
+            unavailable().conclude(&mut status, &start),
+            None,
+            "repeated at first"
+        );
+        assert_eq!(status.pingone_unavailable_since.as_ref(), Some(&start));
+        assert_eq!(
+            unavailable().conclude(&mut status, &later(299)),
+            None,
+            "within the grace"
+        );
+        assert_eq!(
+            unavailable().conclude(&mut status, &later(300)),
+            Some(vec!["502".to_owned()]),
+            "past the grace it is a failure"
+        );
+        assert!(status.pingone_unavailable_since.is_none());
+
+        let mut status = PromotionStatus::default();
+        let mixed = Tested {
+            failures: vec!["401".to_owned()],
+            unavailable: vec!["502".to_owned()],
+        };
+        assert_eq!(
+            mixed.conclude(&mut status, &start),
+            Some(vec!["401".to_owned(), "502".to_owned()]),
+            "a refusal is not waited out"
+        );
+        assert_eq!(
+            Tested::default().conclude(&mut status, &start),
+            Some(Vec::new()),
+            "all passed"
+        );
     }
 
     #[test]

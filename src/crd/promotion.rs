@@ -126,6 +126,10 @@ pub struct PromotionStatus {
     /// What AIC's provisional rollback report said the rollback would change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_report: Option<PromotionReport>,
+    /// Since when the connection tests of this phase have met a PingOne that could not answer
+    /// (5xx, 429): they are repeated for a while before a failure is concluded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pingone_unavailable_since: Option<Time>,
     /// `Ready` (the promotion succeeded), plus `Failed` with the reason when it did not.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]

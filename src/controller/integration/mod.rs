@@ -21,6 +21,15 @@
 //!   later one (by creation time, then name) reports `Conflict` and touches nothing.
 //! - Worker services in upper environments count as promoted when the configuration there
 //!   equals the one written in the development environment of the group.
+//! - `managementPolicy: Observe` runs the same pass with every write routed through
+//!   [`super::plan::Plan`]: the writes are recorded, not made. The status gets the plan, `Ready`
+//!   and what the pass saw (an adopted application or secret), never the outcome of a write
+//!   it only planned, so `Observe` → `Full` does not adopt twice. Upper environments plan a promotion once the lower one would be configured;
+//!   a restart the ESV writes make due is planned after them (the TenantEnvironment makes it).
+//! - An ESV secret the status has no record of (a tenant configured by hand) is not pushed
+//!   blindly: AIC never shows a secret's value, so once everything else is in place
+//!   `testConnection` tells whether it holds the credential. If it does, it is adopted as it
+//!   is; only otherwise a new version is pushed.
 //! - Operator-managed rotation (`workerApplication.secretRotation`) rotates in PingOne with the
 //!   previous secret valid for at least the ESV store's cache time plus a restart and
 //!   verification ([`MIN_ROTATION_OVERLAP`]), pushes the new version, and deletes the previous
@@ -42,15 +51,16 @@ use super::clients::{Clients, namespace_of};
 use super::credential_check::{self, Candidate, SecretSource};
 use super::frame::{self, Reconciled};
 use super::memo::{Memo, digest};
+use super::plan::{self, Plan, Step};
 use super::verification::{self, Pushed, Verification, values_digest};
 use super::{Context, FINALIZER, ReconcileError, is_paused, patch_status};
 use crate::aic::am::{self, Worker};
 use crate::aic::esv::{self, VariableOutcome};
 use crate::aic::{AicClient, AmApi, EsvApi};
 use crate::crd::common::parse_duration;
-use crate::crd::common::{ApprovalPolicy, condition};
+use crate::crd::common::{ApprovalPolicy, ManagementPolicy, condition};
 use crate::crd::pingone_integration::{
-    CredentialType, DeletionPolicy, EnvironmentStatus, IntegrationEnvironment,
+    CredentialType, DeletionPolicy, EnvironmentPlan, EnvironmentStatus, IntegrationEnvironment,
     PingOneIntegrationStatus, RotationPhase, SecretRotation, SecretRotationStatus,
     WorkerApplication as WorkerApplicationSpec,
 };
@@ -203,6 +213,9 @@ async fn apply(integration: &PingOneIntegration, ctx: &Context) -> Result<Action
         return Ok(Action::await_change());
     }
 
+    let policy = integration.spec.management_policy;
+    let mut plans = Vec::new();
+    let mut failures = Vec::new();
     let wanted: Vec<&str> = targets.iter().map(|t| t.spec.name.as_str()).collect();
     status
         .environments
@@ -221,6 +234,7 @@ async fn apply(integration: &PingOneIntegration, ctx: &Context) -> Result<Action
                 status.environments.len() - 1
             }
         };
+        let mut plan = Plan::new(policy);
         let result = sync_environment(
             integration,
             ctx,
@@ -230,17 +244,27 @@ async fn apply(integration: &PingOneIntegration, ctx: &Context) -> Result<Action
             &mut EnvironmentPass {
                 status: &mut status,
                 index,
+                plan: &mut plan,
             },
             &now,
         )
         .await;
+        if !plan.steps().is_empty() {
+            plans.push(EnvironmentPlan {
+                environment: name.clone(),
+                steps: plan.into_steps(),
+            });
+        }
         let fact = match result {
             Ok(fact) => fact,
             Err(err) if err.is_transient() => {
-                checkpoint(&api, integration, &status, Checkpoint::EndedEarly).await?;
+                if policy == ManagementPolicy::Full {
+                    checkpoint(&api, integration, &status, Checkpoint::EndedEarly).await?;
+                }
                 return Err(err);
             }
             Err(err) => {
+                failures.push(format!("{name}: {err}"));
                 ctx.publish_in(
                     integration,
                     &name,
@@ -267,6 +291,38 @@ async fn apply(integration: &PingOneIntegration, ctx: &Context) -> Result<Action
         }
         facts.insert(name, fact);
     }
+    if policy == ManagementPolicy::Observe {
+        // The environments' entries hold what the pass saw (an adopted application or ESV
+        // secret, a verified connection), never the outcome of a write it only planned; the
+        // conditions other than Ready wait for a full pass.
+        let steps = plans.iter().map(|p| p.steps.len()).sum::<usize>();
+        status.plan = plans;
+        status.plan_steps = Some(i64::try_from(steps).unwrap_or(i64::MAX));
+        let (ready, reason, message) = match failures.as_slice() {
+            [] => plan::observed_readiness(steps),
+            failed => (
+                ConditionStatus::False,
+                "ObserveFailed",
+                format!(
+                    "managementPolicy is Observe; the plan may be incomplete: {}",
+                    failed.join("; ")
+                ),
+            ),
+        };
+        set(
+            &mut status,
+            generation,
+            condition::READY,
+            ready,
+            reason,
+            &message,
+            &now,
+        );
+        write_status(&api, integration, &status).await?;
+        return Ok(Action::requeue(ctx.config.resync));
+    }
+    status.plan.clear();
+    status.plan_steps = None;
     set_conditions(&mut status, generation, &facts, &now);
     write_status(&api, integration, &status).await?;
     Ok(Action::requeue(next))
@@ -277,6 +333,8 @@ async fn apply(integration: &PingOneIntegration, ctx: &Context) -> Result<Action
 pub(super) struct EnvironmentPass<'s> {
     status: &'s mut PingOneIntegrationStatus,
     index: usize,
+    /// The writes of this environment, made (`Full`) or only recorded (`Observe`).
+    plan: &'s mut Plan,
 }
 
 impl EnvironmentPass<'_> {
@@ -288,6 +346,16 @@ impl EnvironmentPass<'_> {
     /// This environment's entry of the status, to change.
     fn entry_mut(&mut self) -> &mut EnvironmentStatus {
         &mut self.status.environments[self.index]
+    }
+
+    /// This environment's entry of the status and its plan, to change together.
+    fn entry_and_plan(&mut self) -> (&mut EnvironmentStatus, &mut Plan) {
+        (&mut self.status.environments[self.index], self.plan)
+    }
+
+    /// Whether this pass only observes.
+    fn observing(&self) -> bool {
+        self.plan.observing()
     }
 }
 
@@ -489,6 +557,9 @@ struct Credential {
     source: Option<SecretSource>,
     /// PingOne's previous secret of a managed worker while a rotation keeps it valid.
     previous: Option<SecretString>,
+    /// The worker application is only planned (Observe): its client id and secret do not
+    /// exist yet.
+    planned: bool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -512,21 +583,19 @@ async fn sync_environment(
     let age = ctx.observation_age();
     let key = memo_key(integration, &target.spec.name);
     let inputs = esv_inputs(integration, tenant, &credential, pass.entry());
-    let loaded = match ctx.memos.esvs_loaded.fresh(&key, &inputs, age) {
-        Some(loaded) => loaded,
+    // An Observe pass trusts no cached observation and records none (see `super::plan`).
+    let observing = pass.observing();
+    let fresh = ctx.memos.esvs_loaded.fresh(&key, &inputs, age);
+    let (loaded, unknown_secret) = match fresh.filter(|_| !observing) {
+        Some(loaded) => (loaded, None),
         None => {
-            let loaded = sync_esvs(
-                integration,
-                ctx,
-                &aic,
-                tenant,
-                &credential,
-                pass.entry_mut(),
-            )
-            .await?;
-            let inputs = esv_inputs(integration, tenant, &credential, pass.entry());
-            ctx.memos.esvs_loaded.record(&key, inputs, loaded);
-            loaded
+            let (env, plan) = pass.entry_and_plan();
+            let esvs = sync_esvs(integration, ctx, &aic, tenant, &credential, env, plan).await?;
+            if esvs.unknown_secret.is_none() && !observing {
+                let inputs = esv_inputs(integration, tenant, &credential, pass.entry());
+                ctx.memos.esvs_loaded.record(&key, inputs, esvs.loaded);
+            }
+            (esvs.loaded, esvs.unknown_secret)
         }
     };
     facts.esvs_synced = loaded;
@@ -538,7 +607,7 @@ async fn sync_environment(
         .generation
         .unwrap_or_default()
         .to_string();
-    let env = pass.entry_mut();
+    let (env, plan) = pass.entry_and_plan();
     if tenant.spec.tier.is_mutable() {
         let inputs = |env: &EnvironmentStatus| {
             digest(&[
@@ -547,9 +616,11 @@ async fn sync_environment(
                 &format!("{}/{}", env.service_configured, env.label_mapped),
             ])
         };
-        if ctx.memos.services.fresh(&key, &inputs(env), age).is_none() {
-            configure_service(integration, ctx, &aic, &desired, env).await?;
-            ctx.memos.services.record(&key, inputs(env), ());
+        if observing || ctx.memos.services.fresh(&key, &inputs(env), age).is_none() {
+            configure_service(integration, ctx, &aic, &desired, env, plan).await?;
+            if !observing {
+                ctx.memos.services.record(&key, inputs(env), ());
+            }
         }
     } else {
         // A promotion is what changes an upper environment's worker: look again when one into
@@ -583,9 +654,27 @@ async fn sync_environment(
         env.label_mapped = promoted;
         facts.promoted = Some(promoted);
         if !promoted {
-            facts.note =
-                Some(promotion_note(integration, ctx, tenant, targets, pass.status).await?);
+            facts.note = Some(
+                promotion_note(integration, ctx, tenant, targets, pass.status, pass.plan).await?,
+            );
         }
+    }
+    if let Some(active) = unknown_secret {
+        adopt_or_push_secret(
+            integration,
+            ctx,
+            &aic,
+            tenant,
+            &credential,
+            pass,
+            &active,
+            now,
+        )
+        .await?;
+    }
+    if observing {
+        // Verification changes nothing to plan; it follows the writes in a full pass.
+        return Ok(facts);
     }
     let env = pass.entry_mut();
     facts.service_configured = env.service_configured && env.label_mapped;
@@ -671,7 +760,11 @@ async fn cleanup(
     ctx: &Context,
 ) -> Result<Action, ReconcileError> {
     ctx.memos.forget(&memo_prefix(integration));
-    if integration.spec.deletion_policy == DeletionPolicy::Retain || is_paused(integration) {
+    // Observe never deletes anything remote, whatever the deletion policy.
+    if integration.spec.deletion_policy == DeletionPolicy::Retain
+        || is_paused(integration)
+        || integration.spec.management_policy == ManagementPolicy::Observe
+    {
         return Ok(Action::await_change());
     }
     let status = integration.status.clone().unwrap_or_default();

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use pingone_aic_operator::crd::PingOneIntegration;
+use pingone_aic_operator::crd::{PingOneIntegration, TenantEnvironment};
 use pingone_aic_playground::Playground;
 use scenario_support::*;
 
@@ -430,5 +430,78 @@ async fn observe_then_full_makes_exactly_the_planned_changes() {
     assert_eq!(writes, planned, "the writes made are the plan's changes");
     assert!(status.plan.is_empty(), "{status:#?}");
     assert!(status.environments[0].connection_verified, "{status:#?}");
+    playground.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observed_tenant_plans_its_restart_and_full_makes_it() {
+    let resync = Duration::from_secs(3);
+    let observed_tenant = DEV_TENANT.replacen("spec:\n", "spec:\n  managementPolicy: Observe\n", 1);
+    let dir = examples_dir(
+        "observe-tenant",
+        &[
+            ("01-secrets.yaml", example_secrets()),
+            ("02-dev.yaml", observed_tenant),
+        ],
+    );
+    let playground = start(dir, resync).await;
+    ready(&playground).await;
+    let tenants: Api<TenantEnvironment> = Api::namespaced(playground.client.clone(), "default");
+    let tenant = tenants.get("acme-dev").await.unwrap().status.unwrap();
+    assert_eq!(
+        (tenant.plan.len(), tenant.plan_steps),
+        (0, Some(0)),
+        "{tenant:#?}"
+    );
+
+    // A full integration writes two variables; the observed tenant plans the restart that
+    // loads them and makes none.
+    apply_yaml::<PingOneIntegration>(&playground, &integration("loaded", "Full", &["acme-dev"]))
+        .await;
+    let status = eventually("acme-dev plans a restart", || {
+        let tenants = tenants.clone();
+        async move {
+            let status = tenants.get("acme-dev").await.ok()?.status?;
+            (status.plan_steps == Some(1)).then_some(status)
+        }
+    })
+    .await;
+    assert_eq!(
+        status.plan,
+        ["restart acme-dev (2 ESV change(s) pending)"],
+        "{status:#?}"
+    );
+    let ready_condition = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready_condition.reason, "ChangesPlanned");
+    // Well past the debounce, still no restart.
+    tokio::time::sleep(resync * 3).await;
+    let restarts = |from: usize| {
+        playground.aic.calls()[from..]
+            .iter()
+            .filter(|c| c.method == "POST" && c.path.starts_with("/environment/startup"))
+            .count()
+    };
+    assert_eq!(restarts(0), 0);
+
+    let aic_from = playground.aic.calls().len();
+    tenants
+        .patch(
+            "acme-dev",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"managementPolicy": "Full"}})),
+        )
+        .await
+        .expect("the policy is patched");
+    full_and_ready(&playground, "loaded").await;
+    assert_eq!(restarts(aic_from), 1, "one restart loads the planned batch");
+    let status = tenants.get("acme-dev").await.unwrap().status.unwrap();
+    assert!(
+        status.plan.is_empty() && status.plan_steps.is_none(),
+        "{status:#?}"
+    );
     playground.stop().await;
 }

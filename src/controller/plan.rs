@@ -9,10 +9,12 @@
 //! - Observe keeps the finalizer (a change to the Kubernetes object only, needed should the
 //!   policy become `Full` with `deletionPolicy: Delete`), but deleting a resource in Observe
 //!   deletes nothing remote.
-//! - An Observe pass reads what a resync reads (no cached observation is trusted, as at a
-//!   resync, and none is recorded: they would describe writes that did not happen). It runs
-//!   no `testConnection` of its own except where a full pass runs it too: to adopt an ESV
-//!   secret the operator has no record of (see the integration's ESVs).
+//! - An Observe pass reads what a resync reads (no cached observation of a part is trusted, as
+//!   at a resync, and none is recorded: they would describe writes that did not happen). The
+//!   passes that events cause before the next resync reuse the plan in the status while
+//!   nothing it depends on changed in Kubernetes. It runs no `testConnection` of its own
+//!   except where a full pass runs it too: to adopt an ESV secret the operator has no record
+//!   of (see the integration's ESVs).
 //! - The plan is written only when it changes, and a step's text depends only on what was
 //!   observed, so a resync of an unchanged tenant writes no status.
 

@@ -214,6 +214,17 @@ async fn apply(integration: &PingOneIntegration, ctx: &Context) -> Result<Action
     }
 
     let policy = integration.spec.management_policy;
+    let observed_inputs = observation_inputs(integration, ctx, &targets);
+    let observed_key = memo_prefix(integration);
+    if let Some(inputs) = &observed_inputs
+        && ctx
+            .memos
+            .observed
+            .fresh(&observed_key, inputs, ctx.observation_age())
+            .is_some()
+    {
+        return Ok(Action::requeue(ctx.config.resync));
+    }
     let mut plans = Vec::new();
     let mut failures = Vec::new();
     let wanted: Vec<&str> = targets.iter().map(|t| t.spec.name.as_str()).collect();
@@ -319,6 +330,9 @@ async fn apply(integration: &PingOneIntegration, ctx: &Context) -> Result<Action
             &now,
         );
         write_status(&api, integration, &status).await?;
+        if let (Some(inputs), true) = (observed_inputs, failures.is_empty()) {
+            ctx.memos.observed.record(&observed_key, inputs, ());
+        }
         return Ok(Action::requeue(ctx.config.resync));
     }
     status.plan.clear();
@@ -405,6 +419,57 @@ async fn write_status(
         status,
     )
     .await
+}
+
+/// What an Observe pass's plan depends on besides the remote state, as a digest: the spec, the
+/// TenantEnvironments (whose status records their restarts) and the Promotions of the
+/// namespace. `None` under `Full`, and when an environment's credentials come from a Secret:
+/// only its data (read when a pass runs) tells whether it changed.
+fn observation_inputs(
+    integration: &PingOneIntegration,
+    ctx: &Context,
+    targets: &[Target<'_>],
+) -> Option<String> {
+    if integration.spec.management_policy != ManagementPolicy::Observe
+        || targets
+            .iter()
+            .any(|t| t.spec.credentials_secret_ref.is_some())
+    {
+        return None;
+    }
+    let mut parts = vec![
+        integration
+            .meta()
+            .generation
+            .unwrap_or_default()
+            .to_string(),
+    ];
+    for target in targets {
+        let tenant = target.tenant.meta();
+        parts.push(format!(
+            "{}@{}",
+            tenant.uid.clone().unwrap_or_default(),
+            tenant.resource_version.clone().unwrap_or_default()
+        ));
+    }
+    let namespace = integration.namespace();
+    let mut promotions: Vec<String> = ctx
+        .promotions
+        .state()
+        .iter()
+        .filter(|p| p.namespace() == namespace)
+        .map(|p| {
+            format!(
+                "{}@{}",
+                p.name_any(),
+                p.meta().resource_version.clone().unwrap_or_default()
+            )
+        })
+        .collect();
+    promotions.sort();
+    parts.extend(promotions);
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    Some(digest(&parts))
 }
 
 /// Resolves the environments and checks for conflicts with other integrations.
@@ -504,6 +569,9 @@ pub struct Memos {
     /// Why a credential was refused (by PingOne before a push, or by AIC's testConnection
     /// after one), by the digest of the values refused.
     pub(super) rejected: Memo<String>,
+    /// An Observe pass's plan is in the status, observed with these inputs: the passes that
+    /// events cause before the next resync (its own status write first) read nothing again.
+    observed: Memo<()>,
 }
 
 impl Memos {
@@ -513,6 +581,7 @@ impl Memos {
         self.services.forget_prefix(prefix);
         self.promoted.forget_prefix(prefix);
         self.rejected.forget_prefix(prefix);
+        self.observed.forget_prefix(prefix);
     }
 }
 

@@ -143,19 +143,6 @@ fn planned_kinds(plan: &BTreeMap<String, Vec<String>>) -> Vec<String> {
     kinds
 }
 
-/// SaaS calls other than token requests, since the given positions of the call logs.
-fn calls_since(playground: &Playground, pingone_from: usize, aic_from: usize) -> usize {
-    let pingone = playground.pingone_control.calls()[pingone_from..]
-        .iter()
-        .filter(|c| !c.path.ends_with("/as/token"))
-        .count();
-    let aic = playground.aic.calls()[aic_from..]
-        .iter()
-        .filter(|c| !c.path.ends_with("/access_token"))
-        .count();
-    pingone + aic
-}
-
 /// The integration's status once a full pass of its current generation left it Ready.
 async fn full_and_ready(
     playground: &Playground,

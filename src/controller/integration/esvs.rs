@@ -1,5 +1,6 @@
 //! The ESVs of one environment: the variables (client id, URLs) and the secret that carries the
-//! credential, written only when their digest changed or someone changed the active version.
+//! credential, written only when their digest changed or someone changed the active version;
+//! an existing secret the status has no record of is adopted when `testConnection` passes.
 
 use super::*;
 

@@ -24,8 +24,10 @@
 //! - `managementPolicy: Observe` runs the same pass with every write routed through
 //!   [`super::plan::Plan`]: the writes are recorded, not made. The status gets the plan, `Ready`
 //!   and what the pass saw (an adopted application or secret), never the outcome of a write
-//!   it only planned, so `Observe` → `Full` does not adopt twice. Upper environments plan a promotion once the lower one would be configured;
-//!   a restart the ESV writes make due is planned after them (the TenantEnvironment makes it).
+//!   it only planned, so `Observe` → `Full` does not adopt twice. Upper environments plan a
+//!   promotion once the lower one would be configured; a restart the ESV writes make due is
+//!   planned after them (the TenantEnvironment makes it). Deleting an Observe integration
+//!   deletes nothing remote, whatever its `deletionPolicy`.
 //! - An ESV secret the status has no record of (a tenant configured by hand) is not pushed
 //!   blindly: AIC never shows a secret's value, so once everything else is in place
 //!   `testConnection` tells whether it holds the credential. If it does, it is adopted as it

@@ -167,11 +167,14 @@ pub async fn upsert_worker<A: AmApi>(
     Ok(WorkerOutcome::Written(api.put_worker(id, desired).await?))
 }
 
+/// Whether `current` maps its label to the ESV secret `alias` alone; no I/O.
+pub fn maps_to(current: Option<&Mapping>, alias: &str) -> bool {
+    current.is_some_and(|current| current.aliases == [alias])
+}
+
 /// Writes the mapping only when it differs.
 pub async fn upsert_mapping<A: AmApi>(api: &A, label: &str, alias: &str) -> Result<bool, AicError> {
-    if let Some(current) = api.get_mapping(label).await?
-        && current.aliases == [alias]
-    {
+    if maps_to(api.get_mapping(label).await?.as_ref(), alias) {
         return Ok(false);
     }
     api.put_mapping(&Mapping {
@@ -356,6 +359,19 @@ mod tests {
         );
         assert!(!failed("Invalid attribute specified.").pingone_unavailable());
         assert!(!ConnectionTest::Succeeded(serde_json::json!({})).pingone_unavailable());
+    }
+
+    #[test]
+    fn a_mapping_holds_when_it_names_the_secret_alone() {
+        let mapping = |aliases: &[&str]| Mapping {
+            secret_id: "label".into(),
+            aliases: aliases.iter().map(|a| a.to_string()).collect(),
+            rev: None,
+        };
+        assert!(maps_to(Some(&mapping(&["esv-s"])), "esv-s"));
+        assert!(!maps_to(Some(&mapping(&["esv-other"])), "esv-s"));
+        assert!(!maps_to(Some(&mapping(&["esv-s", "esv-other"])), "esv-s"));
+        assert!(!maps_to(None, "esv-s"));
     }
 
     #[test]

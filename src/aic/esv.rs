@@ -195,9 +195,45 @@ impl VariableOutcome {
     }
 }
 
-/// Makes a variable hold `value`, writing only when it differs. `expression_type` is set at
-/// creation; an existing variable of another type is an error rather than a silent recreate,
-/// because deleting it would break placeholders until a restart.
+/// The write a variable needs to hold a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VariableChange {
+    /// The variable does not exist: create it.
+    Create,
+    /// The value differs: write it (the services load it at the next restart).
+    Update,
+    /// Only the description differs: set it alone, which leaves the value loaded.
+    Describe,
+}
+
+/// Which write, if any, makes `existing` hold `value` with `description`; no I/O. An existing
+/// variable of another type is an error rather than a silent recreate, because deleting it
+/// would break placeholders until a restart.
+pub fn variable_change(
+    existing: Option<&Variable>,
+    id: &str,
+    value: &str,
+    description: &str,
+    expression_type: &str,
+) -> Result<Option<VariableChange>, AicError> {
+    let Some(existing) = existing else {
+        return Ok(Some(VariableChange::Create));
+    };
+    if !existing.expression_type.is_empty() && existing.expression_type != expression_type {
+        return Err(AicError::VariableTypeMismatch {
+            id: id.to_owned(),
+            existing: existing.expression_type.clone(),
+            wanted: expression_type.to_owned(),
+        });
+    }
+    if existing.value_base64.as_deref() != Some(encode_value(value).as_str()) {
+        return Ok(Some(VariableChange::Update));
+    }
+    Ok((existing.description != description).then_some(VariableChange::Describe))
+}
+
+/// Makes a variable hold `value`, writing only when it differs ([`variable_change`] decides).
+/// `expression_type` is set at creation.
 pub async fn upsert_variable<A: EsvApi>(
     api: &A,
     id: &str,
@@ -205,44 +241,37 @@ pub async fn upsert_variable<A: EsvApi>(
     description: &str,
     expression_type: &str,
 ) -> Result<VariableOutcome, AicError> {
-    let value_base64 = encode_value(value);
     let existing = api.get_variable(id).await?;
-    if let Some(existing) = &existing {
-        if !existing.expression_type.is_empty() && existing.expression_type != expression_type {
-            return Err(AicError::VariableTypeMismatch {
-                id: id.to_owned(),
-                existing: existing.expression_type.clone(),
-                wanted: expression_type.to_owned(),
-            });
-        }
-        if existing.value_base64.as_deref() == Some(value_base64.as_str()) {
-            if existing.description == description {
-                return Ok(VariableOutcome::Unchanged(existing.clone()));
-            }
-            // A PUT would count as an update of the value ("loaded: false after any update"),
-            // costing a restart for a description.
+    let change = variable_change(existing.as_ref(), id, value, description, expression_type)?;
+    match (change, existing) {
+        (None, Some(existing)) => Ok(VariableOutcome::Unchanged(existing)),
+        // A PUT would count as an update of the value ("loaded: false after any update"),
+        // costing a restart for a description.
+        (Some(VariableChange::Describe), Some(existing)) => {
             api.set_variable_description(id, description).await?;
-            return Ok(VariableOutcome::Updated(Variable {
+            Ok(VariableOutcome::Updated(Variable {
                 description: description.to_owned(),
-                ..existing.clone()
-            }));
+                ..existing
+            }))
+        }
+        (_, existing) => {
+            let written = api
+                .put_variable(
+                    id,
+                    &VariableWrite {
+                        value_base64: encode_value(value),
+                        description: description.to_owned(),
+                        expression_type: expression_type.to_owned(),
+                    },
+                )
+                .await?;
+            Ok(if existing.is_some() {
+                VariableOutcome::Updated(written)
+            } else {
+                VariableOutcome::Created(written)
+            })
         }
     }
-    let written = api
-        .put_variable(
-            id,
-            &VariableWrite {
-                value_base64,
-                description: description.to_owned(),
-                expression_type: expression_type.to_owned(),
-            },
-        )
-        .await?;
-    Ok(if existing.is_some() {
-        VariableOutcome::Updated(written)
-    } else {
-        VariableOutcome::Created(written)
-    })
 }
 
 /// What [`push_secret`] did.
@@ -452,6 +481,34 @@ impl AicClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_change_a_variable_needs_follows_from_what_aic_holds() {
+        let held = Variable {
+            id: "esv-a".into(),
+            description: "d".into(),
+            expression_type: "string".into(),
+            value_base64: Some(encode_value("v")),
+            loaded: true,
+            last_change_date: None,
+            last_changed_by: None,
+        };
+        let change = |existing: Option<&Variable>, value, description| {
+            variable_change(existing, "esv-a", value, description, "string").unwrap()
+        };
+        assert_eq!(change(None, "v", "d"), Some(VariableChange::Create));
+        assert_eq!(change(Some(&held), "v", "d"), None);
+        assert_eq!(change(Some(&held), "w", "d"), Some(VariableChange::Update));
+        assert_eq!(
+            change(Some(&held), "v", "other"),
+            Some(VariableChange::Describe)
+        );
+        let err = variable_change(Some(&held), "esv-a", "v", "d", "int").unwrap_err();
+        assert!(
+            matches!(err, AicError::VariableTypeMismatch { .. }),
+            "{err}"
+        );
+    }
 
     #[test]
     fn ids_placeholders_and_values() {

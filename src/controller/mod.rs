@@ -14,6 +14,7 @@ pub mod error;
 mod frame;
 pub mod integration;
 pub mod memo;
+mod plan;
 pub mod promotion;
 pub mod tenant;
 pub mod verification;

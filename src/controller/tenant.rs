@@ -7,6 +7,9 @@
 //! batch of writes across integrations costs one restart. `Manual` policy waits for a new value
 //! of the `pingone-aic.io/approve-restart` annotation. While AIC restarts, its status endpoint
 //! answers intermittent 500s; those are polled through, not reported as failures.
+//!
+//! `managementPolicy: Observe`: the same checks and reads, and the restart a full pass would
+//! make (now, or once the debounce has run) is reported in `status.plan` instead of made.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,10 +22,11 @@ use kube::{Resource, ResourceExt};
 
 use super::clients::namespace_of;
 use super::frame::{self, Reconciled};
+use super::plan::{self, Plan};
 use super::{Context, ReconcileError, is_paused, patch_status};
 use crate::aic::{RestartApi, RestartStatus};
 use crate::crd::TenantEnvironment;
-use crate::crd::common::{ApprovalPolicy, condition, parse_duration};
+use crate::crd::common::{ApprovalPolicy, ManagementPolicy, condition, parse_duration};
 use crate::crd::tenant_environment::{
     RestartState, RestartStatus as RestartRecord, TenantEnvironmentStatus,
 };
@@ -84,9 +88,10 @@ async fn apply(tenant: &TenantEnvironment, ctx: &Context) -> Result<Action, Reco
     let mut status = tenant.status.clone().unwrap_or_default();
     status.observed_generation = generation;
     let mut next = ctx.config.resync;
+    let mut plan = Plan::new(tenant.spec.management_policy);
 
     let placement = check_placement(tenant, ctx);
-    let aic_ok = check_aic(tenant, ctx, &mut status, &now, &mut next).await?;
+    let aic_ok = check_aic(tenant, ctx, &mut status, &now, &mut next, &mut plan).await?;
     let pingone_ok = check_pingone(tenant, ctx, &mut status, &now).await?;
 
     let (ready, reason, message) = match (&placement, aic_ok, pingone_ok) {
@@ -102,12 +107,20 @@ async fn apply(tenant: &TenantEnvironment, ctx: &Context) -> Result<Action, Reco
             "the PingOne admin worker cannot sign in; see the PingOneAuthenticated condition"
                 .to_owned(),
         ),
+        (Ok(()), true, true) if plan.observing() => plan::observed_readiness(plan.steps().len()),
         (Ok(()), true, true) => (
             ConditionStatus::True,
             "Ready",
             "the tenant environment is reachable with its credentials".to_owned(),
         ),
     };
+    status.plan_steps = plan
+        .observing()
+        .then(|| i64::try_from(plan.steps().len()).unwrap_or(i64::MAX));
+    status.plan = plan.into_steps();
+    if tenant.spec.management_policy == ManagementPolicy::Full {
+        status.plan.clear();
+    }
     let ready_changed = set_condition(
         &mut status.conditions,
         DesiredCondition {
@@ -188,6 +201,7 @@ async fn check_aic(
     status: &mut TenantEnvironmentStatus,
     now: &Time,
     next: &mut Duration,
+    plan: &mut Plan,
 ) -> Result<bool, ReconcileError> {
     let generation = tenant.meta().generation;
     let aic = match ctx.clients.aic(&ctx.client, tenant, &[]).await {
@@ -261,7 +275,7 @@ async fn check_aic(
             return Ok(false);
         };
         let pending = i64::try_from(count.secrets + count.variables).unwrap_or(i64::MAX);
-        plan_restart(tenant, ctx, &aic, &mut restart, pending, now, next).await?;
+        plan_restart(tenant, ctx, &aic, &mut restart, pending, now, next, plan).await?;
     }
     set_condition(
         &mut status.conditions,
@@ -375,7 +389,9 @@ fn decide_restart(
     }
 }
 
-/// Decides about the restart, then carries it out.
+/// Decides about the restart, then carries it out (through `plan`). An Observe pass plans a
+/// restart that only waits for the debounce: a full pass makes it once the debounce has run.
+#[allow(clippy::too_many_arguments)]
 async fn plan_restart(
     tenant: &TenantEnvironment,
     ctx: &Context,
@@ -384,16 +400,28 @@ async fn plan_restart(
     pending: i64,
     now: &Time,
     next: &mut Duration,
+    plan: &mut Plan,
 ) -> Result<(), ReconcileError> {
+    let name = tenant.name_any();
+    let step = plan::Step::RestartTenant {
+        tenant: &name,
+        pending,
+    };
     let approval = match decide_restart(tenant, restart, pending, now)? {
         RestartDecision::Wait { recheck_in } => {
             if let Some(recheck_in) = recheck_in {
                 *next = (*next).min(recheck_in);
+                if plan.observing() {
+                    plan.act(step);
+                }
             }
             return Ok(());
         }
         RestartDecision::Restart { approval } => approval,
     };
+    if !plan.act(step) {
+        return Ok(());
+    }
     aic.restart().await?;
     ctx.metrics.restarts.inc();
     restart.state = RestartState::Restarting;

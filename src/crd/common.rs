@@ -92,6 +92,19 @@ pub enum ApprovalPolicy {
     Manual,
 }
 
+/// Whether the operator changes remote state or only reports what it would change (the model
+/// is Crossplane's management policies and Terraform's plan).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ManagementPolicy {
+    /// Observe, then make the remote state what the spec asks for.
+    #[default]
+    Full,
+    /// Observe only: read everything a full pass reads, write nothing in PingOne or AIC, and
+    /// report in `status.plan` the changes a full pass would make, in order. Deleting the
+    /// resource deletes nothing remote.
+    Observe,
+}
+
 /// Condition types shared by all resources.
 pub mod condition {
     /// The resource has reached its desired state.

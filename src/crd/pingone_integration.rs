@@ -20,7 +20,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    ApprovalPolicy, Condition, DURATION_PATTERN, OBJECT_NAME_PATTERN, SecretReference,
+    ApprovalPolicy, Condition, DURATION_PATTERN, ManagementPolicy, OBJECT_NAME_PATTERN,
+    SecretReference,
 };
 
 /// Pattern of an ESV id as AIC accepts it (at most 124 characters, enforced separately).
@@ -57,6 +58,18 @@ pub const ESV_ID_MAX_LENGTH: u32 = 124;
         type_ = "string",
         description = "Reason of the Ready condition",
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Policy",
+        type_ = "string",
+        description = "Management policy: Full, or Observe (report a plan, change nothing)",
+        json_path = ".spec.managementPolicy"
+    ),
+    printcolumn(
+        name = "Plan",
+        type_ = "integer",
+        description = "Number of changes an Observe pass planned",
+        json_path = ".status.planSteps"
     ),
     printcolumn(
         name = "Age",
@@ -113,6 +126,12 @@ pub struct PingOneIntegrationSpec {
     /// service and its mapping) when this resource is deleted. `Retain` leaves them in place.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+
+    /// `Full` (the default) makes the remote state what this spec asks for; `Observe` only
+    /// reads it and reports in `status.plan` what `Full` would change, in order (e.g. to adopt
+    /// a tenant configured by hand: an empty plan means it already is as the spec asks).
+    #[serde(default)]
+    pub management_policy: ManagementPolicy,
 }
 
 /// How AIC authenticates to PingOne.
@@ -372,6 +391,24 @@ pub struct PingOneIntegrationStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub environments: Vec<EnvironmentStatus>,
+    /// `managementPolicy: Observe` only: the changes a `Full` pass would make, per environment
+    /// in the order it would make them. Never holds a secret value.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["environment"]))]
+    pub plan: Vec<EnvironmentPlan>,
+    /// `managementPolicy: Observe` only: how many changes `plan` holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_steps: Option<i64>,
+}
+
+/// The changes a `Full` pass would make in one environment, in order.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentPlan {
+    /// Name of the TenantEnvironment.
+    pub environment: String,
+    /// One line per change, e.g. `write ESV esv-pingone-worker-client-id`.
+    pub steps: Vec<String>,
 }
 
 /// Progress of the integration in one environment. Never holds a secret value: pushed values

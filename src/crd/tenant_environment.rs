@@ -18,8 +18,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    ApprovalPolicy, Condition, DURATION_PATTERN, OBJECT_NAME_PATTERN, SecretKeyReference,
-    SecretReference,
+    ApprovalPolicy, Condition, DURATION_PATTERN, ManagementPolicy, OBJECT_NAME_PATTERN,
+    SecretKeyReference, SecretReference,
 };
 
 /// Pattern of a PingOne resource id (a UUID).
@@ -76,6 +76,18 @@ const HTTPS_OR_LOOPBACK_RULE: &str = r"self.startsWith('https://') || self.match
         priority = "1"
     ),
     printcolumn(
+        name = "Policy",
+        type_ = "string",
+        description = "Management policy: Full, or Observe (report a plan, change nothing)",
+        json_path = ".spec.managementPolicy"
+    ),
+    printcolumn(
+        name = "Plan",
+        type_ = "integer",
+        description = "Number of changes an Observe pass planned",
+        json_path = ".status.planSteps"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -128,6 +140,11 @@ pub struct TenantEnvironmentSpec {
     /// How AIC restarts, needed for ESV changes to take effect, are carried out.
     #[serde(default)]
     pub restart: RestartSpec,
+
+    /// `Full` (the default) restarts the environment when ESV changes wait; `Observe` only
+    /// reads and reports in `status.plan` the restart `Full` would make.
+    #[serde(default)]
+    pub management_policy: ManagementPolicy,
 }
 
 fn default_realm() -> String {
@@ -296,6 +313,12 @@ pub struct TenantEnvironmentStatus {
     /// Where the environment's restart cycle stands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<RestartStatus>,
+    /// `managementPolicy: Observe` only: the changes a `Full` pass would make, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plan: Vec<String>,
+    /// `managementPolicy: Observe` only: how many changes `plan` holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_steps: Option<i64>,
 }
 
 /// Where an environment's restart cycle stands.

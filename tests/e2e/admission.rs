@@ -77,7 +77,7 @@ async fn the_crds_become_established_and_every_example_is_accepted() {
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
-        ["NAME", "TIER", "READY", "REASON", "AGE"],
+        ["NAME", "TIER", "READY", "REASON", "POLICY", "PLAN", "AGE"],
         "{table}"
     );
 }

@@ -106,7 +106,11 @@ async fn kubectl_applies_gets_watches_patches_and_deletes() {
 
     let out = kubectl_ok(&config, &["get", "tenantenvironments"]).await;
     let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "TIER", "READY", "REASON", "AGE"], "{out}");
+    assert_eq!(
+        header,
+        ["NAME", "TIER", "READY", "REASON", "POLICY", "PLAN", "AGE"],
+        "{out}"
+    );
     assert!(
         out.lines()
             .any(|l| l.starts_with("acme-dev") && l.contains("development")),

@@ -30,6 +30,7 @@ mod scenario_call_budget;
 mod scenario_drift;
 mod scenario_examples;
 mod scenario_lifecycle;
+mod scenario_observe;
 mod scenario_outage;
 mod scenario_promotion;
 mod scenario_regions;

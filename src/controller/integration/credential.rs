@@ -27,6 +27,7 @@ pub(super) async fn credential(
                         key: "credential",
                     }),
                     previous: None,
+                    planned: false,
                 }
             }
             CredentialType::WorkerApplication => {
@@ -40,6 +41,7 @@ pub(super) async fn credential(
                         key: "clientSecret",
                     }),
                     previous: None,
+                    planned: false,
                 }
             }
         });
@@ -69,7 +71,10 @@ pub(super) async fn credential(
         .as_ref()
         .is_some_and(|r| r.phase.is_some());
     let inputs = credential_inputs(integration, tenant, &session, pass.entry());
+    // An Observe pass trusts no cached observation and records none (see `super::plan`).
+    let observing = pass.observing();
     if !rotating
+        && !observing
         && let Some(seen) = ctx
             .memos
             .credentials
@@ -85,6 +90,9 @@ pub(super) async fn credential(
     }
     let credential =
         observe_worker_credential(integration, ctx, api, target, pass, &session, app_spec).await?;
+    if observing {
+        return Ok(credential);
+    }
     let inputs = credential_inputs(integration, tenant, &session, pass.entry());
     ctx.memos.credentials.record(
         &key,
@@ -145,8 +153,10 @@ pub(super) async fn observe_worker_credential(
         Some(id) => match session.application(&environment_id, &id).await? {
             Some(app) => app,
             None => {
-                ctx.publish_in(integration, &target.spec.name, None, EventType::Warning, "Drift", "WorkerApplicationMissing", format!("{}: worker application {id} was deleted outside the operator; creating it again", target.spec.name)).await;
-                create_application(
+                if !pass.observing() {
+                    ctx.publish_in(integration, &target.spec.name, None, EventType::Warning, "Drift", "WorkerApplicationMissing", format!("{}: worker application {id} was deleted outside the operator; creating it again", target.spec.name)).await;
+                }
+                match create_application(
                     integration,
                     ctx,
                     api,
@@ -156,6 +166,10 @@ pub(super) async fn observe_worker_credential(
                     pass,
                 )
                 .await?
+                {
+                    Some(app) => app,
+                    None => return Ok(planned_credential(app_spec, &environment_id, pass)),
+                }
             }
         },
         None => {
@@ -164,7 +178,7 @@ pub(super) async fn observe_worker_credential(
                 .await?;
             match existing.as_slice() {
                 [] => {
-                    create_application(
+                    match create_application(
                         integration,
                         ctx,
                         api,
@@ -174,31 +188,41 @@ pub(super) async fn observe_worker_credential(
                         pass,
                     )
                     .await?
+                    {
+                        Some(app) => app,
+                        None => return Ok(planned_credential(app_spec, &environment_id, pass)),
+                    }
                 }
                 [one] if app_spec.adopt_existing => {
                     let env = pass.entry_mut();
                     env.worker_app_id = Some(one.id.clone());
                     env.worker_app_created = Some(false);
-                    checkpoint(
-                        api,
-                        integration,
-                        pass.status,
-                        Checkpoint::ApplicationAdopted,
-                    )
-                    .await?;
-                    ctx.publish_in(
-                        integration,
-                        &target.spec.name,
-                        None,
-                        EventType::Normal,
-                        "Adopt",
-                        "WorkerApplicationAdopted",
-                        format!(
-                            "{}: adopted the existing application {:?} ({})",
-                            target.spec.name, one.name, one.id
-                        ),
-                    )
-                    .await;
+                    // Adopting changes nothing remote: Observe adopts on its copy of the
+                    // status and plans no step for it.
+                    if !pass.observing() {
+                        checkpoint(
+                            api,
+                            integration,
+                            pass.status,
+                            Checkpoint::ApplicationAdopted,
+                        )
+                        .await?;
+                    }
+                    if !pass.observing() {
+                        ctx.publish_in(
+                            integration,
+                            &target.spec.name,
+                            None,
+                            EventType::Normal,
+                            "Adopt",
+                            "WorkerApplicationAdopted",
+                            format!(
+                                "{}: adopted the existing application {:?} ({})",
+                                target.spec.name, one.name, one.id
+                            ),
+                        )
+                        .await;
+                    }
                     one.clone()
                 }
                 [one] => {
@@ -228,7 +252,11 @@ pub(super) async fn observe_worker_credential(
     };
     if !desired.matches(&app) {
         let created_by_us = pass.entry().worker_app_created == Some(true);
-        if created_by_us || !app.enabled {
+        if (created_by_us || !app.enabled)
+            && pass.plan.act(Step::RepairApplication {
+                name: &app_spec.name,
+            })
+        {
             session
                 .replace_worker_application(&environment_id, &app.id, &desired)
                 .await?;
@@ -263,7 +291,13 @@ pub(super) async fn observe_worker_credential(
         let present = assignments
             .iter()
             .any(|a| a.role.id == role_id && a.scope.id == scope.id);
-        if !present {
+        if !present
+            && pass.plan.act(Step::GrantRole {
+                role,
+                application: &app_spec.name,
+                environment_id: &environment_id,
+            })
+        {
             session
                 .create_role_assignment(&environment_id, &app.id, &role_id, &scope)
                 .await?;
@@ -308,10 +342,37 @@ pub(super) async fn observe_worker_credential(
         requeue,
         source: None,
         previous: secret.previous.and_then(|p| p.secret),
+        planned: false,
     })
 }
 
-/// Creates the worker application and records its id in the status at once.
+/// The credential of a worker application an Observe pass plans to create: the role grants a
+/// full pass makes right after the creation are planned with it; its client id and secret do
+/// not exist yet.
+fn planned_credential(
+    app_spec: &WorkerApplicationSpec,
+    environment_id: &str,
+    pass: &mut EnvironmentPass<'_>,
+) -> Credential {
+    for role in &app_spec.roles {
+        pass.plan.act(Step::GrantRole {
+            role,
+            application: &app_spec.name,
+            environment_id,
+        });
+    }
+    Credential {
+        client_id: None,
+        secret: SecretString::new(String::new()),
+        requeue: None,
+        source: None,
+        previous: None,
+        planned: true,
+    }
+}
+
+/// Creates the worker application and records its id in the status at once; `None` when the
+/// pass only observes (the creation is planned).
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn create_application(
     integration: &PingOneIntegration,
@@ -321,7 +382,13 @@ pub(super) async fn create_application(
     environment_id: &str,
     desired: &pingone::WorkerApplication,
     pass: &mut EnvironmentPass<'_>,
-) -> Result<pingone::Application, ReconcileError> {
+) -> Result<Option<pingone::Application>, ReconcileError> {
+    if !pass.plan.act(Step::CreateApplication {
+        name: &desired.name,
+        environment_id,
+    }) {
+        return Ok(None);
+    }
     let app = session
         .create_worker_application(environment_id, desired)
         .await?;
@@ -350,7 +417,7 @@ pub(super) async fn create_application(
         ),
     )
     .await;
-    Ok(app)
+    Ok(Some(app))
 }
 
 /// Checks a new credential: a value refused once (by PingOne, or by AIC after a push) is

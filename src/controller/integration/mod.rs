@@ -22,6 +22,17 @@
 //!   later one (by creation time, then name) reports `Conflict` and touches nothing.
 //! - Worker services in upper environments count as promoted when the configuration there
 //!   equals the one written in the development environment of the group.
+//! - `managementPolicy: Observe` runs the same pass with every write routed through
+//!   [`super::plan::Plan`]: the writes are recorded, not made. The status gets the plan, `Ready`
+//!   and what the pass saw (an adopted application or secret), never the outcome of a write
+//!   it only planned, so `Observe` → `Full` does not adopt twice. Upper environments plan a
+//!   promotion once the lower one would be configured; a restart the ESV writes make due is
+//!   planned after them (the TenantEnvironment makes it). Deleting an Observe integration
+//!   deletes nothing remote, whatever its `deletionPolicy`.
+//! - An ESV secret the status has no record of (a tenant configured by hand) is not pushed
+//!   blindly: AIC never shows a secret's value, so once everything else is in place
+//!   `testConnection` tells whether it holds the credential. If it does, it is adopted as it
+//!   is; only otherwise a new version is pushed.
 //! - Operator-managed rotation (`workerApplication.secretRotation`) rotates in PingOne with the
 //!   previous secret valid for at least the ESV store's cache time plus a restart and
 //!   verification ([`MIN_ROTATION_OVERLAP`]), pushes the new version, and deletes the previous
@@ -43,15 +54,16 @@ use super::clients::{Clients, namespace_of};
 use super::credential_check::{self, Candidate, SecretSource};
 use super::frame::{self, Reconciled};
 use super::memo::{Memo, digest};
+use super::plan::{self, Plan, Step};
 use super::verification::{self, Pushed, Verification, values_digest};
 use super::{Context, FINALIZER, ReconcileError, is_paused, patch_status};
 use crate::aic::am::{self, Worker};
 use crate::aic::esv::{self, VariableOutcome};
 use crate::aic::{AicClient, AmApi, EsvApi};
 use crate::crd::common::parse_duration;
-use crate::crd::common::{ApprovalPolicy, condition};
+use crate::crd::common::{ApprovalPolicy, ManagementPolicy, condition};
 use crate::crd::pingone_integration::{
-    CredentialType, DeletionPolicy, EnvironmentStatus, IntegrationEnvironment,
+    CredentialType, DeletionPolicy, EnvironmentPlan, EnvironmentStatus, IntegrationEnvironment,
     PingOneIntegrationStatus, RotationPhase, SecretRotation, SecretRotationStatus,
     WorkerApplication as WorkerApplicationSpec,
 };
@@ -209,6 +221,20 @@ async fn apply(integration: &PingOneIntegration, ctx: &Context) -> Result<Action
         return Ok(Action::await_change());
     }
 
+    let policy = integration.spec.management_policy;
+    let observed_inputs = observation_inputs(integration, ctx, &targets);
+    let observed_key = memo_prefix(integration);
+    if let Some(inputs) = &observed_inputs
+        && ctx
+            .memos
+            .observed
+            .fresh(&observed_key, inputs, ctx.observation_age())
+            .is_some()
+    {
+        return Ok(Action::requeue(ctx.config.resync));
+    }
+    let mut plans = Vec::new();
+    let mut failures = Vec::new();
     let wanted: Vec<&str> = targets.iter().map(|t| t.spec.name.as_str()).collect();
     status
         .environments
@@ -227,6 +253,7 @@ async fn apply(integration: &PingOneIntegration, ctx: &Context) -> Result<Action
                 status.environments.len() - 1
             }
         };
+        let mut plan = Plan::new(policy);
         let result = sync_environment(
             integration,
             ctx,
@@ -236,17 +263,27 @@ async fn apply(integration: &PingOneIntegration, ctx: &Context) -> Result<Action
             &mut EnvironmentPass {
                 status: &mut status,
                 index,
+                plan: &mut plan,
             },
             &now,
         )
         .await;
+        if !plan.steps().is_empty() {
+            plans.push(EnvironmentPlan {
+                environment: name.clone(),
+                steps: plan.into_steps(),
+            });
+        }
         let fact = match result {
             Ok(fact) => fact,
             Err(err) if err.is_transient() => {
-                checkpoint(&api, integration, &status, Checkpoint::EndedEarly).await?;
+                if policy == ManagementPolicy::Full {
+                    checkpoint(&api, integration, &status, Checkpoint::EndedEarly).await?;
+                }
                 return Err(err);
             }
             Err(err) => {
+                failures.push(format!("{name}: {err}"));
                 ctx.publish_in(
                     integration,
                     &name,
@@ -273,6 +310,41 @@ async fn apply(integration: &PingOneIntegration, ctx: &Context) -> Result<Action
         }
         facts.insert(name, fact);
     }
+    if policy == ManagementPolicy::Observe {
+        // The environments' entries hold what the pass saw (an adopted application or ESV
+        // secret, a verified connection), never the outcome of a write it only planned; the
+        // conditions other than Ready wait for a full pass.
+        let steps = plans.iter().map(|p| p.steps.len()).sum::<usize>();
+        status.plan = plans;
+        status.plan_steps = Some(i64::try_from(steps).unwrap_or(i64::MAX));
+        let (ready, reason, message) = match failures.as_slice() {
+            [] => plan::observed_readiness(steps),
+            failed => (
+                ConditionStatus::False,
+                "ObserveFailed",
+                format!(
+                    "managementPolicy is Observe; the plan may be incomplete: {}",
+                    failed.join("; ")
+                ),
+            ),
+        };
+        set(
+            &mut status,
+            generation,
+            condition::READY,
+            ready,
+            reason,
+            &message,
+            &now,
+        );
+        write_status(&api, integration, &status).await?;
+        if let (Some(inputs), true) = (observed_inputs, failures.is_empty()) {
+            ctx.memos.observed.record(&observed_key, inputs, ());
+        }
+        return Ok(Action::requeue(ctx.config.resync));
+    }
+    status.plan.clear();
+    status.plan_steps = None;
     set_conditions(&mut status, generation, &facts, &now);
     write_status(&api, integration, &status).await?;
     Ok(Action::requeue(next))
@@ -283,6 +355,8 @@ async fn apply(integration: &PingOneIntegration, ctx: &Context) -> Result<Action
 pub(super) struct EnvironmentPass<'s> {
     status: &'s mut PingOneIntegrationStatus,
     index: usize,
+    /// The writes of this environment, made (`Full`) or only recorded (`Observe`).
+    plan: &'s mut Plan,
 }
 
 impl EnvironmentPass<'_> {
@@ -294,6 +368,16 @@ impl EnvironmentPass<'_> {
     /// This environment's entry of the status, to change.
     fn entry_mut(&mut self) -> &mut EnvironmentStatus {
         &mut self.status.environments[self.index]
+    }
+
+    /// This environment's entry of the status and its plan, to change together.
+    fn entry_and_plan(&mut self) -> (&mut EnvironmentStatus, &mut Plan) {
+        (&mut self.status.environments[self.index], self.plan)
+    }
+
+    /// Whether this pass only observes.
+    fn observing(&self) -> bool {
+        self.plan.observing()
     }
 }
 
@@ -343,6 +427,57 @@ async fn write_status(
         status,
     )
     .await
+}
+
+/// What an Observe pass's plan depends on besides the remote state, as a digest: the spec, the
+/// TenantEnvironments (whose status records their restarts) and the Promotions of the
+/// namespace. `None` under `Full`, and when an environment's credentials come from a Secret:
+/// only its data (read when a pass runs) tells whether it changed.
+fn observation_inputs(
+    integration: &PingOneIntegration,
+    ctx: &Context,
+    targets: &[Target<'_>],
+) -> Option<String> {
+    if integration.spec.management_policy != ManagementPolicy::Observe
+        || targets
+            .iter()
+            .any(|t| t.spec.credentials_secret_ref.is_some())
+    {
+        return None;
+    }
+    let mut parts = vec![
+        integration
+            .meta()
+            .generation
+            .unwrap_or_default()
+            .to_string(),
+    ];
+    for target in targets {
+        let tenant = target.tenant.meta();
+        parts.push(format!(
+            "{}@{}",
+            tenant.uid.clone().unwrap_or_default(),
+            tenant.resource_version.clone().unwrap_or_default()
+        ));
+    }
+    let namespace = integration.namespace();
+    let mut promotions: Vec<String> = ctx
+        .promotions
+        .state()
+        .iter()
+        .filter(|p| p.namespace() == namespace)
+        .map(|p| {
+            format!(
+                "{}@{}",
+                p.name_any(),
+                p.meta().resource_version.clone().unwrap_or_default()
+            )
+        })
+        .collect();
+    promotions.sort();
+    parts.extend(promotions);
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    Some(digest(&parts))
 }
 
 /// Resolves the environments and checks for conflicts with other integrations.
@@ -494,6 +629,9 @@ pub struct Memos {
     /// Why a credential was refused (by PingOne before a push, or by AIC's testConnection
     /// after one), by the digest of the values refused.
     pub(super) rejected: Memo<String>,
+    /// An Observe pass's plan is in the status, observed with these inputs: the passes that
+    /// events cause before the next resync (its own status write first) read nothing again.
+    observed: Memo<()>,
 }
 
 impl Memos {
@@ -503,6 +641,7 @@ impl Memos {
         self.services.forget_prefix(prefix);
         self.promoted.forget_prefix(prefix);
         self.rejected.forget_prefix(prefix);
+        self.observed.forget_prefix(prefix);
     }
 }
 
@@ -547,6 +686,9 @@ struct Credential {
     source: Option<SecretSource>,
     /// PingOne's previous secret of a managed worker while a rotation keeps it valid.
     previous: Option<SecretString>,
+    /// The worker application is only planned (Observe): its client id and secret do not
+    /// exist yet.
+    planned: bool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -577,28 +719,35 @@ async fn sync_environment(
         &url_variables,
         pass.entry(),
     );
-    let loaded = match ctx.memos.esvs_loaded.fresh(&key, &inputs, age) {
-        Some(loaded) => loaded,
+    // An Observe pass trusts no cached observation and records none (see `super::plan`).
+    let observing = pass.observing();
+    let fresh = ctx.memos.esvs_loaded.fresh(&key, &inputs, age);
+    let (loaded, unknown_secret) = match fresh.filter(|_| !observing) {
+        Some(loaded) => (loaded, None),
         None => {
-            let loaded = sync_esvs(
+            let (env, plan) = pass.entry_and_plan();
+            let esvs = sync_esvs(
                 integration,
                 ctx,
                 &aic,
                 tenant,
                 &credential,
                 &url_variables,
-                pass.entry_mut(),
+                env,
+                plan,
             )
             .await?;
-            let inputs = esv_inputs(
-                integration,
-                tenant,
-                &credential,
-                &url_variables,
-                pass.entry(),
-            );
-            ctx.memos.esvs_loaded.record(&key, inputs, loaded);
-            loaded
+            if esvs.unknown_secret.is_none() && !observing {
+                let inputs = esv_inputs(
+                    integration,
+                    tenant,
+                    &credential,
+                    &url_variables,
+                    pass.entry(),
+                );
+                ctx.memos.esvs_loaded.record(&key, inputs, esvs.loaded);
+            }
+            (esvs.loaded, esvs.unknown_secret)
         }
     };
     facts.esvs_synced = loaded;
@@ -610,7 +759,7 @@ async fn sync_environment(
         .generation
         .unwrap_or_default()
         .to_string();
-    let env = pass.entry_mut();
+    let (env, plan) = pass.entry_and_plan();
     if tenant.spec.tier.is_mutable() {
         let inputs = |env: &EnvironmentStatus| {
             digest(&[
@@ -619,9 +768,11 @@ async fn sync_environment(
                 &format!("{}/{}", env.service_configured, env.label_mapped),
             ])
         };
-        if ctx.memos.services.fresh(&key, &inputs(env), age).is_none() {
-            configure_service(integration, ctx, &aic, &desired, env).await?;
-            ctx.memos.services.record(&key, inputs(env), ());
+        if observing || ctx.memos.services.fresh(&key, &inputs(env), age).is_none() {
+            configure_service(integration, ctx, &aic, &desired, env, plan).await?;
+            if !observing {
+                ctx.memos.services.record(&key, inputs(env), ());
+            }
         }
     } else {
         // While a promotion into this environment runs, the Promotion tests what it brought
@@ -672,9 +823,27 @@ async fn sync_environment(
         env.label_mapped = promoted;
         facts.promoted = Some(promoted);
         if !promoted {
-            facts.note =
-                Some(promotion_note(integration, ctx, tenant, targets, pass.status).await?);
+            facts.note = Some(
+                promotion_note(integration, ctx, tenant, targets, pass.status, pass.plan).await?,
+            );
         }
+    }
+    if let Some(active) = unknown_secret {
+        adopt_or_push_secret(
+            integration,
+            ctx,
+            &aic,
+            tenant,
+            &credential,
+            pass,
+            &active,
+            now,
+        )
+        .await?;
+    }
+    if observing {
+        // Verification changes nothing to plan; it follows the writes in a full pass.
+        return Ok(facts);
     }
     let env = pass.entry_mut();
     facts.service_configured = env.service_configured && env.label_mapped;
@@ -760,7 +929,11 @@ async fn cleanup(
     ctx: &Context,
 ) -> Result<Action, ReconcileError> {
     ctx.memos.forget(&memo_prefix(integration));
-    if integration.spec.deletion_policy == DeletionPolicy::Retain || is_paused(integration) {
+    // Observe never deletes anything remote, whatever the deletion policy.
+    if integration.spec.deletion_policy == DeletionPolicy::Retain
+        || is_paused(integration)
+        || integration.spec.management_policy == ManagementPolicy::Observe
+    {
         return Ok(Action::await_change());
     }
     let status = integration.status.clone().unwrap_or_default();

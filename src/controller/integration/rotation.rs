@@ -150,6 +150,13 @@ pub(super) async fn rotate(
     match decide_rotation(&mut state, &facts) {
         RotationStep::Wait { requeue } => outcome.requeue = requeue,
         step @ (RotationStep::Start | RotationStep::Rotate | RotationStep::Rotated) => {
+            if step != RotationStep::Rotated
+                && !pass.plan.act(Step::RotateSecret {
+                    application: app_id,
+                })
+            {
+                return Ok(outcome);
+            }
             if step == RotationStep::Start {
                 pass.entry_mut().secret_rotation = Some(state.clone());
                 checkpoint(api, integration, pass.status, Checkpoint::RotationStarting).await?;
@@ -170,6 +177,11 @@ pub(super) async fn rotate(
             state.phase = Some(RotationPhase::Verifying);
         }
         RotationStep::DeletePrevious => {
+            if !pass.plan.act(Step::DeletePreviousSecret {
+                application: app_id,
+            }) {
+                return Ok(outcome);
+            }
             session
                 .delete_previous_secret(environment_id, app_id)
                 .await?;

@@ -85,19 +85,25 @@ pub(super) fn group_root(
     current
 }
 
-/// Writes the worker service, the configuration and the secret mapping where they differ.
+/// Writes the worker service, the configuration and the secret mapping where they differ (each
+/// write through `plan`).
 pub(super) async fn configure_service(
     integration: &PingOneIntegration,
     ctx: &Context,
     aic: &AicClient,
     desired: &Worker,
     env: &mut EnvironmentStatus,
+    plan: &mut Plan,
 ) -> Result<(), ReconcileError> {
     let service = &integration.spec.service;
     let current = aic.get_worker(&service.name).await?;
     // A worker configuration lives inside the service, so finding it proves the service
     // exists: the service is read only when the worker is missing (one read less per resync).
-    if current.is_none() && am::ensure_worker_service(aic).await? {
+    if current.is_none()
+        && aic.get_worker_service().await?.is_none()
+        && plan.act(Step::CreateWorkerService)
+    {
+        aic.create_worker_service().await?;
         ctx.publish_in(
             integration,
             &env.name,
@@ -110,7 +116,11 @@ pub(super) async fn configure_service(
         .await;
     }
     let unchanged = current.as_ref().is_some_and(|c| c.satisfies(desired));
-    if !unchanged {
+    if !unchanged
+        && plan.act(Step::WriteWorker {
+            name: &service.name,
+        })
+    {
         aic.put_worker(&service.name, desired).await?;
         env.connection_verified = false;
         ctx.publish_in(
@@ -127,14 +137,28 @@ pub(super) async fn configure_service(
         )
         .await;
     }
-    env.service_configured = true;
+    // What an Observe pass records is what it saw: a write it only planned configures nothing.
+    env.service_configured = unchanged || !plan.observing();
     let label = match integration.spec.credential_type {
         CredentialType::WorkerApplication => {
             am::client_secret_label(&service.secret_label_identifier)
         }
         CredentialType::ProductConnection => am::credential_label(&service.secret_label_identifier),
     };
-    if am::upsert_mapping(aic, &label, secret_esv(integration)).await? {
+    let alias = secret_esv(integration);
+    let mapped = am::maps_to(aic.get_mapping(&label).await?.as_ref(), alias);
+    if !mapped
+        && plan.act(Step::MapLabel {
+            label: &label,
+            esv: alias,
+        })
+    {
+        aic.put_mapping(&am::Mapping {
+            secret_id: label.clone(),
+            aliases: vec![alias.to_owned()],
+            rev: None,
+        })
+        .await?;
         env.connection_verified = false;
         ctx.publish_in(
             integration,
@@ -151,7 +175,7 @@ pub(super) async fn configure_service(
         )
         .await;
     }
-    env.label_mapped = true;
+    env.label_mapped = mapped || !plan.observing();
     Ok(())
 }
 
@@ -162,16 +186,20 @@ pub(super) async fn promotion_note(
     tenant: &TenantEnvironment,
     targets: &[Target<'_>],
     status: &PingOneIntegrationStatus,
+    plan: &mut Plan,
 ) -> Result<String, ReconcileError> {
     let name = tenant.name_any();
     let Some(lower) = tenant.spec.promotes_from.clone() else {
         return Ok(format!("{name}: not promoted"));
     };
-    let lower_done = status
-        .environments
-        .iter()
-        .find(|e| e.name == lower)
-        .is_some_and(|e| e.connection_verified && e.service_configured);
+    // An Observe pass plans the promotion a full pass makes once the lower environment is
+    // configured and verified.
+    let lower_done = plan.observing()
+        || status
+            .environments
+            .iter()
+            .find(|e| e.name == lower)
+            .is_some_and(|e| e.connection_verified && e.service_configured);
     if !targets.iter().any(|t| t.spec.name == lower) {
         return Ok(format!(
             "{name}: the integration does not include {lower}, which it is promoted from"
@@ -221,6 +249,12 @@ pub(super) async fn promotion_note(
                     "{name}: Promotion {} {what}; delete it to try again",
                     failed.name_any()
                 ));
+            }
+            if !plan.act(Step::Promote {
+                to: &name,
+                from: &lower,
+            }) {
+                return Ok(format!("{name}: would be promoted from {lower}"));
             }
             let promotion_name = format!("{}-to-{name}-{}", integration.name_any(), mine.len() + 1);
             create_promotion(integration, ctx, &promotion_name, &lower, &name).await?;

@@ -52,6 +52,7 @@ pub(super) struct Esvs {
 
 /// Writes the ESVs that differ (each write through `plan`; the URL variables among them when
 /// the worker service carries placeholder URLs) and reports whether they are loaded.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn sync_esvs(
     integration: &PingOneIntegration,
     ctx: &Context,

@@ -1132,16 +1132,12 @@ async fn promotions_run_for_a_while_and_sandboxes_cannot_be_promoted() {
     running.stop().await;
 }
 
-/// The spec's rollback: on the locked upper environment, `report/provisional-rollback` says what
-/// undoing the last promotion changes and `POST rollback` (202) undoes it; without a lock, while
-/// a run is under way or with nothing to undo, it conflicts (409).
-#[tokio::test]
-async fn the_last_promotion_can_be_rolled_back_while_locked() {
-    let pingone = fake_pingone().await;
-    let (_sim, running) = start(instant()).await;
-    let dev = client(&running, "dev");
-    configure(&dev, &pingone.url, true).await;
-    let uat = client(&running, "uat");
+/// dev with its worker service configured against `pingone_url`, and uat with the ESVs it
+/// references: a promotion from dev to uat can run. Returns uat's client.
+async fn ready_to_promote(running: &RunningAicSim, pingone_url: &str) -> AicClient {
+    let dev = client(running, "dev");
+    configure(&dev, pingone_url, true).await;
+    let uat = client(running, "uat");
     for id in [VAR_CLIENT, VAR_ENV] {
         esv::upsert_variable(&uat, id, "x", "d", "string")
             .await
@@ -1150,6 +1146,17 @@ async fn the_last_promotion_can_be_rolled_back_while_locked() {
     esv::push_secret(&uat, SECRET, &SecretString::new("s"), "d", true)
         .await
         .unwrap();
+    uat
+}
+
+/// The spec's rollback: on the locked upper environment, `report/provisional-rollback` says what
+/// undoing the last promotion changes and `POST rollback` (202) undoes it; without a lock, while
+/// a run is under way or with nothing to undo, it conflicts (409).
+#[tokio::test]
+async fn the_last_promotion_can_be_rolled_back_while_locked() {
+    let pingone = fake_pingone().await;
+    let (_sim, running) = start(instant()).await;
+    let uat = ready_to_promote(&running, &pingone.url).await;
     let rollback_body = json!({"promoter": "tests", "promotionDescription": "undo", "unlockEnvironmentsAfterPromotion": false});
     let rollback = |body: Value| {
         raw(
@@ -1209,17 +1216,7 @@ async fn the_last_promotion_can_be_rolled_back_while_locked() {
 async fn secrets_embedded_in_configuration_are_reported_and_block_unless_ignored() {
     let pingone = fake_pingone().await;
     let (sim, running) = start(instant()).await;
-    let dev = client(&running, "dev");
-    configure(&dev, &pingone.url, true).await;
-    let uat = client(&running, "uat");
-    for id in [VAR_CLIENT, VAR_ENV] {
-        esv::upsert_variable(&uat, id, "x", "d", "string")
-            .await
-            .unwrap();
-    }
-    esv::push_secret(&uat, SECRET, &SecretString::new("s"), "d", true)
-        .await
-        .unwrap();
+    let uat = ready_to_promote(&running, &pingone.url).await;
     let item = "Journeys > Login > HTTP Client node";
     sim.seed_embedded_secret("dev", item);
     let id = promotion::ensure_locked(&uat, poll(), |_| {})

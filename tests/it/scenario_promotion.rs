@@ -247,38 +247,7 @@ async fn a_manual_restart_waits_for_approval_and_polls_through_500s() {
 /// uat.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_killed_mid_promotion_finishes_it_after_a_restart() {
-    let dir = examples_dir(
-        "promotion-restart",
-        &[
-            ("01-secrets.yaml", example_secrets()),
-            (
-                "02-tenants.yaml",
-                format!("{DEV_TENANT}\n---\n{UAT_TENANT}"),
-            ),
-        ],
-    );
-    let mut playground = start_with(PlaygroundOptions {
-        examples: dir.clone(),
-        resync: Duration::from_secs(30),
-        act_as_user: false,
-        ..Default::default()
-    })
-    .await;
-    ready(&playground).await;
-    let group = worker_integration("group", "Group Worker", "").replace(
-        "    - name: acme-dev\n",
-        "    - name: acme-dev\n    - name: acme-uat\n",
-    );
-    apply_yaml::<PingOneIntegration>(&playground, &group).await;
-    eventually("the integration awaiting a promotion", || {
-        let playground = &playground;
-        async move {
-            integration_ready(playground, "group")
-                .await
-                .filter(|r| r.2.contains("AwaitingPromotion"))
-        }
-    })
-    .await;
+    let (mut playground, dir) = group_awaiting_promotion("promotion-restart").await;
     let mut timings = playground.aic.timings();
     timings.promotion_ms = 4_000;
     playground.aic.set_timings(timings);

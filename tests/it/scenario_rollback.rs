@@ -7,12 +7,10 @@
 
 use crate::scenario_support;
 
-use std::time::Duration;
-
 use kube::api::Api;
+use pingone_aic_operator::crd::Promotion;
 use pingone_aic_operator::crd::promotion::{PromotionPhase, PromotionStatus, WorkerState};
-use pingone_aic_operator::crd::{PingOneIntegration, Promotion};
-use pingone_aic_playground::{Playground, PlaygroundOptions};
+use pingone_aic_playground::Playground;
 use pingone_aic_sim::aic::Fault;
 use scenario_support::*;
 
@@ -32,43 +30,6 @@ spec:
   rollbackOnFailure: {rollback_on_failure}
 "#
     )
-}
-
-/// acme-dev and acme-uat with one integration across both, waiting for its promotion.
-async fn group(name: &str) -> (Playground, std::path::PathBuf) {
-    let dir = examples_dir(
-        name,
-        &[
-            ("01-secrets.yaml", example_secrets()),
-            (
-                "02-tenants.yaml",
-                format!("{DEV_TENANT}\n---\n{UAT_TENANT}"),
-            ),
-        ],
-    );
-    let playground = start_with(PlaygroundOptions {
-        examples: dir.clone(),
-        resync: Duration::from_secs(30),
-        act_as_user: false,
-        ..Default::default()
-    })
-    .await;
-    ready(&playground).await;
-    let group = worker_integration("group", "Group Worker", "").replace(
-        "    - name: acme-dev\n",
-        "    - name: acme-dev\n    - name: acme-uat\n",
-    );
-    apply_yaml::<PingOneIntegration>(&playground, &group).await;
-    eventually("the integration awaiting a promotion", || {
-        let playground = &playground;
-        async move {
-            integration_ready(playground, "group")
-                .await
-                .filter(|r| r.2.contains("AwaitingPromotion"))
-        }
-    })
-    .await;
-    (playground, dir)
 }
 
 async fn status(playground: &Playground, name: &str) -> Option<PromotionStatus> {
@@ -132,7 +93,7 @@ fn condition<'s>(status: &'s PromotionStatus, type_: &str) -> (&'s str, &'s str,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_embedded_in_the_configuration_stop_the_promotion_at_the_dry_run() {
-    let (playground, dir) = group("promotion-embedded-secret").await;
+    let (playground, dir) = group_awaiting_promotion("promotion-embedded-secret").await;
     playground
         .aic
         .seed_embedded_secret("acme-dev", "Journeys > Login > HTTP Client node");
@@ -164,7 +125,7 @@ async fn secrets_embedded_in_the_configuration_stop_the_promotion_at_the_dry_run
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_promotion_failing_verification_is_rolled_back_across_an_operator_restart() {
-    let (mut playground, dir) = group("promotion-rollback-restart").await;
+    let (mut playground, dir) = group_awaiting_promotion("promotion-rollback-restart").await;
     fail_connection_tests(&playground, 1);
     // Long enough runs that the operator can be restarted while the rollback runs.
     let mut timings = playground.aic.timings();
@@ -220,7 +181,7 @@ async fn a_promotion_failing_verification_is_rolled_back_across_an_operator_rest
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_second_promotion_is_rolled_back_to_the_working_one() {
-    let (playground, dir) = group("promotion-rollback-working").await;
+    let (playground, dir) = group_awaiting_promotion("promotion-rollback-working").await;
     apply_yaml::<Promotion>(&playground, &promotion("first", true)).await;
     assert_eq!(
         finished(&playground, "first").await.phase,
@@ -259,7 +220,7 @@ async fn a_broken_second_promotion_is_rolled_back_to_the_working_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_rollback_a_failed_verification_fails_and_keeps_the_promotion() {
-    let (playground, dir) = group("promotion-verification-failed").await;
+    let (playground, dir) = group_awaiting_promotion("promotion-verification-failed").await;
     fail_connection_tests(&playground, 1);
     apply_yaml::<Promotion>(&playground, &promotion("dev-to-uat", false)).await;
     let end = finished(&playground, "dev-to-uat").await;

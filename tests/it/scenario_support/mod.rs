@@ -535,3 +535,41 @@ impl CredentialSampler {
         self.broken.lock().unwrap().clone()
     }
 }
+
+/// acme-dev and acme-uat with one integration (`group`, worker service `group-svc`) across
+/// both, waiting for its promotion; restarts and promotions at the simulator's timings.
+pub async fn group_awaiting_promotion(name: &str) -> (Playground, PathBuf) {
+    let dir = examples_dir(
+        name,
+        &[
+            ("01-secrets.yaml", example_secrets()),
+            (
+                "02-tenants.yaml",
+                format!("{DEV_TENANT}\n---\n{UAT_TENANT}"),
+            ),
+        ],
+    );
+    let playground = start_with(PlaygroundOptions {
+        examples: dir.clone(),
+        resync: Duration::from_secs(30),
+        act_as_user: false,
+        ..Default::default()
+    })
+    .await;
+    ready(&playground).await;
+    let group = worker_integration("group", "Group Worker", "").replace(
+        "    - name: acme-dev\n",
+        "    - name: acme-dev\n    - name: acme-uat\n",
+    );
+    apply_yaml::<pingone_aic_operator::crd::PingOneIntegration>(&playground, &group).await;
+    eventually("the integration awaiting a promotion", || {
+        let playground = &playground;
+        async move {
+            integration_ready(playground, "group")
+                .await
+                .filter(|r| r.2.contains("AwaitingPromotion"))
+        }
+    })
+    .await;
+    (playground, dir)
+}

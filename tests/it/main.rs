@@ -25,6 +25,7 @@ mod operator_failover;
 mod pingone_contract;
 mod pingone_logs;
 mod pingone_sim;
+mod rate_limits;
 mod scenario_automatic_promotion;
 mod scenario_call_budget;
 mod scenario_drift;

@@ -33,6 +33,7 @@ mod scenario_examples;
 mod scenario_lifecycle;
 mod scenario_outage;
 mod scenario_promotion;
+mod scenario_rate_budgets;
 mod scenario_regions;
 mod scenario_rejected_credentials;
 mod scenario_rollback;

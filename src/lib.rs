@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod aic;
+pub mod budget;
 pub mod controller;
 pub mod crd;
 pub mod credentials;

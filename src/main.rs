@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use pingone_aic_operator::budget::{self, Budgets, parse_rate, parse_share};
 use pingone_aic_operator::controller::OperatorConfig;
 use pingone_aic_operator::crd;
 use pingone_aic_operator::crd::common::parse_duration_flag;
@@ -112,9 +113,20 @@ struct RunArgs {
     /// another promotion's lock) is looked at again.
     #[arg(long, env = "WAIT_INTERVAL", default_value = "30s", value_parser = parse_duration_flag)]
     wait_interval: Duration,
-    /// Reconciles running at once per resource kind.
-    #[arg(long, env = "CONCURRENCY", default_value_t = 4)]
-    concurrency: u16,
+    /// Reconciles running at once per resource kind; by default sized from the rate budgets
+    /// (see the `budget` module docs).
+    #[arg(long, env = "CONCURRENCY")]
+    concurrency: Option<u16>,
+    /// Requests per second of one PingOne licence (default: Ping's base limit of the
+    /// Configuration rate group, 600 per minute).
+    #[arg(long, env = "PINGONE_LICENSE_RATE", default_value_t = budget::PINGONE_BASE_LICENSE_RATE, value_parser = parse_rate)]
+    pingone_license_rate: f64,
+    /// Share of a licence's rate this operator (one client IP) may use.
+    #[arg(long, env = "PINGONE_IP_SHARE", default_value_t = budget::PINGONE_IP_SHARE, value_parser = parse_share)]
+    pingone_ip_share: f64,
+    /// Requests per second to one AIC tenant.
+    #[arg(long, env = "AIC_TENANT_RATE", default_value_t = budget::AIC_TENANT_RATE, value_parser = parse_rate)]
+    aic_tenant_rate: f64,
     /// Address of `/healthz`, `/readyz` and `/metrics`.
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
     listen_addr: SocketAddr,
@@ -166,6 +178,11 @@ fn run(args: RunArgs) -> ExitCode {
         .identity
         .clone()
         .unwrap_or_else(|| format!("pingone-aic-operator-{}", std::process::id()));
+    let budgets = Budgets {
+        pingone_license_rate: args.pingone_license_rate,
+        pingone_ip_share: args.pingone_ip_share,
+        aic_tenant_rate: args.aic_tenant_rate,
+    };
     let options = RunOptions {
         kubeconfig: args.kubeconfig,
         operator: OperatorConfig {
@@ -175,12 +192,16 @@ fn run(args: RunArgs) -> ExitCode {
                 .filter(|n| !n.is_empty())
                 .collect(),
             resync: args.resync_interval,
-            concurrency: args.concurrency.max(1),
+            concurrency: args
+                .concurrency
+                .unwrap_or_else(|| budgets.concurrency())
+                .max(1),
             instance: Some(identity.clone()),
             poll: args.poll_interval,
             wait: args.wait_interval,
         },
         listen_addr: args.listen_addr,
+        budgets,
         leader_election: args.leader_election.then(|| LeaderElection {
             lease_name: args.lease_name,
             namespace: args.lease_namespace,

@@ -27,6 +27,8 @@ pub struct RunOptions {
     pub operator: OperatorConfig,
     /// Address of `/healthz`, `/readyz` and `/metrics`.
     pub listen_addr: SocketAddr,
+    /// Request budgets per PingOne licence and per AIC tenant.
+    pub budgets: crate::budget::Budgets,
     /// Leader election; `None` runs the controllers at once (one replica only).
     pub leader_election: Option<LeaderElection>,
 }
@@ -90,7 +92,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RuntimeError> {
     let client = kube_client(options.kubeconfig.as_ref()).await?;
-    let clients = Clients::new().map_err(|e| RuntimeError::Clients(e.to_string()))?;
+    let clients =
+        Clients::with_budgets(options.budgets).map_err(|e| RuntimeError::Clients(e.to_string()))?;
     run_with(client, clients, options, shutdown).await
 }
 

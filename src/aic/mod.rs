@@ -14,6 +14,9 @@
 //!   [`api_version`]).
 //! - At most one write (PUT/POST/DELETE) is in flight per tenant origin in this process, because
 //!   AIC rate-limits unpublished and ESV writes race with restarts.
+//! - Every call spends the tenant's request budget, shared by every client of the process
+//!   ([`AicClient::with_budget`], see [`crate::budget`]); a 429 holds the whole tenant's budget
+//!   off for its `Retry-After`, and a slow tenant delays only its own calls.
 //! - Idempotent calls are retried on transient errors with [`crate::http::Backoff`], honouring
 //!   `Retry-After`; POSTs are retried only on 429, which says the request was not processed.
 //! - Tokens, private keys and secret values never reach logs or `Debug` output.
@@ -48,6 +51,7 @@ pub use promotion::{
 pub use snapshot::EsvSnapshots;
 pub use startup::RestartStatus;
 
+use crate::budget::{Budgets, RequestBudget};
 use crate::http::Backoff;
 use crate::metrics::ExternalCalls;
 use crate::secret::SecretString;
@@ -269,6 +273,7 @@ pub struct AicClient {
     write_lock: Arc<tokio::sync::Mutex<()>>,
     snapshots: EsvSnapshots,
     calls: ExternalCalls,
+    budget: Arc<RequestBudget>,
 }
 
 /// The `service` label of AIC's calls in the metrics.
@@ -393,7 +398,14 @@ impl AicClient {
             backoff: config.backoff,
             snapshots: EsvSnapshots::default(),
             calls: ExternalCalls::default(),
+            budget: Arc::new(RequestBudget::new(Budgets::default().aic())),
         })
+    }
+
+    /// Spends the process's per-tenant request budget rather than one of its own.
+    pub fn with_budget(mut self, budget: Arc<RequestBudget>) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// Counts this client's HTTP calls in the process's metrics.
@@ -504,10 +516,24 @@ impl AicClient {
         if let Some(body) = &call.body {
             request = request.json(body);
         }
+        let budget_key = self.origin.as_str();
+        self.budget
+            .spend(budget_key, jiff::Timestamp::now, tokio::time::sleep)
+            .await;
         let result = match request.send().await {
             Ok(response) => {
                 let status = response.status();
                 let wait = crate::http::retry_after(response.headers(), jiff::Timestamp::now());
+                if status == StatusCode::TOO_MANY_REQUESTS {
+                    let hold = wait.unwrap_or(std::time::Duration::from_secs(1));
+                    tracing::debug!(
+                        tenant = budget_key,
+                        ?hold,
+                        "AIC refused a call for its rate limit; slowing the tenant's budget"
+                    );
+                    self.budget
+                        .hold_off(budget_key, jiff::Timestamp::now(), hold);
+                }
                 let body = response.bytes().await.map_err(AicError::Transport)?;
                 tracing::debug!(method = %call.method, path = %call.path, %status, "AIC call");
                 if status.is_success() {

@@ -2,7 +2,10 @@
 //! references. The connection pool and the token caches live for the whole process; a client
 //! is cheap to build per reconcile and reuses tokens until the credential behind them changes.
 
+use std::sync::Arc;
+
 use crate::aic::{self, AicClient, AicClientConfig};
+use crate::budget::{BudgetConfig, Budgets, RequestBudget};
 use crate::crd::TenantEnvironment;
 use crate::credentials::{ClientCredentials, SecretData};
 use crate::http::Backoff;
@@ -20,6 +23,8 @@ pub struct Clients {
     aic_tokens: aic::TokenCache,
     aic_snapshots: aic::EsvSnapshots,
     aic_backoff: Backoff,
+    /// One request budget per AIC tenant, shared by every reconcile.
+    aic_budget: Arc<RequestBudget>,
     calls: ExternalCalls,
 }
 
@@ -27,6 +32,21 @@ impl Clients {
     /// Builds the clients with production settings.
     pub fn new() -> Result<Self, ReconcileError> {
         Self::with(pingone::PingOneConfig::default(), Backoff::default())
+    }
+
+    /// Builds the clients with production settings and these rate budgets.
+    pub fn with_budgets(budgets: Budgets) -> Result<Self, ReconcileError> {
+        let pingone_config = pingone::PingOneConfig {
+            budget: budgets.pingone(),
+            ..Default::default()
+        };
+        Ok(Self::with(pingone_config, Backoff::default())?.with_aic_budget(budgets.aic()))
+    }
+
+    /// Replaces the per-tenant AIC budget's rate.
+    pub fn with_aic_budget(mut self, config: BudgetConfig) -> Self {
+        self.aic_budget = Arc::new(RequestBudget::new(config));
+        self
     }
 
     /// Builds the clients with the given PingOne settings and AIC backoff (tests shorten them).
@@ -44,6 +64,7 @@ impl Clients {
             aic_tokens: aic::TokenCache::default(),
             aic_snapshots: aic::EsvSnapshots::default(),
             aic_backoff,
+            aic_budget: Arc::new(RequestBudget::new(Budgets::default().aic())),
             calls,
         })
     }
@@ -82,6 +103,7 @@ impl Clients {
         Ok(
             AicClient::new(config, self.aic_http.clone(), self.aic_tokens.clone())?
                 .with_snapshots(self.aic_snapshots.clone())
+                .with_budget(self.aic_budget.clone())
                 .with_calls(self.calls.clone()),
         )
     }
@@ -113,15 +135,19 @@ impl Clients {
             .environment_id
             .clone()
             .unwrap_or_else(|| tenant.spec.ping_one.environment_id.clone());
-        Ok(Some(self.pingone.session(
-            Self::pingone_endpoints(tenant)?,
-            pingone::Credentials {
-                environment_id,
-                client_id: credentials.client_id,
-                client_secret: credentials.client_secret,
-                auth_method: TokenAuthMethod::ClientSecretBasic,
-            },
-        )))
+        Ok(Some(
+            self.pingone
+                .session(
+                    Self::pingone_endpoints(tenant)?,
+                    pingone::Credentials {
+                        environment_id,
+                        client_id: credentials.client_id,
+                        client_secret: credentials.client_secret,
+                        auth_method: TokenAuthMethod::ClientSecretBasic,
+                    },
+                )
+                .on_license(tenant.spec.ping_one.license.as_deref()),
+        ))
     }
 }
 

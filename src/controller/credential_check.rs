@@ -60,22 +60,30 @@ pub async fn check(
     };
     let answer = match candidate {
         Candidate::ClientSecret { client_id, secret } => {
-            let session = clients.pingone.session(
-                endpoints,
-                pingone::Credentials {
-                    environment_id: environment_id.to_owned(),
-                    client_id: client_id.to_owned(),
-                    client_secret: secret.clone(),
-                    auth_method: TokenAuthMethod::ClientSecretBasic,
-                },
-            );
+            let session = clients
+                .pingone
+                .session(
+                    endpoints,
+                    pingone::Credentials {
+                        environment_id: environment_id.to_owned(),
+                        client_id: client_id.to_owned(),
+                        client_secret: secret.clone(),
+                        auth_method: TokenAuthMethod::ClientSecretBasic,
+                    },
+                )
+                .on_license(tenant.spec.ping_one.license.as_deref());
             session.verify_credentials().await
         }
         Candidate::Connection(jwt) => {
             offline(jwt, now).map_err(&rejected)?;
             clients
                 .pingone
-                .verify_client_assertion(&endpoints, environment_id, jwt)
+                .verify_client_assertion(
+                    &endpoints,
+                    tenant.spec.ping_one.license.as_deref(),
+                    environment_id,
+                    jwt,
+                )
                 .await
         }
     };

@@ -56,7 +56,9 @@ pub struct OperatorConfig {
     pub namespaces: Vec<String>,
     /// How often a resource in steady state is looked at again.
     pub resync: Duration,
-    /// Reconciles running at once per controller.
+    /// Reconciles running at once per controller. A reconcile waiting on a request budget or
+    /// a slow tenant holds its slot, so size it from the budgets
+    /// ([`crate::budget::Budgets::concurrency`]), as the default does.
     pub concurrency: u16,
     /// Identity of this replica in events.
     pub instance: Option<String>,
@@ -72,7 +74,7 @@ impl Default for OperatorConfig {
         Self {
             namespaces: Vec::new(),
             resync: Duration::from_secs(600),
-            concurrency: 4,
+            concurrency: crate::budget::Budgets::default().concurrency(),
             instance: None,
             poll: Duration::from_secs(10),
             wait: Duration::from_secs(30),

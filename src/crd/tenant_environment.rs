@@ -227,6 +227,16 @@ pub struct PingOneEnvironment {
     /// only when the operator manages worker applications.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_credentials_secret_ref: Option<SecretReference>,
+    /// The PingOne licence (rate group) the environment is on. PingOne's rate limits are per
+    /// licence, and the operator keeps one request budget per licence: environments naming the
+    /// same licence share it. Without it, every environment behind the same regional API URL
+    /// is taken to share one licence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    )]
+    pub license: Option<String>,
 }
 
 /// PingOne region, which fixes the top-level domain of the API and auth hosts.

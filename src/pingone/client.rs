@@ -1,5 +1,6 @@
 //! The HTTP implementation of [`PingOneApi`]: token handling, retries, propagation windows,
-//! pagination and the request budget, on the shared connection pool.
+//! pagination and the request budget per licence ([`crate::budget`]), on the shared
+//! connection pool.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,7 +11,6 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 
-use super::budget::{BudgetConfig, RequestBudget};
 use super::clock::{Clock, SystemClock, elapsed};
 use super::endpoints::Endpoints;
 use super::error::{P1Error, PingOneError};
@@ -20,6 +20,7 @@ use super::model::{
 };
 use super::token::{CachedToken, Credentials, TokenCache, TokenErrorBody, TokenResponse};
 use super::{PingOneApi, clock};
+use crate::budget::{BudgetConfig, RequestBudget};
 use crate::http::Backoff;
 use crate::metrics::ExternalCalls;
 use crate::secret::SecretString;
@@ -38,7 +39,7 @@ pub struct PingOneConfig {
     pub propagation_window: Duration,
     /// How long after an environment's creation its 404s are retried.
     pub young_environment_window: Duration,
-    /// Request budget per PingOne environment.
+    /// Request budget per PingOne licence (see [`crate::budget`]).
     pub budget: BudgetConfig,
     /// Where every HTTP answer is counted (the operator's metrics).
     pub calls: ExternalCalls,
@@ -124,17 +125,18 @@ impl PingOne {
     /// client assertion (`client_credentials`, `jwt-bearer`), the way the worker service is
     /// taken to present a product-connection credential (not documented; see the reference
     /// notes), and drops the token: a credential PingOne refuses answers `Token` with 4xx.
+    /// `license` is the environment's licence (rate group) when its TenantEnvironment names
+    /// one.
     pub async fn verify_client_assertion(
         &self,
         endpoints: &Endpoints,
+        license: Option<&str>,
         environment_id: &str,
         assertion: &SecretString,
     ) -> Result<(), PingOneError> {
         let inner = &self.inner;
-        let wait = inner.budget.reserve(environment_id, inner.clock.now());
-        if !wait.is_zero() {
-            inner.clock.sleep(wait).await;
-        }
+        let budget_key = license_key(endpoints, license);
+        inner.spend_budget(&budget_key).await;
         let form = [
             ("grant_type", "client_credentials"),
             (
@@ -158,6 +160,7 @@ impl PingOne {
             Ok(response) => {
                 let status = response.status().as_u16();
                 let retry_after = crate::http::retry_after(response.headers(), inner.clock.now());
+                inner.note_refusal(&budget_key, status, retry_after);
                 let body = response.bytes().await.unwrap_or_default();
                 Err(token_error(status, &body, retry_after))
             }
@@ -167,12 +170,45 @@ impl PingOne {
         result
     }
 
-    /// Binds the client to one credential and one pair of base URLs.
+    /// Binds the client to one credential and one pair of base URLs, spending the budget of
+    /// the licence assumed for those URLs (one per regional API host; see [`crate::budget`]).
     pub fn session(&self, endpoints: Endpoints, credentials: Credentials) -> PingOneSession {
         PingOneSession {
             client: self.clone(),
+            budget_key: license_key(&endpoints, None),
             endpoints,
             credentials,
+        }
+    }
+}
+
+/// The key of the budget a call spends: the named licence, or else the regional API host
+/// (one licence per region is assumed when none is named).
+pub fn license_key(endpoints: &Endpoints, license: Option<&str>) -> String {
+    match license {
+        Some(name) => format!("license:{name}"),
+        None => format!("api:{}", endpoints.api),
+    }
+}
+
+impl Inner {
+    /// Waits for a slot of the budget `key`.
+    async fn spend_budget(&self, key: &str) {
+        self.budget
+            .spend(key, || self.clock.now(), |wait| self.clock.sleep(wait))
+            .await;
+    }
+
+    /// A 429 slows everyone on the licence, not only this call: its `Retry-After` (1 s when
+    /// absent) holds off the whole budget.
+    fn note_refusal(&self, key: &str, status: u16, retry_after: Option<Duration>) {
+        if status == 429 {
+            let wait = retry_after.unwrap_or(Duration::from_secs(1));
+            tracing::debug!(
+                ?wait,
+                "PingOne refused a call for its rate limit; slowing the licence's budget"
+            );
+            self.budget.hold_off(key, self.clock.now(), wait);
         }
     }
 }
@@ -181,11 +217,20 @@ impl PingOne {
 #[derive(Clone)]
 pub struct PingOneSession {
     client: PingOne,
+    /// Which budget the session's calls spend ([`license_key`]).
+    budget_key: String,
     endpoints: Endpoints,
     credentials: Credentials,
 }
 
 impl PingOneSession {
+    /// Spends the budget of the named licence (`spec.pingOne.license`) instead of the one
+    /// assumed for the region; `None` keeps the regional one.
+    pub fn on_license(mut self, license: Option<&str>) -> Self {
+        self.budget_key = license_key(&self.endpoints, license);
+        self
+    }
+
     /// A digest of the session's endpoints and credential (the secret included): equal digests
     /// mean the same admin worker at the same PingOne environment. Discloses nothing.
     pub fn credential_digest(&self) -> String {
@@ -199,6 +244,7 @@ impl std::fmt::Debug for PingOneSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PingOneSession")
             .field("endpoints", &self.endpoints)
+            .field("budget", &self.budget_key)
             .field("credentials", &self.credentials)
             .finish()
     }
@@ -235,7 +281,7 @@ struct Call<'a> {
     method: Method,
     url: Url,
     body: Option<&'a Value>,
-    /// The environment whose budget the call spends.
+    /// The environment the call is about (for the young-environment check).
     environment_id: &'a str,
     idempotency: Idempotency,
 }
@@ -283,12 +329,7 @@ impl PingOneSession {
         let inner = self.inner();
         let mut attempt = 0;
         loop {
-            let wait = inner
-                .budget
-                .reserve(&self.credentials.environment_id, inner.clock.now());
-            if !wait.is_zero() {
-                inner.clock.sleep(wait).await;
-            }
+            inner.spend_budget(&self.budget_key).await;
             let mut form = vec![("grant_type", "client_credentials")];
             let mut request = inner.http.post(token_url.clone());
             match self.credentials.auth_method {
@@ -309,6 +350,7 @@ impl PingOneSession {
                     let status = response.status().as_u16();
                     let retry_after =
                         crate::http::retry_after(response.headers(), inner.clock.now());
+                    inner.note_refusal(&self.budget_key, status, retry_after);
                     let body =
                         response
                             .bytes()
@@ -367,10 +409,7 @@ impl PingOneSession {
         let mut window_attempt = 0;
         let mut renewed_token = false;
         loop {
-            let wait = inner.budget.reserve(call.environment_id, inner.clock.now());
-            if !wait.is_zero() {
-                inner.clock.sleep(wait).await;
-            }
+            inner.spend_budget(&self.budget_key).await;
             let token = self.token(false).await?;
             let mut request = inner
                 .http
@@ -402,13 +441,15 @@ impl PingOneSession {
                         inner.record_call(call.operation, None);
                         return Ok(Answer { status, body });
                     }
+                    let retry_after = crate::http::retry_after(&headers, inner.clock.now());
+                    inner.note_refusal(&self.budget_key, status, retry_after);
                     PingOneError::Api {
                         operation: call.operation,
                         status,
                         body: Box::new(
                             serde_json::from_slice::<P1Error>(&body).unwrap_or_default(),
                         ),
-                        retry_after: crate::http::retry_after(&headers, inner.clock.now()),
+                        retry_after,
                     }
                 }
                 Err(source) => PingOneError::Transport {
@@ -482,13 +523,7 @@ impl PingOneSession {
         let url = self
             .endpoints
             .api_url(&["environments", call.environment_id]);
-        let wait = self
-            .inner()
-            .budget
-            .reserve(call.environment_id, self.inner().clock.now());
-        if !wait.is_zero() {
-            self.inner().clock.sleep(wait).await;
-        }
+        self.inner().spend_budget(&self.budget_key).await;
         let Ok(token) = self.token(false).await else {
             return false;
         };

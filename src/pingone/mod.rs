@@ -2,8 +2,8 @@
 //! secret, role assignments, roles and environments.
 //!
 //! Decisions worth knowing:
-//! - One [`PingOne`] per process holds the connection pool, the token cache, the per-environment
-//!   request budget and the role-id cache; a [`PingOneSession`] binds it to one credential and
+//! - One [`PingOne`] per process holds the connection pool, the token cache, the per-licence
+//!   request budget ([`crate::budget`]) and the role-id cache; a [`PingOneSession`] binds it to one credential and
 //!   one pair of base URLs and implements [`PingOneApi`], the trait the reconcilers' PingOne
 //!   steps take (`&impl PingOneApi`); the tests drive it against the PingOne simulator.
 //! - Retries: 408/429/5xx and network errors back off with jitter and honour `Retry-After`; a
@@ -19,7 +19,6 @@
 //! - `_links.next` is followed only when it points at the API's own origin, so the bearer
 //!   token never goes elsewhere.
 
-pub mod budget;
 pub mod client;
 pub mod clock;
 pub mod endpoints;

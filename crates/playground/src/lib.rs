@@ -25,6 +25,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use devkube::DevKube;
+use pingone_aic_operator::budget::Budgets;
 use pingone_aic_operator::controller::OperatorConfig;
 use pingone_aic_operator::controller::clients::Clients;
 use pingone_aic_operator::controller::tenant::APPROVE_RESTART_ANNOTATION;
@@ -65,6 +66,9 @@ pub struct PlaygroundOptions {
     /// Run the operator in this process; without it, operator processes started against the
     /// served kubeconfig do the work (the process-level tests).
     pub run_operator: bool,
+    /// The in-process operator's request budgets per PingOne licence and AIC tenant; its
+    /// concurrency is sized from them as in production.
+    pub budgets: Budgets,
 }
 
 impl Default for PlaygroundOptions {
@@ -80,6 +84,7 @@ impl Default for PlaygroundOptions {
             act_as_user: true,
             run_operator: true,
             cluster: None,
+            budgets: Budgets::default(),
         }
     }
 }
@@ -155,6 +160,7 @@ pub struct Playground {
     operator_stop: tokio::sync::watch::Sender<bool>,
     operator: Option<tokio::task::JoinHandle<()>>,
     resync: Duration,
+    budgets: Budgets,
     helper: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -228,8 +234,12 @@ impl Playground {
 
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let (operator_stop, operator) = if options.run_operator {
-            let (stop, handle) =
-                spawn_operator(client.clone(), options.namespace.clone(), options.resync)?;
+            let (stop, handle) = spawn_operator(
+                client.clone(),
+                options.namespace.clone(),
+                options.resync,
+                options.budgets,
+            )?;
             (stop, Some(handle))
         } else {
             (tokio::sync::watch::channel(false).0, None)
@@ -262,6 +272,7 @@ impl Playground {
             operator_stop,
             operator,
             resync: options.resync,
+            budgets: options.budgets,
             helper,
         })
     }
@@ -284,8 +295,12 @@ impl Playground {
                 let _ = running.await;
             }
         }
-        let (operator_stop, operator) =
-            spawn_operator(self.client.clone(), self.namespace.clone(), self.resync)?;
+        let (operator_stop, operator) = spawn_operator(
+            self.client.clone(),
+            self.namespace.clone(),
+            self.resync,
+            self.budgets,
+        )?;
         self.operator_stop = operator_stop;
         self.operator = Some(operator);
         Ok(())
@@ -455,6 +470,7 @@ fn spawn_operator(
     client: kube::Client,
     namespace: String,
     resync: Duration,
+    budgets: Budgets,
 ) -> Result<
     (
         tokio::sync::watch::Sender<bool>,
@@ -463,26 +479,31 @@ fn spawn_operator(
     PlaygroundError,
 > {
     let clients = Clients::with(
-        pingone_aic_operator::pingone::PingOneConfig::default(),
+        pingone_aic_operator::pingone::PingOneConfig {
+            budget: budgets.pingone(),
+            ..Default::default()
+        },
         Backoff {
             base: Duration::from_millis(100),
             cap: Duration::from_secs(2),
             max_retries: 3,
         },
     )
-    .map_err(|e| start_error("the operator", e))?;
+    .map_err(|e| start_error("the operator", e))?
+    .with_aic_budget(budgets.aic());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let run_options = RunOptions {
         kubeconfig: None,
         operator: OperatorConfig {
             namespaces: vec![namespace],
             resync,
-            concurrency: 4,
+            concurrency: budgets.concurrency(),
             instance: Some("playground".to_owned()),
             poll: Duration::from_millis(500),
             wait: Duration::from_secs(1),
         },
         listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        budgets,
         leader_election: None,
     };
     let operator_client = client;

@@ -14,11 +14,14 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use kube::api::Api;
+use pingone_aic_operator::budget::{self, Budgets};
 use pingone_aic_operator::crd::common::parse_duration_flag;
 use pingone_aic_operator::crd::{PingOneIntegration, Promotion, TenantEnvironment};
 use pingone_aic_operator::runtime;
 use pingone_aic_operator::telemetry::{self, LogFormat};
 use pingone_aic_playground::{Playground, PlaygroundOptions, Progress};
+use pingone_aic_sim::aic::RateLimit as AicRateLimit;
+use pingone_aic_sim::pingone::RateLimit as PingOneRateLimit;
 
 /// The operator's whole job on its embedded defaults: devkube (a Kubernetes API stand-in you can
 /// reach with `kubectl`), simulated PingOne and Advanced Identity Cloud, and the examples.
@@ -53,6 +56,14 @@ struct PlaygroundArgs {
     /// Exit (0) once everything is Ready instead of serving until Ctrl-C; exit 1 on timeout.
     #[arg(long)]
     exit_when_ready: bool,
+    /// Make the PingOne simulator enforce this licence rate (requests/s, 429 above it) and
+    /// give the operator the same figure as its `--pingone-license-rate`.
+    #[arg(long, value_parser = budget::parse_rate)]
+    pingone_license_rate: Option<f64>,
+    /// Make the AIC simulator enforce this rate per tenant (requests/s, 429 above it) and give
+    /// the operator the same figure as its `--aic-tenant-rate`.
+    #[arg(long, value_parser = budget::parse_rate)]
+    aic_tenant_rate: Option<f64>,
     /// Log filter directives for the logs on stderr, e.g. `info,pingone_aic_operator=debug`.
     #[arg(long, env = "LOG_FILTER", default_value = "warn")]
     log_filter: String,
@@ -87,6 +98,13 @@ async fn play(args: PlaygroundArgs) -> ExitCode {
             format!("{}ms", args.debounce.as_millis())
         }),
         act_as_user: !args.no_act_as_user,
+        budgets: Budgets {
+            pingone_license_rate: args
+                .pingone_license_rate
+                .unwrap_or(budget::PINGONE_BASE_LICENSE_RATE),
+            aic_tenant_rate: args.aic_tenant_rate.unwrap_or(budget::AIC_TENANT_RATE),
+            ..Budgets::default()
+        },
         ..PlaygroundOptions::default()
     };
     let playground = match Playground::start(options).await {
@@ -96,6 +114,18 @@ async fn play(args: PlaygroundArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(rate) = args.pingone_license_rate {
+        playground.pingone.set_rate_limit(Some(PingOneRateLimit {
+            requests_per_second: rate,
+            burst: None,
+        }));
+    }
+    if let Some(rate) = args.aic_tenant_rate {
+        playground.aic.set_rate_limit(Some(AicRateLimit {
+            requests_per_second: rate,
+            burst: None,
+        }));
+    }
     print_header(&playground, &args);
 
     let mut signal = std::pin::pin!(runtime::termination_signal());

@@ -30,3 +30,64 @@ impl SimConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::SimControl;
+    use crate::pingone::{PingOneSim, RateLimit};
+
+    #[test]
+    fn rate_limits_and_licences_come_from_the_config_file() {
+        let config = SimConfig::parse(
+            r#"
+pingone:
+  rateLimit: { requestsPerSecond: 2.5, burst: 5 }
+  organizations:
+    - name: One
+      environments:
+        - { name: a, license: shared }
+        - { name: b }
+    - name: Two
+      environments:
+        - { name: c, license: shared }
+        - { name: d }
+aic:
+  tenants: []
+  rateLimit: { requestsPerSecond: 4 }
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.pingone.rate_limit,
+            Some(RateLimit {
+                requests_per_second: 2.5,
+                burst: Some(5)
+            })
+        );
+        let aic = config.aic.clone().unwrap().rate_limit.unwrap();
+        assert_eq!(aic.requests_per_second, 4.0);
+        assert_eq!(aic.burst, None);
+        let sim = PingOneSim::new(config.pingone, SimControl::new()).unwrap();
+        let state = sim.state();
+        let licence = |name: &str| {
+            state["environments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|env| env["name"] == name)
+                .unwrap()["licenseId"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        // Named licences are shared across organizations; otherwise one per organization.
+        assert_eq!(licence("a"), licence("c"));
+        assert_ne!(licence("a"), licence("b"));
+        assert_ne!(licence("b"), licence("d"));
+        assert!(
+            SimConfig::parse("pingone: { rateLimit: { requestsPerSecond: 1, bursts: 2 } }")
+                .is_err()
+        );
+    }
+}

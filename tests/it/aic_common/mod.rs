@@ -73,6 +73,7 @@ pub fn config(timings: Timings) -> AicSimConfig {
         ],
         promotion_groups: vec![vec!["dev".into(), "uat".into(), "prod".into()]],
         timings,
+        rate_limit: None,
     }
 }
 

@@ -41,7 +41,14 @@
 //!     serviceAccounts: [ … ]
 //! promotionGroups: [[dev, uat]]
 //! timings: { restartMs: 3000, restartPollFailures: 2, lockMs: 500, promotionMs: 1000 }
+//! rateLimit: { requestsPerSecond: 5, burst: 10 }   # per tenant; off when absent
 //! ```
+//!
+//! Rate limit: AIC publishes no numbers (the reference, § 9), so the simulator's is
+//! configuration only, off by default: each tenant is a token bucket of `requestsPerSecond`
+//! with room for `burst`, and a call over it (token requests included) is answered 429 in its
+//! family's error format with `Retry-After` in whole seconds. [`AicSimulator::set_rate_limit`]
+//! changes it in-process.
 //!
 //! `testConnection` calls the worker's `authUrl` for real (`POST {authUrl}/{environmentId}/as/token`,
 //! client credentials with Basic auth, or the credential as a client assertion in JWT mode) and
@@ -153,6 +160,20 @@ pub struct AicSimConfig {
     /// Durations and fault options.
     #[serde(default)]
     pub timings: Timings,
+    /// Rate limit of each tenant (none when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A tenant's rate limit.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimit {
+    /// Sustained requests per second.
+    pub requests_per_second: f64,
+    /// Requests that may go at once after a quiet period (default: one second's worth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
 }
 
 /// One simulated tenant environment.
@@ -411,6 +432,8 @@ impl AicSimulator {
                     clock_offset_ms: 0,
                     timings: config.timings,
                     writes_in_flight: HashMap::new(),
+                    rate_limit: config.rate_limit,
+                    rate: HashMap::new(),
                 }),
                 http,
             }),
@@ -612,6 +635,13 @@ impl AicSimulator {
     /// Replaces durations and fault options.
     pub fn set_timings(&self, timings: Timings) {
         self.shared.lock().timings = timings;
+    }
+
+    /// Turns each tenant's rate limit on (`Some`) or off, with full buckets.
+    pub fn set_rate_limit(&self, limit: Option<RateLimit>) {
+        let mut state = self.shared.lock();
+        state.rate_limit = limit;
+        state.rate.clear();
     }
 
     /// The state as JSON, for tests and `GET /_sim/state`. Secret values appear only as SHA-256.
@@ -982,6 +1012,29 @@ async fn observe(State(ctx): State<Ctx>, request: Request, next: Next) -> Respon
             taken
         })
     };
+    let limited = if control || raw.is_some() {
+        None
+    } else {
+        ctx.state().take_rate(&ctx.tenant).err()
+    };
+    if let Some(seconds) = limited {
+        let mut response = family_error(&path, StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        if write && let Some(entry) = ctx.state().writes_in_flight.get_mut(&*ctx.tenant) {
+            entry.0 -= 1;
+        }
+        ctx.state().calls.push(CallRecord {
+            tenant: ctx.tenant.to_string(),
+            method,
+            path,
+            query,
+            accept_api_version,
+            status: response.status().as_u16(),
+        });
+        return response;
+    }
     let fault = if control || raw.is_some() {
         None
     } else {

@@ -395,9 +395,39 @@ pub(crate) struct State {
     pub timings: Timings,
     /// Writes being served per tenant, and the most seen at once.
     pub writes_in_flight: HashMap<String, (u32, u32)>,
+    /// Each tenant's rate limit, when on.
+    pub rate_limit: Option<super::RateLimit>,
+    /// Per tenant, the requests left in its bucket and when that was counted (simulator ms).
+    pub rate: HashMap<String, (f64, i64)>,
 }
 
 impl State {
+    /// Takes one request from the tenant's rate-limit bucket, or says in how many whole
+    /// seconds (at least one) it holds one again. Always succeeds while no limit is set.
+    pub fn take_rate(&mut self, tenant: &str) -> Result<(), u64> {
+        let Some(limit) = self.rate_limit else {
+            return Ok(());
+        };
+        let now = self.now_ms();
+        let rate = limit.requests_per_second.max(0.001);
+        let capacity = limit.burst.map_or(rate.ceil(), f64::from).max(1.0);
+        let (tokens, at) = self
+            .rate
+            .entry(tenant.to_owned())
+            .or_insert((capacity, now));
+        // Milliseconds as f64: exact far beyond any simulator's lifetime.
+        let refill = (now - *at).max(0) as f64 / 1000.0 * rate;
+        *tokens = (*tokens + refill).min(capacity);
+        *at = (*at).max(now);
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            // Small and positive: the cast keeps it.
+            Err(((1.0 - *tokens) / rate).ceil().max(1.0) as u64)
+        }
+    }
+
     pub fn now_ms(&self) -> i64 {
         jiff::Timestamp::now().as_millisecond() + self.clock_offset_ms
     }

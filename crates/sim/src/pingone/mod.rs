@@ -23,6 +23,16 @@
 //! (a JWT-shaped credential for a product connection, a client secret otherwise) and answers
 //! `{"secret": "…"}`, for trying a rotation by hand.
 //!
+//! Rate limits (off unless `rateLimit` is configured, or set with
+//! [`PingOneSim::set_rate_limit`]): PingOne limits requests per licence, shared by every
+//! environment on it (the reference, § 6.2). Each licence is a token bucket of
+//! `requestsPerSecond` with room for `burst`; an API call over it is answered 429
+//! `REQUEST_LIMITED` / `LIMIT_EXCEEDED` with `Retry-After` in whole seconds until the bucket
+//! holds a request again. A call counts against the licence of the environment its bearer
+//! token was issued in (the admin worker's); token requests are another rate group and are not
+//! limited. An environment's licence is simulator configuration: `license` on its seed names
+//! one (environments naming the same one share it); without it, one licence per organization.
+//!
 //! Regions: [`PingOneSim::app`] answers for every environment on one origin, a stand-in for all
 //! regional hosts at once. [`PingOneSim::regional_app`] is one region's hosts
 //! (`api.pingone.<tld>` and `auth.pingone.<tld>` on one origin): an environment exists in one
@@ -100,9 +110,9 @@ pub struct PingOneSimConfig {
     /// Also require the granter to hold the role it grants ("can't assign what you don't hold").
     #[serde(default)]
     pub strict_role_holding: bool,
-    /// Answer 429 above this many API calls per second per organization (none when absent).
+    /// Answer 429 above this rate per licence (none when absent; see the module doc).
     #[serde(default)]
-    pub rate_limit_per_second: Option<u32>,
+    pub rate_limit: Option<RateLimit>,
     /// Organizations with their environments.
     #[serde(default)]
     pub organizations: Vec<OrganizationSeed>,
@@ -119,7 +129,7 @@ impl Default for PingOneSimConfig {
             grant_propagation_seconds: 0,
             young_environment_seconds: 0,
             strict_role_holding: false,
-            rate_limit_per_second: None,
+            rate_limit: None,
             organizations: Vec::new(),
             workers: Vec::new(),
         }
@@ -132,6 +142,25 @@ fn default_page_size() -> usize {
 
 fn default_token_lifetime() -> u64 {
     3600
+}
+
+/// A licence's rate limit.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimit {
+    /// Sustained requests per second.
+    pub requests_per_second: f64,
+    /// Requests that may go at once after a quiet period (default: one second's worth).
+    #[serde(default)]
+    pub burst: Option<u32>,
+}
+
+impl RateLimit {
+    fn capacity(&self) -> f64 {
+        self.burst
+            .map_or(self.requests_per_second.ceil(), f64::from)
+            .max(1.0)
+    }
 }
 
 /// An organization to seed.
@@ -163,6 +192,9 @@ pub struct EnvironmentSeed {
     /// `PRODUCTION` or `SANDBOX`.
     #[serde(default = "default_environment_type", rename = "type")]
     pub kind: String,
+    /// Name of the licence the environment is on; the organization's when absent.
+    #[serde(default)]
+    pub license: Option<String>,
 }
 
 fn default_region() -> String {
@@ -230,14 +262,13 @@ fn default_scope_type() -> String {
 struct Org {
     id: String,
     name: String,
-    #[serde(skip)]
-    rate: Option<RateWindow>,
 }
 
+/// What is left of a licence's rate at `at`.
 #[derive(Clone, Copy, Debug)]
-struct RateWindow {
-    second: i64,
-    count: u32,
+struct Bucket {
+    tokens: f64,
+    at: jiff::Timestamp,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -314,6 +345,9 @@ struct World {
     /// Issued tokens by value; not part of the state dump.
     #[serde(skip)]
     tokens: HashMap<String, Issued>,
+    /// Rate-limit buckets by licence id.
+    #[serde(skip)]
+    rate: HashMap<String, Bucket>,
 }
 
 /// The simulator: shared state plus the control it reads its clock from.
@@ -359,14 +393,15 @@ impl PingOneSim {
             applications: Vec::new(),
             role_assignments: Vec::new(),
             tokens: HashMap::new(),
+            rate: HashMap::new(),
         };
+        let mut named_licenses: HashMap<String, String> = HashMap::new();
         for org in &config.organizations {
             let org_id = org.id.clone().unwrap_or_else(new_id);
-            let license_id = new_id();
+            let org_license_id = new_id();
             world.organizations.push(Org {
                 id: org_id.clone(),
                 name: org.name.clone(),
-                rate: None,
             });
             for env in &org.environments {
                 if !matches!(env.region.as_str(), "NA" | "CA" | "EU" | "AU" | "SG" | "AP") {
@@ -375,13 +410,20 @@ impl PingOneSim {
                         env.name, env.region
                     ));
                 }
+                let license_id = match &env.license {
+                    Some(name) => named_licenses
+                        .entry(name.clone())
+                        .or_insert_with(new_id)
+                        .clone(),
+                    None => org_license_id.clone(),
+                };
                 world.environments.push(Env {
                     id: env.id.clone().unwrap_or_else(new_id),
                     name: env.name.clone(),
                     organization_id: org_id.clone(),
                     region: env.region.clone(),
                     kind: env.kind.clone(),
-                    license_id: license_id.clone(),
+                    license_id,
                     created_at: seeded_at,
                 });
             }
@@ -624,6 +666,13 @@ impl PingOneSim {
             created_at: now,
         });
         Ok(id)
+    }
+
+    /// Turns the per-licence rate limit on (`Some`) or off, with full buckets.
+    pub fn set_rate_limit(&self, limit: Option<RateLimit>) {
+        let mut world = self.world();
+        world.config.rate_limit = limit;
+        world.rate.clear();
     }
 
     /// Changes the page size of collections.
@@ -993,40 +1042,53 @@ fn caller(sim: &PingOneSim, world: &mut World, headers: &HeaderMap) -> Result<St
     }
     let caller = issued.application_id.clone();
     let caller_env = issued.environment_id.clone();
-    if let Some(limit) = world.config.rate_limit_per_second {
-        let org_id = world
-            .env(&caller_env)
-            .map(|env| env.organization_id.clone());
-        if let Some(org) = world
-            .organizations
-            .iter_mut()
-            .find(|org| Some(&org.id) == org_id.as_ref())
-        {
-            let second = now.as_second();
-            let window = match org.rate {
-                Some(window) if window.second == second => window,
-                _ => RateWindow { second, count: 0 },
-            };
-            if window.count >= limit {
-                let mut reply = p1(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "REQUEST_LIMITED",
-                    "The request could not be completed. Too many requests were sent.",
-                    vec![detail("LIMIT_EXCEEDED", "", "Rate limit exceeded.")],
-                );
-                reply.headers_mut().insert(
-                    http::header::RETRY_AFTER,
-                    http::HeaderValue::from_static("1"),
-                );
-                return Err(reply);
-            }
-            org.rate = Some(RateWindow {
-                second,
-                count: window.count + 1,
-            });
-        }
+    if let Some(limit) = world.config.rate_limit
+        && let Some(license) = world.env(&caller_env).map(|env| env.license_id.clone())
+        && let Err(wait_seconds) = take_from_license(&mut world.rate, &license, limit, now)
+    {
+        let mut reply = p1(
+            StatusCode::TOO_MANY_REQUESTS,
+            "REQUEST_LIMITED",
+            "The request could not be completed. Too many requests were sent.",
+            vec![detail(
+                "LIMIT_EXCEEDED",
+                "",
+                "The rate limit of the licence was exceeded.",
+            )],
+        );
+        reply.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from(wait_seconds),
+        );
+        return Err(reply);
     }
     Ok(caller)
+}
+
+/// Takes one request from the licence's bucket, or says in how many whole seconds (at least
+/// one) it will hold one again.
+fn take_from_license(
+    buckets: &mut HashMap<String, Bucket>,
+    license: &str,
+    limit: RateLimit,
+    now: jiff::Timestamp,
+) -> Result<(), u64> {
+    let rate = limit.requests_per_second.max(0.001);
+    let capacity = limit.capacity();
+    let bucket = buckets.entry(license.to_owned()).or_insert(Bucket {
+        tokens: capacity,
+        at: now,
+    });
+    let refill = now.duration_since(bucket.at).as_secs_f64().max(0.0) * rate;
+    bucket.tokens = (bucket.tokens + refill).min(capacity);
+    bucket.at = bucket.at.max(now);
+    if bucket.tokens >= 1.0 {
+        bucket.tokens -= 1.0;
+        Ok(())
+    } else {
+        // The float is small and positive: the cast keeps it.
+        Err(((1.0 - bucket.tokens) / rate).ceil().max(1.0) as u64)
+    }
 }
 
 /// Checks the path's environment: exists, not young. Returns its id.

@@ -1,7 +1,8 @@
 //! The reconcile loops: one `kube::runtime::Controller` per resource, sharing a [`Context`].
 //!
 //! - Secrets are watched metadata-only (no cluster-wide cache of Secret data); a changed Secret
-//!   is mapped to the resources that reference it, which read its data with a GET.
+//!   is mapped to the resources that reference it. Their data is read with a GET only when its
+//!   version changed or a token must be renewed (see [`secrets`]).
 //! - A reconcile writes status only when it changed, so a resync without drift patches nothing.
 //! - Failures are retried per object with backoff when transient and reported in a condition
 //!   when permanent (see [`error`]).
@@ -15,6 +16,7 @@ mod frame;
 pub mod integration;
 pub mod memo;
 pub mod promotion;
+pub mod secrets;
 pub mod tenant;
 pub mod verification;
 
@@ -83,6 +85,8 @@ impl Default for OperatorConfig {
 pub struct Context {
     /// The Kubernetes client.
     pub client: kube::Client,
+    /// The scope's Secrets: their versions from the metadata watch, their data on demand.
+    pub secrets: secrets::Secrets,
     /// How the operator runs.
     pub config: OperatorConfig,
     /// Metrics.
@@ -523,9 +527,23 @@ async fn run_scope(
         controller: MANAGER.to_owned(),
         instance: config.instance.clone(),
     };
+    let (secrets, secret_watch) = secrets::Secrets::watched(
+        client.clone(),
+        scoped_api::<PartialObjectMeta<Secret>>(&client, ns),
+    );
+    let secret_watch = {
+        let stop = stop.clone();
+        async move {
+            tokio::select! {
+                () = secret_watch => {}
+                () = stop_signal(stop) => {}
+            }
+        }
+    };
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client: client.clone(),
+        secrets,
         config: config.clone(),
         metrics,
         clients,
@@ -633,7 +651,8 @@ async fn run_scope(
     futures::join!(
         tenant_controller,
         promotion_controller,
-        integration_controller
+        integration_controller,
+        secret_watch
     );
 }
 

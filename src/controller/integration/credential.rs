@@ -54,7 +54,7 @@ pub(super) async fn credential(
         ));
     };
     let tenant = &target.tenant;
-    let session = ctx.clients.pingone_admin(&ctx.client, tenant).await?.ok_or_else(|| {
+    let session = ctx.clients.pingone_admin(&ctx.secrets, tenant).await?.ok_or_else(|| {
         ReconcileError::invalid(
             "AdminCredentialsMissing",
             format!("TenantEnvironment {} has no pingOne.adminCredentialsSecretRef; the operator needs it to manage worker applications", target.spec.name),

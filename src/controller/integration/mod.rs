@@ -508,7 +508,7 @@ async fn sync_environment(
     facts.requeue = credential.requeue;
     pass.entry_mut().client_id = credential.client_id.clone();
 
-    let aic = ctx.clients.aic(&ctx.client, tenant, &[]).await?;
+    let aic = ctx.clients.aic(&ctx.secrets, tenant, &[]).await?;
     let age = ctx.observation_age();
     let key = memo_key(integration, &target.spec.name);
     let inputs = esv_inputs(integration, tenant, &credential, pass.entry());
@@ -702,7 +702,7 @@ async fn cleanup(
         else {
             continue;
         };
-        let aic = ctx.clients.aic(&ctx.client, &tenant, &[]).await?;
+        let aic = ctx.clients.aic(&ctx.secrets, &tenant, &[]).await?;
         if tenant.spec.tier.is_mutable() {
             aic.delete_worker(&integration.spec.service.name).await?;
             let label = match integration.spec.credential_type {
@@ -729,7 +729,7 @@ async fn cleanup(
         if let Some(app_id) = env
             .filter(|e| e.worker_app_created == Some(true))
             .and_then(|e| e.worker_app_id.clone())
-            && let Some(session) = ctx.clients.pingone_admin(&ctx.client, &tenant).await?
+            && let Some(session) = ctx.clients.pingone_admin(&ctx.secrets, &tenant).await?
         {
             session
                 .delete_application(&tenant.spec.ping_one.environment_id, &app_id)

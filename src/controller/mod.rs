@@ -1,8 +1,9 @@
 //! The reconcile loops: one `kube::runtime::Controller` per resource, sharing a [`Context`].
 //!
 //! - Secrets are watched metadata-only (no cluster-wide cache of Secret data); a changed Secret
-//!   is mapped to the resources that reference it. Their data is read with a GET only when its
-//!   version changed or a token must be renewed (see [`secrets`]).
+//!   is mapped to the resources that reference it, and marked for reading: Secret data is read
+//!   with a GET only when the watch reported a change since the last read or a token must be
+//!   renewed (see [`secrets`]).
 //! - A reconcile writes status only when it changed, so a resync without drift patches nothing.
 //! - Failures are retried per object with backoff when transient and reported in a condition
 //!   when permanent (see [`error`]).
@@ -527,23 +528,10 @@ async fn run_scope(
         controller: MANAGER.to_owned(),
         instance: config.instance.clone(),
     };
-    let (secrets, secret_watch) = secrets::Secrets::watched(
-        client.clone(),
-        scoped_api::<PartialObjectMeta<Secret>>(&client, ns),
-    );
-    let secret_watch = {
-        let stop = stop.clone();
-        async move {
-            tokio::select! {
-                () = secret_watch => {}
-                () = stop_signal(stop) => {}
-            }
-        }
-    };
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client: client.clone(),
-        secrets,
+        secrets: secrets::Secrets::watched(client.clone()),
         config: config.clone(),
         metrics,
         clients,
@@ -557,11 +545,15 @@ async fn run_scope(
 
     let tenant_store = ctx.tenants.clone();
     let integration_store = ctx.integrations.clone();
+    let tenant_secrets = ctx.secrets.clone();
     let tenant_controller = tenants
         .watches(
             scoped_api::<PartialObjectMeta<Secret>>(&client, ns),
             watcher::Config::default(),
-            move |secret| referencing(&tenant_store, &secret, tenant::referenced_secrets),
+            move |secret| {
+                tenant_secrets.touched(&secret);
+                referencing(&tenant_store, &secret, tenant::referenced_secrets)
+            },
         )
         .watches(
             scoped_api::<PingOneIntegration>(&client, ns),
@@ -599,7 +591,11 @@ async fn run_scope(
                 tracing::debug!(error = %err, "Promotion controller event");
             }
         });
-    let by_secret = (integration_store.clone(), ctx.tenants.clone());
+    let by_secret = (
+        integration_store.clone(),
+        ctx.tenants.clone(),
+        ctx.secrets.clone(),
+    );
     let by_tenant = integration_store.clone();
     let by_promotion = integration_store;
     let integration_controller = integrations
@@ -607,7 +603,8 @@ async fn run_scope(
             scoped_api::<PartialObjectMeta<Secret>>(&client, ns),
             watcher::Config::default(),
             move |secret| {
-                let (integrations, tenants) = &by_secret;
+                let (integrations, tenants, secrets) = &by_secret;
+                secrets.touched(&secret);
                 let via_tenants: Vec<String> =
                     referencing(tenants, &secret, tenant::referenced_secrets)
                         .into_iter()
@@ -651,8 +648,7 @@ async fn run_scope(
     futures::join!(
         tenant_controller,
         promotion_controller,
-        integration_controller,
-        secret_watch
+        integration_controller
     );
 }
 

@@ -1,18 +1,23 @@
-//! Kubernetes Secrets as credential sources. Their versions (uid and resourceVersion) come from
-//! a metadata-only watch, so a reconcile knows whether a Secret changed without reading it;
-//! their data is read with a GET only when a token must be minted or requested, when the
-//! version changed, or when the watch does not know the Secret (yet). Nothing here keeps Secret
-//! data: the readers hand a value to the one call that needs it.
+//! Kubernetes Secrets as credential sources, read only when what they hold may have changed.
+//!
+//! The controllers watch Secrets metadata-only to map a changed Secret to the resources that
+//! reference it; every Secret that watch reports is marked *touched* here before the reconciles
+//! it causes run. A Secret's version (uid and resourceVersion) is known without reading it once
+//! a GET that started after its last touch has read it; until then — never read, touched since
+//! (changed, re-created, deleted, or listed again by a restarted watch) — [`Secrets::version`]
+//! says `None` and the caller reads it. So a resync without changes reads no Secret, and a
+//! change is always read by the reconcile it triggers. Caches derived from a Secret key on its
+//! version. Nothing here keeps Secret data: the readers hand a value to the one call that needs
+//! it (minting or requesting a token).
 
+use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
+use std::sync::{Arc, Mutex};
 
-use futures::StreamExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
 
 use crate::aic::{self, AicError};
 use crate::credentials::{ClientCredentials, CredentialError, SecretData};
@@ -44,54 +49,60 @@ impl SecretVersion {
     }
 }
 
-/// The Secrets of one scope: their metadata as the watch last saw it, and the client to read
-/// their data.
+/// What is known of one Secret.
+#[derive(Debug, Default)]
+struct Seen {
+    /// How many times the watch reported it.
+    touches: u64,
+    /// The last read: the touch count when it started, and the version it found (`None`: the
+    /// Secret did not exist).
+    read: Option<(u64, Option<SecretVersion>)>,
+}
+
+type SeenSecrets = Mutex<HashMap<(String, String), Seen>>;
+
+/// The Secrets of one scope: what the watch and the reads tell of their versions, and the
+/// client to read their data.
 #[derive(Clone)]
 pub struct Secrets {
     client: kube::Client,
-    versions: Option<Store<PartialObjectMeta<Secret>>>,
+    /// `None` when no watch reports changes: then every use reads.
+    seen: Option<Arc<SeenSecrets>>,
 }
 
 impl fmt::Debug for Secrets {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Secrets")
-            .field("watched", &self.versions.is_some())
+            .field("watched", &self.seen.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl Secrets {
-    /// Secrets read with a GET on every use (no watch): for tools and tests that build clients
-    /// outside the controllers.
+    /// Secrets read with a GET on every use (no watch reports their changes): for tools and
+    /// tests that build clients outside the controllers.
     pub fn unwatched(client: kube::Client) -> Self {
+        Self { client, seen: None }
+    }
+
+    /// Secrets whose changes a watch reports with [`Secrets::touched`].
+    pub fn watched(client: kube::Client) -> Self {
         Self {
             client,
-            versions: None,
+            seen: Some(Arc::default()),
         }
     }
 
-    /// Secrets whose versions a metadata-only watch of `api` keeps; the watch runs while the
-    /// returned future is polled.
-    pub fn watched(
-        client: kube::Client,
-        api: kube::Api<PartialObjectMeta<Secret>>,
-    ) -> (Self, impl Future<Output = ()> + Send + 'static) {
-        let (store, writer) = reflector::store();
-        let watch = watcher(api, watcher::Config::default())
-            .default_backoff()
-            .reflect(writer)
-            .for_each(|event| async move {
-                if let Err(err) = event {
-                    tracing::debug!(error = %err, "Secret metadata watch");
-                }
-            });
-        (
-            Self {
-                client,
-                versions: Some(store),
-            },
-            watch,
-        )
+    /// Notes that the watch reported `secret` (changed, created, deleted or listed): its
+    /// version is unknown until it is read again.
+    pub fn touched(&self, secret: &PartialObjectMeta<Secret>) {
+        let Some(seen) = &self.seen else { return };
+        let key = (secret.namespace().unwrap_or_default(), secret.name_any());
+        seen.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key)
+            .or_default()
+            .touches += 1;
     }
 
     /// The Kubernetes client.
@@ -99,22 +110,55 @@ impl Secrets {
         &self.client
     }
 
-    /// The version of a Secret as the watch last saw it; `None` when the watch does not know it
-    /// (not synced yet, or no such Secret): the caller reads it instead.
+    /// The Secret's current version when a read since the watch last reported it found one;
+    /// `None` when it must be read to be known (or does not exist).
     pub fn version(&self, namespace: &str, name: &str) -> Option<SecretVersion> {
-        let secret = self
-            .versions
-            .as_ref()?
-            .get(&ObjectRef::new(name).within(namespace))?;
-        Some(SecretVersion {
-            uid: secret.metadata.uid.clone()?,
-            resource_version: secret.metadata.resource_version.clone()?,
+        let seen = self.seen.as_ref()?.lock().unwrap_or_else(|p| p.into_inner());
+        match seen.get(&(namespace.to_owned(), name.to_owned()))? {
+            Seen {
+                touches,
+                read: Some((after, Some(version))),
+            } if after == touches => Some(version.clone()),
+            _ => None,
+        }
+    }
+
+    /// Reads a Secret's data now, and remembers the version found.
+    pub async fn read(&self, namespace: &str, name: &str) -> Result<SecretData, CredentialError> {
+        let started = self.touches(namespace, name);
+        let result = SecretData::fetch(&self.client, namespace, name).await;
+        match &result {
+            Ok(data) => self.record_read(namespace, name, started, Some(SecretVersion::of(data))),
+            Err(CredentialError::SecretNotFound { .. }) => {
+                self.record_read(namespace, name, started, None)
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    fn touches(&self, namespace: &str, name: &str) -> u64 {
+        self.seen.as_ref().map_or(0, |seen| {
+            seen.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&(namespace.to_owned(), name.to_owned()))
+                .map_or(0, |s| s.touches)
         })
     }
 
-    /// Reads a Secret's data now.
-    pub async fn read(&self, namespace: &str, name: &str) -> Result<SecretData, CredentialError> {
-        SecretData::fetch(&self.client, namespace, name).await
+    fn record_read(
+        &self,
+        namespace: &str,
+        name: &str,
+        started: u64,
+        version: Option<SecretVersion>,
+    ) {
+        let Some(seen) = &self.seen else { return };
+        seen.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((namespace.to_owned(), name.to_owned()))
+            .or_default()
+            .read = Some((started, version));
     }
 
     /// Reads `key` of a Secret (a service account's private JWK) when a token must be minted.

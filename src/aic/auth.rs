@@ -167,11 +167,14 @@ impl ServiceAccountKey {
     /// Names the key's material for token caches when no Secret version names it: a digest
     /// of its public part, which discloses nothing.
     pub fn fingerprint_id(&self) -> String {
-        let hex: String = self.fingerprint.iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = self
+            .fingerprint
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         format!("jwk:{hex}")
     }
 }
-
 
 fn jwk_fingerprint_input(n: &[u8], e: &[u8]) -> Vec<u8> {
     let mut input = Vec::with_capacity(n.len() + e.len() + 1);
@@ -292,7 +295,13 @@ impl TokenCache {
 
     /// Whether a token minted for `credential` with these (normalized) scopes is cached and
     /// not due for renewal: then a client for that credential needs no key to work.
-    pub fn is_live(&self, origin: &Url, account: &str, credential: &str, scopes: &[String]) -> bool {
+    pub fn is_live(
+        &self,
+        origin: &Url,
+        account: &str,
+        credential: &str,
+        scopes: &[String],
+    ) -> bool {
         self.lookup(&TokenKey {
             origin: origin.as_str().to_owned(),
             account: account.to_owned(),

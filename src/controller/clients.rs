@@ -85,10 +85,8 @@ impl Clients {
             .version(&namespace, &key_ref.name)
             .map(|version| version.id(&key_ref.key))
             .filter(|version| {
-                aic::tenant_origin(&tenant.spec.tenant_url).is_ok_and(|origin| {
-                    self.aic_tokens
-                        .is_live(&origin, account, version, &scopes)
-                })
+                aic::tenant_origin(&tenant.spec.tenant_url)
+                    .is_ok_and(|origin| self.aic_tokens.is_live(&origin, account, version, &scopes))
             });
         let private_key = match live {
             Some(version) => PrivateKey::Deferred {

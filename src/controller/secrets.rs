@@ -113,7 +113,11 @@ impl Secrets {
     /// The Secret's current version when a read since the watch last reported it found one;
     /// `None` when it must be read to be known (or does not exist).
     pub fn version(&self, namespace: &str, name: &str) -> Option<SecretVersion> {
-        let seen = self.seen.as_ref()?.lock().unwrap_or_else(|p| p.into_inner());
+        let seen = self
+            .seen
+            .as_ref()?
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         match seen.get(&(namespace.to_owned(), name.to_owned()))? {
             Seen {
                 touches,

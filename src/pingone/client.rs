@@ -180,7 +180,10 @@ impl PingOne {
     /// for it works without its secret until the token is due.
     pub fn has_live_token(&self, endpoints: &Endpoints, identity: &CredentialIdentity) -> bool {
         let token_url = endpoints.token_url(&identity.environment_id);
-        let slot = self.inner.tokens.slot(token_url.as_str(), &identity.client_id);
+        let slot = self
+            .inner
+            .tokens
+            .slot(token_url.as_str(), &identity.client_id);
         let now = self.inner.clock.now();
         // A slot someone holds is being renewed: not live.
         slot.try_lock().is_ok_and(|cached| {
@@ -326,8 +329,8 @@ impl PingOneSession {
             let mut request = inner.http.post(token_url.clone());
             match self.identity.auth_method {
                 model::TokenAuthMethod::ClientSecretBasic => {
-                    request = request
-                        .basic_auth(&self.identity.client_id, Some(client_secret.expose()));
+                    request =
+                        request.basic_auth(&self.identity.client_id, Some(client_secret.expose()));
                 }
                 model::TokenAuthMethod::ClientSecretPost => {
                     form.push(("client_id", &self.identity.client_id));

@@ -32,6 +32,7 @@ mod scenario_examples;
 mod scenario_lifecycle;
 mod scenario_outage;
 mod scenario_promotion;
+mod scenario_quiet_resync;
 mod scenario_rejected_credentials;
 mod scenario_rollback;
 mod scenario_rotation;

@@ -30,7 +30,7 @@ pub(super) fn esv_inputs(
         &[
             &restart,
             credential.client_id.as_deref().unwrap_or_default(),
-            credential.secret.expose(),
+            &credential.hash,
             env.secret_version.as_deref().unwrap_or_default(),
             env.values_hash.as_deref().unwrap_or_default(),
         ],
@@ -43,21 +43,27 @@ pub(super) async fn sync_esvs(
     ctx: &Context,
     aic: &AicClient,
     tenant: &TenantEnvironment,
-    credential: &Credential,
+    credential: &mut Credential,
     env: &mut EnvironmentStatus,
 ) -> Result<bool, ReconcileError> {
     let names = &integration.spec.esv;
     let environment_id = tenant.spec.ping_one.environment_id.as_str();
-    let hash = values_digest(
-        environment_id,
-        credential.client_id.as_deref(),
-        &credential.secret,
-    );
+    let hash = credential.hash.clone();
     // A new value must not be one refused already (by PingOne, or by AIC's testConnection
     // after a push), and one from a Secret must be one PingOne accepts before any ESV changes:
     // the client id and its secret, or the connection JWT, go to AIC together or not at all.
     if env.values_hash.as_deref() != Some(hash.as_str()) {
-        check_before_push(integration, ctx, tenant, credential, &hash, &env.name).await?;
+        let secret = secret_value(integration, ctx, tenant, credential).await?;
+        check_before_push(
+            integration,
+            ctx,
+            tenant,
+            credential,
+            &secret,
+            &hash,
+            &env.name,
+        )
+        .await?;
     }
     let mut variables = vec![(names.environment_id.as_str(), environment_id)];
     if let Some(client_id) = &credential.client_id {
@@ -101,10 +107,11 @@ pub(super) async fn sync_esvs(
         // created not usable in placeholders, its new versions leave nothing pending (AIC
         // "Use ESVs for signing and encryption keys"). The flag is fixed at creation: a secret
         // created usable in placeholders keeps it, and each new version waits for a restart.
+        let secret = secret_value(integration, ctx, tenant, credential).await?;
         let push = esv::push_secret(
             &view,
             secret_id,
-            &credential.secret,
+            &secret,
             ESV_DESCRIPTION,
             MAPPED_SECRET_IN_PLACEHOLDERS,
         )

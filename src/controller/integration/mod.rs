@@ -42,6 +42,7 @@ use super::clients::{Clients, namespace_of};
 use super::credential_check::{self, Candidate, SecretSource};
 use super::frame::{self, Reconciled};
 use super::memo::{Memo, digest};
+use super::secrets::SecretVersion;
 use super::verification::{self, Pushed, Verification, values_digest};
 use super::{Context, FINALIZER, ReconcileError, is_paused, patch_status};
 use crate::aic::am::{self, Worker};
@@ -436,6 +437,17 @@ pub struct Memos {
     /// Why a credential was refused (by PingOne before a push, or by AIC's testConnection
     /// after one), by the digest of the values refused.
     pub(super) rejected: Memo<String>,
+    /// What a credential Secret at one version holds, without the value: by the Secret's
+    /// version, so a version seen before is not read again.
+    sourced: Memo<SourcedValues>,
+}
+
+/// What the integration needs of a credential Secret's values when it does not read them.
+#[derive(Clone, Debug)]
+struct SourcedValues {
+    client_id: Option<String>,
+    /// [`values_digest`] of the values.
+    hash: String,
 }
 
 impl Memos {
@@ -445,6 +457,7 @@ impl Memos {
         self.services.forget_prefix(prefix);
         self.promoted.forget_prefix(prefix);
         self.rejected.forget_prefix(prefix);
+        self.sourced.forget_prefix(prefix);
     }
 }
 
@@ -481,7 +494,11 @@ fn memo_prefix(integration: &PingOneIntegration) -> String {
 #[derive(Clone)]
 struct Credential {
     client_id: Option<String>,
-    secret: SecretString,
+    /// The secret value; `None` when the pass has not read it from its Secret (see
+    /// [`credential::secret_value`]), and `hash` stands for it.
+    secret: Option<SecretString>,
+    /// [`values_digest`] of the environment id, the client id and the secret.
+    hash: String,
     /// When operator-managed rotation wants to look again.
     requeue: Option<Duration>,
     /// The Secret a person or a secret manager wrote it to; `None` when the operator manages
@@ -503,7 +520,7 @@ async fn sync_environment(
 ) -> Result<Facts, ReconcileError> {
     let tenant = &target.tenant;
     let mut facts = Facts::default();
-    let credential = credential(integration, ctx, api, target, pass).await?;
+    let mut credential = credential(integration, ctx, api, target, pass).await?;
     facts.client_ready = true;
     facts.requeue = credential.requeue;
     pass.entry_mut().client_id = credential.client_id.clone();
@@ -520,7 +537,7 @@ async fn sync_environment(
                 ctx,
                 &aic,
                 tenant,
-                &credential,
+                &mut credential,
                 pass.entry_mut(),
             )
             .await?;
@@ -625,10 +642,12 @@ async fn sync_environment(
         env.verified_version = env.secret_version.clone();
     }
     if !env.connection_verified {
+        let secret = secret_value(integration, ctx, tenant, &mut credential).await?;
+        let env = pass.entry_mut();
         let pushed = Pushed {
             environment_id: tenant.spec.ping_one.environment_id.as_str(),
             client_id: credential.client_id.as_deref(),
-            secret: &credential.secret,
+            secret: &secret,
             previous: credential.previous.as_ref(),
             from_secret: credential.source.is_some(),
         };

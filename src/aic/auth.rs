@@ -461,6 +461,101 @@ mod tests {
         assert_eq!(err.reason(), "AICInvalidPrivateKey");
     }
 
+    /// A key source that counts its reads.
+    #[derive(Debug, Default)]
+    struct CountingSource {
+        loads: std::sync::atomic::AtomicUsize,
+    }
+
+    impl KeySource for CountingSource {
+        fn load(&self) -> BoxFuture<'_, Result<SecretString, AicError>> {
+            self.loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async { Ok(SecretString::new(JWK)) })
+        }
+    }
+
+    /// A token endpoint on loopback that mints `token-<n>` living `lifetime` seconds; returns
+    /// its origin and how many tokens it minted.
+    async fn token_endpoint(
+        lifetime: Arc<std::sync::atomic::AtomicU64>,
+    ) -> (Url, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::Ordering;
+        let minted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = minted.clone();
+        let app = axum::Router::new().route(
+            TOKEN_PATH,
+            axum::routing::post(move || {
+                let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                let lifetime = lifetime.load(Ordering::SeqCst);
+                async move {
+                    axum::Json(serde_json::json!({
+                        "access_token": format!("token-{n}"),
+                        "expires_in": lifetime,
+                    }))
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (Url::parse(&format!("http://{addr}")).unwrap(), minted)
+    }
+
+    #[tokio::test]
+    async fn a_deferred_key_is_read_once_per_token_and_tokens_key_on_the_version() {
+        use std::sync::atomic::Ordering;
+        let lifetime = Arc::new(std::sync::atomic::AtomicU64::new(900));
+        let (origin, minted) = token_endpoint(lifetime.clone()).await;
+        let http = crate::http::client("test").unwrap();
+        let source = Arc::new(CountingSource::default());
+        let key = SigningKey::Deferred(source.clone());
+        let scopes = normalize_scopes(vec!["fr:idc:esv:*".into(), "fr:am:*".into()]);
+        let cache = TokenCache::default();
+        let token = |version: &'static str| {
+            let (cache, http, origin, key, scopes) = (&cache, &http, &origin, &key, &scopes);
+            async move {
+                cache
+                    .token(http, origin, "sa", version, key, scopes, Backoff::default())
+                    .await
+                    .unwrap()
+                    .expose()
+                    .to_owned()
+            }
+        };
+        let reads = || source.loads.load(Ordering::SeqCst);
+        let mints = || minted.load(Ordering::SeqCst);
+
+        assert!(!cache.is_live(&origin, "sa", "secret:u/1/jwk", &scopes));
+        assert_eq!(token("secret:u/1/jwk").await, "token-1");
+        assert_eq!((reads(), mints()), (1, 1));
+        // A live token for the same version: neither the key nor the endpoint is asked.
+        assert_eq!(token("secret:u/1/jwk").await, "token-1");
+        assert_eq!((reads(), mints()), (1, 1));
+        assert!(cache.is_live(&origin, "sa", "secret:u/1/jwk", &scopes));
+
+        // A new resourceVersion is a new credential: the key is read again.
+        assert!(!cache.is_live(&origin, "sa", "secret:u/2/jwk", &scopes));
+        assert_eq!(token("secret:u/2/jwk").await, "token-2");
+        assert_eq!((reads(), mints()), (2, 2));
+
+        // A token revoked (401) and forgotten: renewing it reads the key once.
+        cache.forget(&origin, "sa", "secret:u/2/jwk");
+        assert!(!cache.is_live(&origin, "sa", "secret:u/2/jwk", &scopes));
+        assert!(cache.is_live(&origin, "sa", "secret:u/1/jwk", &scopes));
+        assert_eq!(token("secret:u/2/jwk").await, "token-3");
+        assert_eq!((reads(), mints()), (3, 3));
+
+        // Tokens that are due at once (shorter than the renewal margin): every renewal reads
+        // the key exactly once.
+        lifetime.store(30, Ordering::SeqCst);
+        cache.clear();
+        assert_eq!(token("secret:u/2/jwk").await, "token-4");
+        assert_eq!((reads(), mints()), (4, 4));
+        assert!(!cache.is_live(&origin, "sa", "secret:u/2/jwk", &scopes));
+        assert_eq!(token("secret:u/2/jwk").await, "token-5");
+        assert_eq!((reads(), mints()), (5, 5));
+    }
+
     #[test]
     fn debug_never_prints_key_material() {
         let key = ServiceAccountKey::from_jwk("sa-1", &SecretString::new(JWK)).unwrap();

@@ -59,7 +59,41 @@ struct Seen {
     read: Option<(u64, Option<SecretVersion>)>,
 }
 
-type SeenSecrets = Mutex<HashMap<(String, String), Seen>>;
+/// What the watch and the reads tell of the Secrets' versions.
+#[derive(Debug, Default)]
+struct Versions {
+    seen: Mutex<HashMap<(String, String), Seen>>,
+}
+
+impl Versions {
+    fn with<T>(&self, namespace: &str, name: &str, f: impl FnOnce(&mut Seen) -> T) -> T {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        f(seen
+            .entry((namespace.to_owned(), name.to_owned()))
+            .or_default())
+    }
+
+    fn touch(&self, namespace: &str, name: &str) {
+        self.with(namespace, name, |seen| seen.touches += 1);
+    }
+
+    fn touches(&self, namespace: &str, name: &str) -> u64 {
+        self.with(namespace, name, |seen| seen.touches)
+    }
+
+    /// Records what a read that started at `touches` found.
+    fn record(&self, namespace: &str, name: &str, touches: u64, version: Option<SecretVersion>) {
+        self.with(namespace, name, |seen| seen.read = Some((touches, version)));
+    }
+
+    /// The version found by a read that started after the last touch.
+    fn current(&self, namespace: &str, name: &str) -> Option<SecretVersion> {
+        self.with(namespace, name, |seen| match &seen.read {
+            Some((after, Some(version))) if *after == seen.touches => Some(version.clone()),
+            _ => None,
+        })
+    }
+}
 
 /// The Secrets of one scope: what the watch and the reads tell of their versions, and the
 /// client to read their data.
@@ -67,13 +101,13 @@ type SeenSecrets = Mutex<HashMap<(String, String), Seen>>;
 pub struct Secrets {
     client: kube::Client,
     /// `None` when no watch reports changes: then every use reads.
-    seen: Option<Arc<SeenSecrets>>,
+    versions: Option<Arc<Versions>>,
 }
 
 impl fmt::Debug for Secrets {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Secrets")
-            .field("watched", &self.seen.is_some())
+            .field("watched", &self.versions.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -82,27 +116,26 @@ impl Secrets {
     /// Secrets read with a GET on every use (no watch reports their changes): for tools and
     /// tests that build clients outside the controllers.
     pub fn unwatched(client: kube::Client) -> Self {
-        Self { client, seen: None }
+        Self {
+            client,
+            versions: None,
+        }
     }
 
     /// Secrets whose changes a watch reports with [`Secrets::touched`].
     pub fn watched(client: kube::Client) -> Self {
         Self {
             client,
-            seen: Some(Arc::default()),
+            versions: Some(Arc::default()),
         }
     }
 
     /// Notes that the watch reported `secret` (changed, created, deleted or listed): its
     /// version is unknown until it is read again.
     pub fn touched(&self, secret: &PartialObjectMeta<Secret>) {
-        let Some(seen) = &self.seen else { return };
-        let key = (secret.namespace().unwrap_or_default(), secret.name_any());
-        seen.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(key)
-            .or_default()
-            .touches += 1;
+        if let Some(versions) = &self.versions {
+            versions.touch(&secret.namespace().unwrap_or_default(), &secret.name_any());
+        }
     }
 
     /// The Kubernetes client.
@@ -113,56 +146,24 @@ impl Secrets {
     /// The Secret's current version when a read since the watch last reported it found one;
     /// `None` when it must be read to be known (or does not exist).
     pub fn version(&self, namespace: &str, name: &str) -> Option<SecretVersion> {
-        let seen = self
-            .seen
-            .as_ref()?
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        match seen.get(&(namespace.to_owned(), name.to_owned()))? {
-            Seen {
-                touches,
-                read: Some((after, Some(version))),
-            } if after == touches => Some(version.clone()),
-            _ => None,
-        }
+        self.versions.as_ref()?.current(namespace, name)
     }
 
     /// Reads a Secret's data now, and remembers the version found.
     pub async fn read(&self, namespace: &str, name: &str) -> Result<SecretData, CredentialError> {
-        let started = self.touches(namespace, name);
+        let Some(versions) = &self.versions else {
+            return SecretData::fetch(&self.client, namespace, name).await;
+        };
+        let touches = versions.touches(namespace, name);
         let result = SecretData::fetch(&self.client, namespace, name).await;
         match &result {
-            Ok(data) => self.record_read(namespace, name, started, Some(SecretVersion::of(data))),
+            Ok(data) => versions.record(namespace, name, touches, Some(SecretVersion::of(data))),
             Err(CredentialError::SecretNotFound { .. }) => {
-                self.record_read(namespace, name, started, None)
+                versions.record(namespace, name, touches, None)
             }
             Err(_) => {}
         }
         result
-    }
-
-    fn touches(&self, namespace: &str, name: &str) -> u64 {
-        self.seen.as_ref().map_or(0, |seen| {
-            seen.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&(namespace.to_owned(), name.to_owned()))
-                .map_or(0, |s| s.touches)
-        })
-    }
-
-    fn record_read(
-        &self,
-        namespace: &str,
-        name: &str,
-        started: u64,
-        version: Option<SecretVersion>,
-    ) {
-        let Some(seen) = &self.seen else { return };
-        seen.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry((namespace.to_owned(), name.to_owned()))
-            .or_default()
-            .read = Some((started, version));
     }
 
     /// Reads `key` of a Secret (a service account's private JWK) when a token must be minted.
@@ -224,5 +225,53 @@ impl aic::KeySource for KeyReader {
 impl pingone::SecretReader for KeyReader {
     fn read(&self) -> BoxFuture<'_, Result<SecretString, PingOneError>> {
         Box::pin(async move { Ok(self.value().await?) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(rv: &str) -> Option<SecretVersion> {
+        Some(SecretVersion {
+            uid: "uid-1".into(),
+            resource_version: rv.into(),
+        })
+    }
+
+    #[test]
+    fn a_version_is_known_only_from_a_read_that_started_after_the_last_touch() {
+        let versions = Versions::default();
+        assert_eq!(versions.current("ns", "key"), None, "never read");
+        let started = versions.touches("ns", "key");
+        versions.record("ns", "key", started, version("1"));
+        assert_eq!(versions.current("ns", "key"), version("1"));
+        assert_eq!(versions.current("other", "key"), None);
+
+        // The watch reports a change: the version read before no longer stands.
+        versions.touch("ns", "key");
+        assert_eq!(versions.current("ns", "key"), None);
+        let started = versions.touches("ns", "key");
+        versions.record("ns", "key", started, version("2"));
+        assert_eq!(versions.current("ns", "key"), version("2"));
+
+        // A read under way when the watch reported a change may have read the data before it.
+        let started = versions.touches("ns", "key");
+        versions.touch("ns", "key");
+        versions.record("ns", "key", started, version("2"));
+        assert_eq!(versions.current("ns", "key"), None);
+
+        // A Secret found missing is read again next time.
+        let started = versions.touches("ns", "key");
+        versions.record("ns", "key", started, None);
+        assert_eq!(versions.current("ns", "key"), None);
+    }
+
+    #[test]
+    fn versions_name_the_uid_the_resource_version_and_the_key() {
+        let v = version("7").unwrap();
+        assert_eq!(v.id("jwk"), "secret:uid-1/7/jwk");
+        assert_ne!(v.id("jwk"), version("8").unwrap().id("jwk"));
+        assert_ne!(v.id("jwk"), v.id("other"));
     }
 }

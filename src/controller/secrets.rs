@@ -138,11 +138,6 @@ impl Secrets {
         }
     }
 
-    /// The Kubernetes client.
-    pub fn client(&self) -> &kube::Client {
-        &self.client
-    }
-
     /// The Secret's current version when a read since the watch last reported it found one;
     /// `None` when it must be read to be known (or does not exist).
     pub fn version(&self, namespace: &str, name: &str) -> Option<SecretVersion> {

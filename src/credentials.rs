@@ -1,7 +1,8 @@
 //! Kubernetes Secret data → typed credentials. Secrets are read with a GET when a reconcile
-//! needs them (the operator keeps no cache of Secret data); what comes out wraps every secret
-//! value in [`SecretString`], so `Debug` never prints one, and errors name Secrets and keys,
-//! never values.
+//! needs their data (the operator keeps no cache of Secret data; when is decided in
+//! [`crate::controller::secrets`]); what comes out wraps every secret value in
+//! [`SecretString`], so `Debug` never prints one, and errors name Secrets and keys, never
+//! values.
 //!
 //! Key conventions (documented on the CRD fields that reference the Secrets):
 //! - PingOne admin worker and existing workers: `clientId`, `clientSecret`, optional

@@ -1,6 +1,11 @@
 //! Service-account authentication: an RS256 JWT signed with the account's private JWK, exchanged
 //! at `/am/oauth2/access_token` with the JWT-bearer grant, and a token cache per credential so a
 //! reconcile loop does not mint a token per call.
+//!
+//! The cache is keyed by the credential's version (for a key kept in a Kubernetes Secret: the
+//! Secret's uid and resourceVersion), not by the key itself, so a client can be built without
+//! reading the key while a token for its version lives: a [`KeySource`] is read only when a
+//! token must be minted, and the key is dropped once the assertion is signed.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -9,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures::future::BoxFuture;
 use ring::rand::SystemRandom;
 use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use serde::Deserialize;
@@ -158,6 +164,17 @@ impl ServiceAccountKey {
             URL_SAFE_NO_PAD.encode(signature)
         )))
     }
+
+    /// Names the key's material for token caches when no Secret version names it: a digest
+    /// of its public part, which discloses nothing.
+    pub fn fingerprint_id(&self) -> String {
+        let hex: String = self
+            .fingerprint
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("jwk:{hex}")
+    }
 }
 
 fn jwk_fingerprint_input(n: &[u8], e: &[u8]) -> Vec<u8> {
@@ -176,11 +193,34 @@ pub fn audience(origin: &Url) -> String {
     format!("{}://{host}:{port}{TOKEN_PATH}", origin.scheme())
 }
 
+/// Where a service account's private JWK is read from when a token must be minted and the
+/// client was built without it.
+pub trait KeySource: Send + Sync + fmt::Debug {
+    /// Reads the private JWK (JSON) now.
+    fn load(&self) -> BoxFuture<'_, Result<SecretString, AicError>>;
+}
+
+/// The key a client signs assertions with: parsed already, or read when needed.
+#[derive(Clone, Debug)]
+pub(crate) enum SigningKey {
+    /// Parsed when the client was built.
+    Loaded(ServiceAccountKey),
+    /// Read from its source only to mint a token, then dropped.
+    Deferred(Arc<dyn KeySource>),
+}
+
+/// Sorts and deduplicates scopes: tokens are cached per scope set, whatever the order asked.
+pub fn normalize_scopes(mut scopes: Vec<String>) -> Vec<String> {
+    scopes.sort();
+    scopes.dedup();
+    scopes
+}
+
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct TokenKey {
     origin: String,
     account: String,
-    fingerprint: [u8; 32],
+    credential: String,
     scopes: String,
 }
 
@@ -189,7 +229,7 @@ struct CachedToken {
     renew_at: Instant,
 }
 
-/// Access tokens per (tenant, service account, key, scopes). Cheap to clone; share one between
+/// Access tokens per (tenant, service account, key version, scopes). Cheap to clone; share one between
 /// the clients of a process so re-created clients reuse tokens.
 #[derive(Clone, Default)]
 pub struct TokenCache {
@@ -210,25 +250,37 @@ struct TokenResponse {
 }
 
 impl TokenCache {
-    /// A token for these scopes, from the cache or freshly minted.
+    /// A token for these scopes, from the cache while the one minted for `credential` (the
+    /// key's version) lives, else freshly minted; a deferred key is read only then.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn token(
         &self,
         http: &reqwest::Client,
         origin: &Url,
-        key: &ServiceAccountKey,
+        account: &str,
+        credential: &str,
+        key: &SigningKey,
         scopes: &[String],
         backoff: Backoff,
         calls: &ExternalCalls,
     ) -> Result<SecretString, AicError> {
         let cache_key = TokenKey {
             origin: origin.as_str().to_owned(),
-            account: key.id.clone(),
-            fingerprint: key.fingerprint,
+            account: account.to_owned(),
+            credential: credential.to_owned(),
             scopes: scopes.join(" "),
         };
         if let Some(token) = self.lookup(&cache_key) {
             return Ok(token);
         }
+        let read;
+        let key = match key {
+            SigningKey::Loaded(key) => key,
+            SigningKey::Deferred(source) => {
+                read = ServiceAccountKey::from_jwk(account, &source.load().await?)?;
+                &read
+            }
+        };
         let (token, lifetime) =
             fetch_token(http, origin, key, &cache_key.scopes, backoff, calls).await?;
         let renew_at = Instant::now() + lifetime.saturating_sub(EXPIRY_MARGIN);
@@ -242,6 +294,24 @@ impl TokenCache {
             );
         }
         Ok(token)
+    }
+
+    /// Whether a token minted for `credential` with these (normalized) scopes is cached and
+    /// not due for renewal: then a client for that credential needs no key to work.
+    pub fn is_live(
+        &self,
+        origin: &Url,
+        account: &str,
+        credential: &str,
+        scopes: &[String],
+    ) -> bool {
+        self.lookup(&TokenKey {
+            origin: origin.as_str().to_owned(),
+            account: account.to_owned(),
+            credential: credential.to_owned(),
+            scopes: scopes.join(" "),
+        })
+        .is_some()
     }
 
     fn lookup(&self, key: &TokenKey) -> Option<SecretString> {
@@ -258,14 +328,12 @@ impl TokenCache {
         }
     }
 
-    /// Forgets the tokens of one service account at one tenant (after a 401: the token was
-    /// revoked or the tenant restarted its token store).
-    pub fn forget(&self, origin: &Url, key: &ServiceAccountKey) {
+    /// Forgets the tokens of one service account credential at one tenant (after a 401: the
+    /// token was revoked or the tenant restarted its token store).
+    pub fn forget(&self, origin: &Url, account: &str, credential: &str) {
         if let Ok(mut map) = self.inner.lock() {
             map.retain(|k, _| {
-                !(k.origin == origin.as_str()
-                    && k.account == key.id
-                    && k.fingerprint == key.fingerprint)
+                !(k.origin == origin.as_str() && k.account == account && k.credential == credential)
             });
         }
     }
@@ -397,6 +465,112 @@ mod tests {
             ServiceAccountKey::from_jwk("sa", &SecretString::new("topsecretgarbage")).unwrap_err();
         assert!(!err.to_string().contains("topsecretgarbage"));
         assert_eq!(err.reason(), "AICInvalidPrivateKey");
+    }
+
+    /// A key source that counts its reads.
+    #[derive(Debug, Default)]
+    struct CountingSource {
+        loads: std::sync::atomic::AtomicUsize,
+    }
+
+    impl KeySource for CountingSource {
+        fn load(&self) -> BoxFuture<'_, Result<SecretString, AicError>> {
+            self.loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async { Ok(SecretString::new(JWK)) })
+        }
+    }
+
+    /// A token endpoint on loopback that mints `token-<n>` living `lifetime` seconds; returns
+    /// its origin and how many tokens it minted.
+    async fn token_endpoint(
+        lifetime: Arc<std::sync::atomic::AtomicU64>,
+    ) -> (Url, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::Ordering;
+        let minted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = minted.clone();
+        let app = axum::Router::new().route(
+            TOKEN_PATH,
+            axum::routing::post(move || {
+                let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                let lifetime = lifetime.load(Ordering::SeqCst);
+                async move {
+                    axum::Json(serde_json::json!({
+                        "access_token": format!("token-{n}"),
+                        "expires_in": lifetime,
+                    }))
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (Url::parse(&format!("http://{addr}")).unwrap(), minted)
+    }
+
+    #[tokio::test]
+    async fn a_deferred_key_is_read_once_per_token_and_tokens_key_on_the_version() {
+        use std::sync::atomic::Ordering;
+        let lifetime = Arc::new(std::sync::atomic::AtomicU64::new(900));
+        let (origin, minted) = token_endpoint(lifetime.clone()).await;
+        let http = crate::http::client("test").unwrap();
+        let source = Arc::new(CountingSource::default());
+        let key = SigningKey::Deferred(source.clone());
+        let scopes = normalize_scopes(vec!["fr:idc:esv:*".into(), "fr:am:*".into()]);
+        let cache = TokenCache::default();
+        let calls = crate::metrics::ExternalCalls::default();
+        let token = |version: &'static str| {
+            let (cache, http, origin, key, scopes, calls) =
+                (&cache, &http, &origin, &key, &scopes, &calls);
+            async move {
+                cache
+                    .token(
+                        http,
+                        origin,
+                        "sa",
+                        version,
+                        key,
+                        scopes,
+                        Backoff::default(),
+                        calls,
+                    )
+                    .await
+                    .unwrap()
+                    .expose()
+                    .to_owned()
+            }
+        };
+        let reads = || source.loads.load(Ordering::SeqCst);
+        let mints = || minted.load(Ordering::SeqCst);
+
+        assert!(!cache.is_live(&origin, "sa", "secret:u/1/jwk", &scopes));
+        assert_eq!(token("secret:u/1/jwk").await, "token-1");
+        assert_eq!((reads(), mints()), (1, 1));
+        // A live token for the same version: neither the key nor the endpoint is asked.
+        assert_eq!(token("secret:u/1/jwk").await, "token-1");
+        assert_eq!((reads(), mints()), (1, 1));
+        assert!(cache.is_live(&origin, "sa", "secret:u/1/jwk", &scopes));
+
+        // A new resourceVersion is a new credential: the key is read again.
+        assert!(!cache.is_live(&origin, "sa", "secret:u/2/jwk", &scopes));
+        assert_eq!(token("secret:u/2/jwk").await, "token-2");
+        assert_eq!((reads(), mints()), (2, 2));
+
+        // A token revoked (401) and forgotten: renewing it reads the key once.
+        cache.forget(&origin, "sa", "secret:u/2/jwk");
+        assert!(!cache.is_live(&origin, "sa", "secret:u/2/jwk", &scopes));
+        assert!(cache.is_live(&origin, "sa", "secret:u/1/jwk", &scopes));
+        assert_eq!(token("secret:u/2/jwk").await, "token-3");
+        assert_eq!((reads(), mints()), (3, 3));
+
+        // Tokens that are due at once (shorter than the renewal margin): every renewal reads
+        // the key exactly once.
+        lifetime.store(30, Ordering::SeqCst);
+        cache.clear();
+        assert_eq!(token("secret:u/2/jwk").await, "token-4");
+        assert_eq!((reads(), mints()), (4, 4));
+        assert!(!cache.is_live(&origin, "sa", "secret:u/2/jwk", &scopes));
+        assert_eq!(token("secret:u/2/jwk").await, "token-5");
+        assert_eq!((reads(), mints()), (5, 5));
     }
 
     #[test]

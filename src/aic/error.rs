@@ -149,6 +149,10 @@ pub enum AicError {
     /// The client's configuration is wrong (base URL, ids).
     #[error("invalid AIC client configuration: {0}")]
     Config(String),
+
+    /// The Secret holding the private key could not be read when a token had to be minted.
+    #[error(transparent)]
+    Credential(#[from] crate::credentials::CredentialError),
 }
 
 impl AicError {
@@ -168,6 +172,7 @@ impl AicError {
             AicError::OAuth { status, .. } => {
                 status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS
             }
+            AicError::Credential(err) => err.is_transient(),
             AicError::Immutable { .. }
             | AicError::InvalidScope { .. }
             | AicError::InvalidKey(_)
@@ -204,6 +209,7 @@ impl AicError {
             AicError::Timeout(_) => "AICTimeout",
             AicError::Decode { .. } => "AICUnexpectedResponse",
             AicError::Config(_) => "AICInvalidConfiguration",
+            AicError::Credential(err) => err.reason(),
         }
     }
 

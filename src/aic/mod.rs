@@ -39,7 +39,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 pub use am::{ConnectionTest, Mapping, Worker};
-pub use auth::{ServiceAccountKey, TokenCache};
+pub use auth::{KeySource, ServiceAccountKey, TokenCache};
 pub use error::{AicError, ApiFamily};
 pub use esv::{
     EsvCount, Secret, SecretCreate, SecretVersion, Variable, VariableWrite, VersionStatus,
@@ -85,12 +85,40 @@ pub struct AicClientConfig {
     pub realm: String,
     /// Service account id.
     pub service_account_id: String,
-    /// The service account's private JWK (JSON).
-    pub private_key: SecretString,
+    /// The service account's private JWK, or where to read it.
+    pub private_key: PrivateKey,
     /// Scopes to request; ask for no more than the tasks need.
     pub scopes: Vec<String>,
     /// Retry schedule for transient failures.
     pub backoff: Backoff,
+}
+
+/// The service account's private key as a client is given it.
+#[derive(Clone, Debug)]
+pub enum PrivateKey {
+    /// The JWK (JSON) itself, parsed when the client is built. Its tokens are cached under
+    /// `version` (the Secret's uid and resourceVersion it was read at) or, without one, under
+    /// a digest of the public key.
+    Jwk {
+        /// The private JWK.
+        jwk: SecretString,
+        /// What names this version of the key.
+        version: Option<String>,
+    },
+    /// Not read yet: tokens are cached under `version`, and `source` is read only when one
+    /// must be minted.
+    Deferred {
+        /// What names the key's current version.
+        version: String,
+        /// Where to read it.
+        source: Arc<dyn KeySource>,
+    },
+}
+
+impl From<SecretString> for PrivateKey {
+    fn from(jwk: SecretString) -> Self {
+        PrivateKey::Jwk { jwk, version: None }
+    }
 }
 
 /// Every AIC operation the operator uses: the four family traits together. Implemented by
@@ -266,7 +294,10 @@ pub struct AicClient {
     http: reqwest::Client,
     origin: Url,
     realm: String,
-    key: ServiceAccountKey,
+    account: String,
+    /// Names the key's version in the token cache.
+    credential: String,
+    key: auth::SigningKey,
     scopes: Vec<String>,
     tokens: TokenCache,
     backoff: Backoff,
@@ -284,7 +315,7 @@ impl fmt::Debug for AicClient {
         f.debug_struct("AicClient")
             .field("origin", &self.origin.as_str())
             .field("realm", &self.realm)
-            .field("service_account", &self.key.id())
+            .field("service_account", &self.account)
             .field("scopes", &self.scopes)
             .finish_non_exhaustive()
     }
@@ -301,6 +332,15 @@ fn write_lock_for(origin: &Url) -> Arc<tokio::sync::Mutex<()>> {
     map.entry(origin.as_str().to_owned())
         .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
         .clone()
+}
+
+/// The origin a tenant URL stands for (any path dropped): what tokens and write locks are
+/// kept per.
+pub fn tenant_origin(tenant_url: &str) -> Result<Url, AicError> {
+    let mut origin =
+        crate::http::parse_base_url(tenant_url).map_err(|err| AicError::Config(err.to_string()))?;
+    origin.set_path("");
+    Ok(origin)
 }
 
 /// Percent-encodes one path segment (everything but RFC 3986 unreserved characters), so worker
@@ -380,18 +420,27 @@ impl AicClient {
         http: reqwest::Client,
         tokens: TokenCache,
     ) -> Result<Self, AicError> {
-        let mut origin = crate::http::parse_base_url(&config.tenant_url)
-            .map_err(|err| AicError::Config(err.to_string()))?;
-        origin.set_path("");
-        let key = ServiceAccountKey::from_jwk(&config.service_account_id, &config.private_key)?;
-        let mut scopes = config.scopes;
-        scopes.sort();
-        scopes.dedup();
+        let origin = tenant_origin(&config.tenant_url)?;
+        let (credential, key) = match config.private_key {
+            PrivateKey::Jwk { jwk, version } => {
+                let key = ServiceAccountKey::from_jwk(&config.service_account_id, &jwk)?;
+                (
+                    version.unwrap_or_else(|| key.fingerprint_id()),
+                    auth::SigningKey::Loaded(key),
+                )
+            }
+            PrivateKey::Deferred { version, source } => {
+                (version, auth::SigningKey::Deferred(source))
+            }
+        };
+        let scopes = auth::normalize_scopes(config.scopes);
         Ok(Self {
             write_lock: write_lock_for(&origin),
             http,
             origin,
             realm: config.realm,
+            account: config.service_account_id,
+            credential,
             key,
             scopes,
             tokens,
@@ -435,8 +484,8 @@ impl AicClient {
         &self.origin
     }
 
-    /// Makes sure the service account signs in: free while a token for the same key is cached,
-    /// one token request when the key changed or the token expired.
+    /// Makes sure the service account signs in: free while a token for the same key version is
+    /// cached, one token request when the key changed or the token expired.
     pub async fn sign_in(&self) -> Result<(), AicError> {
         self.token().await.map(drop)
     }
@@ -446,6 +495,8 @@ impl AicClient {
             .token(
                 &self.http,
                 &self.origin,
+                &self.account,
+                &self.credential,
                 &self.key,
                 &self.scopes,
                 self.backoff,
@@ -480,7 +531,8 @@ impl AicClient {
             };
             if err.status() == Some(StatusCode::UNAUTHORIZED) && !reauthenticated {
                 // A cached token can be revoked early; mint a new one once.
-                self.tokens.forget(&self.origin, &self.key);
+                self.tokens
+                    .forget(&self.origin, &self.account, &self.credential);
                 reauthenticated = true;
                 continue;
             }
@@ -748,7 +800,8 @@ mod tests {
                 service_account_id: "sa-1".into(),
                 private_key: SecretString::new(include_str!(
                     "../../tests/fixtures/test-service-account.jwk.json"
-                )),
+                ))
+                .into(),
                 scopes: vec!["fr:am:*".into()],
                 backoff: Backoff::default(),
             },

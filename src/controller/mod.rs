@@ -1,7 +1,9 @@
 //! The reconcile loops: one `kube::runtime::Controller` per resource, sharing a [`Context`].
 //!
 //! - Secrets are watched metadata-only (no cluster-wide cache of Secret data); a changed Secret
-//!   is mapped to the resources that reference it, which read its data with a GET.
+//!   is mapped to the resources that reference it, and marked for reading: Secret data is read
+//!   with a GET only when the watch reported a change since the last read or a token must be
+//!   renewed (see [`secrets`]).
 //! - A reconcile writes status only when it changed, so a resync without drift patches nothing.
 //! - Failures are retried per object with backoff when transient and reported in a condition
 //!   when permanent (see [`error`]).
@@ -16,6 +18,7 @@ pub mod integration;
 pub mod memo;
 mod plan;
 pub mod promotion;
+pub mod secrets;
 pub mod tenant;
 pub mod verification;
 
@@ -86,6 +89,8 @@ impl Default for OperatorConfig {
 pub struct Context {
     /// The Kubernetes client.
     pub client: kube::Client,
+    /// The scope's Secrets: their versions from the metadata watch, their data on demand.
+    pub secrets: secrets::Secrets,
     /// How the operator runs.
     pub config: OperatorConfig,
     /// Metrics.
@@ -529,6 +534,7 @@ async fn run_scope(
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client: client.clone(),
+        secrets: secrets::Secrets::watched(client.clone()),
         config: config.clone(),
         metrics,
         clients,
@@ -542,11 +548,15 @@ async fn run_scope(
 
     let tenant_store = ctx.tenants.clone();
     let integration_store = ctx.integrations.clone();
+    let tenant_secrets = ctx.secrets.clone();
     let tenant_controller = tenants
         .watches(
             scoped_api::<PartialObjectMeta<Secret>>(&client, ns),
             watcher::Config::default(),
-            move |secret| referencing(&tenant_store, &secret, tenant::referenced_secrets),
+            move |secret| {
+                tenant_secrets.touched(&secret);
+                referencing(&tenant_store, &secret, tenant::referenced_secrets)
+            },
         )
         .watches(
             scoped_api::<PingOneIntegration>(&client, ns),
@@ -584,7 +594,11 @@ async fn run_scope(
                 tracing::debug!(error = %err, "Promotion controller event");
             }
         });
-    let by_secret = (integration_store.clone(), ctx.tenants.clone());
+    let by_secret = (
+        integration_store.clone(),
+        ctx.tenants.clone(),
+        ctx.secrets.clone(),
+    );
     let by_tenant = integration_store.clone();
     let by_promotion = integration_store;
     let integration_controller = integrations
@@ -592,7 +606,8 @@ async fn run_scope(
             scoped_api::<PartialObjectMeta<Secret>>(&client, ns),
             watcher::Config::default(),
             move |secret| {
-                let (integrations, tenants) = &by_secret;
+                let (integrations, tenants, secrets) = &by_secret;
+                secrets.touched(&secret);
                 let via_tenants: Vec<String> =
                     referencing(tenants, &secret, tenant::referenced_secrets)
                         .into_iter()

@@ -315,7 +315,7 @@ fn tenant(
 async fn upper_client(ctx: &Context, promotion: &Promotion) -> Result<AicClient, ReconcileError> {
     let upper = tenant(ctx, promotion, &promotion.spec.to)?;
     ctx.clients
-        .aic(&ctx.client, &upper, &[PROMOTION_SCOPE])
+        .aic(&ctx.secrets, &upper, &[PROMOTION_SCOPE])
         .await
 }
 

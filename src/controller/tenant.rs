@@ -204,7 +204,7 @@ async fn check_aic(
     plan: &mut Plan,
 ) -> Result<bool, ReconcileError> {
     let generation = tenant.meta().generation;
-    let aic = match ctx.clients.aic(&ctx.client, tenant, &[]).await {
+    let aic = match ctx.clients.aic(&ctx.secrets, tenant, &[]).await {
         Ok(aic) => aic,
         Err(err) if !err.is_transient() => {
             record_failure(tenant, ctx, status, AIC_AUTHENTICATED, &err, now).await;
@@ -492,7 +492,7 @@ async fn check_pingone(
     status: &mut TenantEnvironmentStatus,
     now: &Time,
 ) -> Result<bool, ReconcileError> {
-    let session = match ctx.clients.pingone_admin(&ctx.client, tenant).await {
+    let session = match ctx.clients.pingone_admin(&ctx.secrets, tenant).await {
         Ok(Some(session)) => session,
         Ok(None) => {
             status

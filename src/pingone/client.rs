@@ -18,7 +18,10 @@ use super::model::{
     self, Application, ApplicationSecret, AssignmentOutcome, Environment, Page, Role,
     RoleAssignment, Scope, WorkerApplication,
 };
-use super::token::{CachedToken, Credentials, TokenCache, TokenErrorBody, TokenResponse};
+use super::token::{
+    CachedToken, CredentialIdentity, Credentials, SecretReader, TokenCache, TokenErrorBody,
+    TokenResponse,
+};
 use super::{PingOneApi, clock};
 use crate::budget::{BudgetConfig, RequestBudget};
 use crate::http::Backoff;
@@ -177,9 +180,51 @@ impl PingOne {
             client: self.clone(),
             budget_key: license_key(&endpoints, None),
             endpoints,
-            credentials,
+            identity: credentials.identity(),
+            secret: SessionSecret::Known(credentials.client_secret),
         }
     }
+
+    /// Binds the client to a credential known by its identity only: its secret is read from
+    /// `reader` when, and only when, a token must be requested.
+    pub fn deferred_session(
+        &self,
+        endpoints: Endpoints,
+        identity: CredentialIdentity,
+        reader: Arc<dyn SecretReader>,
+    ) -> PingOneSession {
+        PingOneSession {
+            client: self.clone(),
+            budget_key: license_key(&endpoints, None),
+            endpoints,
+            identity,
+            secret: SessionSecret::Deferred(reader),
+        }
+    }
+
+    /// Whether a token issued for `identity` at `endpoints` is cached and fresh, so a session
+    /// for it works without its secret until the token is due.
+    pub fn has_live_token(&self, endpoints: &Endpoints, identity: &CredentialIdentity) -> bool {
+        let token_url = endpoints.token_url(&identity.environment_id);
+        let slot = self
+            .inner
+            .tokens
+            .slot(token_url.as_str(), &identity.client_id);
+        let now = self.inner.clock.now();
+        // A slot someone holds is being renewed: not live.
+        slot.try_lock().is_ok_and(|cached| {
+            cached
+                .as_ref()
+                .is_some_and(|t| t.fingerprint == identity.fingerprint && now < t.refresh_at)
+        })
+    }
+}
+
+/// The client secret of a session: given, or read when a token must be requested.
+#[derive(Clone, Debug)]
+enum SessionSecret {
+    Known(SecretString),
+    Deferred(Arc<dyn SecretReader>),
 }
 
 /// The key of the budget a call spends: the named licence, or else the regional API host
@@ -220,7 +265,8 @@ pub struct PingOneSession {
     /// Which budget the session's calls spend ([`license_key`]).
     budget_key: String,
     endpoints: Endpoints,
-    credentials: Credentials,
+    identity: CredentialIdentity,
+    secret: SessionSecret,
 }
 
 impl PingOneSession {
@@ -234,8 +280,12 @@ impl PingOneSession {
     /// A digest of the session's endpoints and credential (the secret included): equal digests
     /// mean the same admin worker at the same PingOne environment. Discloses nothing.
     pub fn credential_digest(&self) -> String {
-        let fingerprint = self.credentials.fingerprint();
-        let hex: String = fingerprint.iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = self
+            .identity
+            .fingerprint
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         format!("{}|{}|{hex}", self.endpoints.api, self.endpoints.auth)
     }
 }
@@ -245,7 +295,10 @@ impl std::fmt::Debug for PingOneSession {
         f.debug_struct("PingOneSession")
             .field("endpoints", &self.endpoints)
             .field("budget", &self.budget_key)
-            .field("credentials", &self.credentials)
+            .field("environment_id", &self.identity.environment_id)
+            .field("client_id", &self.identity.client_id)
+            .field("auth_method", &self.identity.auth_method)
+            .field("secret", &crate::secret::REDACTED)
             .finish()
     }
 }
@@ -293,13 +346,13 @@ impl PingOneSession {
 
     /// A fresh token for the session's credential, from the cache while it is fresh.
     async fn token(&self, force_new: bool) -> Result<SecretString, PingOneError> {
-        let token_url = self.endpoints.token_url(&self.credentials.environment_id);
+        let token_url = self.endpoints.token_url(&self.identity.environment_id);
         let slot = self
             .inner()
             .tokens
-            .slot(token_url.as_str(), &self.credentials.client_id);
+            .slot(token_url.as_str(), &self.identity.client_id);
         let mut cached = slot.lock().await;
-        let fingerprint = self.credentials.fingerprint();
+        let fingerprint = self.identity.fingerprint;
         let now = self.inner().clock.now();
         if !force_new
             && let Some(token) = cached.as_ref()
@@ -321,7 +374,11 @@ impl PingOneSession {
     }
 
     async fn fetch_token(&self, token_url: &Url) -> Result<(SecretString, Duration), PingOneError> {
-        if self.credentials.client_id.is_empty() || self.credentials.client_secret.is_empty() {
+        let client_secret = match &self.secret {
+            SessionSecret::Known(secret) => secret.clone(),
+            SessionSecret::Deferred(reader) => reader.read().await?,
+        };
+        if self.identity.client_id.is_empty() || client_secret.is_empty() {
             return Err(PingOneError::InvalidCredentials(
                 "client id and client secret must not be empty",
             ));
@@ -332,16 +389,14 @@ impl PingOneSession {
             inner.spend_budget(&self.budget_key).await;
             let mut form = vec![("grant_type", "client_credentials")];
             let mut request = inner.http.post(token_url.clone());
-            match self.credentials.auth_method {
+            match self.identity.auth_method {
                 model::TokenAuthMethod::ClientSecretBasic => {
-                    request = request.basic_auth(
-                        &self.credentials.client_id,
-                        Some(self.credentials.client_secret.expose()),
-                    );
+                    request =
+                        request.basic_auth(&self.identity.client_id, Some(client_secret.expose()));
                 }
                 model::TokenAuthMethod::ClientSecretPost => {
-                    form.push(("client_id", &self.credentials.client_id));
-                    form.push(("client_secret", self.credentials.client_secret.expose()));
+                    form.push(("client_id", &self.identity.client_id));
+                    form.push(("client_secret", client_secret.expose()));
                 }
             }
             let result = request.form(&form).send().await;
@@ -359,7 +414,7 @@ impl PingOneSession {
                                 operation: "get token",
                                 source,
                             })?;
-                    tracing::debug!(status, client_id = %self.credentials.client_id, "PingOne token request");
+                    tracing::debug!(status, client_id = %self.identity.client_id, "PingOne token request");
                     if (200..300).contains(&status) {
                         inner.record_call("get_token", None);
                         let parsed: TokenResponse =
@@ -795,7 +850,7 @@ impl PingOneApi for PingOneSession {
         }
         let url = self.endpoints.api_url(&["roles"]);
         let roles: Vec<Role> = self
-            .list_all("list roles", url, "roles", &self.credentials.environment_id)
+            .list_all("list roles", url, "roles", &self.identity.environment_id)
             .await?;
         let mut cache = self.inner().roles.lock().unwrap_or_else(|e| e.into_inner());
         for role in &roles {

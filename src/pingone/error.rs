@@ -133,6 +133,9 @@ pub enum PingOneError {
     /// Credentials that cannot be used as given.
     #[error("invalid PingOne credentials: {0}")]
     InvalidCredentials(&'static str),
+    /// The Secret holding the credential could not be read when a token had to be requested.
+    #[error(transparent)]
+    Credential(#[from] crate::credentials::CredentialError),
 }
 
 impl PingOneError {
@@ -145,6 +148,7 @@ impl PingOneError {
             }
             PingOneError::Token { status, .. } => matches!(status, 408 | 429 | 500..=599),
             PingOneError::Transport { .. } => true,
+            PingOneError::Credential(err) => err.is_transient(),
             PingOneError::Decode { .. }
             | PingOneError::BaseUrl(_)
             | PingOneError::RoleNotFound { .. }
@@ -182,6 +186,7 @@ impl PingOneError {
             PingOneError::BaseUrl(_) => "PingOneInvalidUrl",
             PingOneError::RoleNotFound { .. } => "PingOneRoleNotFound",
             PingOneError::InvalidCredentials(_) => "PingOneInvalidCredentials",
+            PingOneError::Credential(err) => err.reason(),
         }
     }
 

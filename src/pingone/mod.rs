@@ -35,7 +35,7 @@ pub use model::{
     Application, ApplicationSecret, AssignmentOutcome, Environment, Role, RoleAssignment, Scope,
     ScopeType, TokenAuthMethod, WorkerApplication,
 };
-pub use token::Credentials;
+pub use token::{CredentialIdentity, Credentials, SecretReader};
 
 /// The built-in role a worker needs for the AIC PingOne Worker Service.
 pub const IDENTITY_DATA_ADMIN: &str = "Identity Data Admin";

@@ -1,13 +1,19 @@
 //! Client credentials and the access-token cache. One entry per (token endpoint, client id);
 //! each entry remembers a fingerprint of the credential it was issued for, so a rotated secret
 //! or a changed auth method drops the old token instead of reusing it.
+//!
+//! A session can be built from a credential's [`CredentialIdentity`] alone (what is not secret,
+//! and the fingerprint remembered from the last read): while a token for that fingerprint
+//! lives, the secret is not needed, and a [`SecretReader`] reads it only to request a new one.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use serde::Deserialize;
 
+use super::error::PingOneError;
 use super::model::TokenAuthMethod;
 use crate::secret::SecretString;
 
@@ -27,7 +33,7 @@ pub struct Credentials {
 impl Credentials {
     /// A digest of everything that makes the credential, for cache invalidation. Holding it
     /// discloses nothing about the secret.
-    pub(crate) fn fingerprint(&self) -> [u8; 32] {
+    pub fn fingerprint(&self) -> [u8; 32] {
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
         for part in [
             self.environment_id.as_str(),
@@ -42,6 +48,36 @@ impl Credentials {
         out.copy_from_slice(ctx.finish().as_ref());
         out
     }
+
+    /// What names this credential without its secret.
+    pub fn identity(&self) -> CredentialIdentity {
+        CredentialIdentity {
+            environment_id: self.environment_id.clone(),
+            client_id: self.client_id.clone(),
+            auth_method: self.auth_method,
+            fingerprint: self.fingerprint(),
+        }
+    }
+}
+
+/// A credential without its secret: the parts that are not secret and the fingerprint of the
+/// whole (which discloses nothing about the secret).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialIdentity {
+    /// The environment the worker application lives in.
+    pub environment_id: String,
+    /// The application id.
+    pub client_id: String,
+    /// How the secret is presented at the token endpoint.
+    pub auth_method: TokenAuthMethod,
+    /// [`Credentials::fingerprint`] of the credential as last read.
+    pub fingerprint: [u8; 32],
+}
+
+/// Reads a credential's client secret when a session built without it must request a token.
+pub trait SecretReader: Send + Sync + std::fmt::Debug {
+    /// Reads the client secret now.
+    fn read(&self) -> BoxFuture<'_, Result<SecretString, PingOneError>>;
 }
 
 /// The token endpoint's success answer.

@@ -346,7 +346,7 @@ async fn environment_exchanges_match_the_spec() {
                 tenant_url: urls[tenant].clone(),
                 realm: "alpha".into(),
                 service_account_id: SA.into(),
-                private_key: SecretString::new(JWK),
+                private_key: SecretString::new(JWK).into(),
                 scopes: ALL_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
                 backoff: fast_backoff(0),
             },

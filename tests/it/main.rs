@@ -34,6 +34,7 @@ mod scenario_lifecycle;
 mod scenario_observe;
 mod scenario_outage;
 mod scenario_promotion;
+mod scenario_quiet_resync;
 mod scenario_rate_budgets;
 mod scenario_regions;
 mod scenario_rejected_credentials;

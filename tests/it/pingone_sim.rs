@@ -89,6 +89,67 @@ async fn tokens_are_bound_to_the_app_environment_and_secret() {
     assert_eq!(token_error(err).1, "invalid_client");
 }
 
+/// A secret reader that counts its reads.
+#[derive(Debug)]
+struct CountingReader {
+    secret: SecretString,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl pingone_aic_operator::pingone::SecretReader for CountingReader {
+    fn read(
+        &self,
+    ) -> futures::future::BoxFuture<
+        '_,
+        Result<SecretString, pingone_aic_operator::pingone::PingOneError>,
+    > {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let secret = self.secret.clone();
+        Box::pin(async move { Ok(secret) })
+    }
+}
+
+#[tokio::test]
+async fn a_deferred_session_reads_its_secret_only_to_request_a_token() {
+    let fx = Fixture::new().await;
+    let credentials = fx.credentials("operator");
+    let identity = credentials.identity();
+    let reader = std::sync::Arc::new(CountingReader {
+        secret: credentials.client_secret.clone(),
+        reads: Default::default(),
+    });
+    let reads = || reader.reads.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(!fx.client.has_live_token(&fx.endpoints(), &identity));
+
+    // No token yet: the first call reads the secret once and requests one.
+    let deferred = fx
+        .client
+        .deferred_session(fx.endpoints(), identity.clone(), reader.clone());
+    deferred.environment(&fx.dev).await.unwrap();
+    deferred.environment(&fx.dev).await.unwrap();
+    assert_eq!((reads(), fx.control().count("POST", "/*/as/token")), (1, 1));
+    assert!(fx.client.has_live_token(&fx.endpoints(), &identity));
+
+    // A session built while the token lives uses it without reading anything.
+    fx.client
+        .deferred_session(fx.endpoints(), identity.clone(), reader.clone())
+        .verify_credentials()
+        .await
+        .unwrap();
+    assert_eq!((reads(), fx.control().count("POST", "/*/as/token")), (1, 1));
+
+    // Another version of the credential (another fingerprint) has no live token.
+    let mut changed = identity.clone();
+    changed.fingerprint[0] ^= 1;
+    assert!(!fx.client.has_live_token(&fx.endpoints(), &changed));
+
+    // Past the token's refresh point, renewing it reads the secret once.
+    fx.control().advance(Duration::from_secs(3300));
+    assert!(!fx.client.has_live_token(&fx.endpoints(), &identity));
+    deferred.environment(&fx.dev).await.unwrap();
+    assert_eq!((reads(), fx.control().count("POST", "/*/as/token")), (2, 2));
+}
+
 #[tokio::test]
 async fn tokens_are_cached_dropped_on_credential_change_and_renewed_after_expiry() {
     let fx = Fixture::new().await;

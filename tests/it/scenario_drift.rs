@@ -46,7 +46,13 @@ async fn aic(playground: &Playground) -> AicClient {
     let tenant = tenants.get("acme-dev").await.expect("acme-dev");
     Clients::new()
         .expect("clients")
-        .aic(&playground.client, &tenant, &[])
+        .aic(
+            &pingone_aic_operator::controller::secrets::Secrets::unwatched(
+                playground.client.clone(),
+            ),
+            &tenant,
+            &[],
+        )
         .await
         .expect("an AIC client")
 }

@@ -12,39 +12,8 @@ pub(super) async fn credential(
     target: &Target<'_>,
     pass: &mut EnvironmentPass<'_>,
 ) -> Result<Credential, ReconcileError> {
-    let namespace = namespace_of(integration);
     if let Some(secret_ref) = &target.spec.credentials_secret_ref {
-        let data = SecretData::fetch(&ctx.client, &namespace, &secret_ref.name).await?;
-        return Ok(match integration.spec.credential_type {
-            CredentialType::ProductConnection => {
-                let jwt = ConnectionCredential::from_secret(&data)?;
-                Credential {
-                    client_id: None,
-                    secret: jwt.0,
-                    requeue: None,
-                    source: Some(SecretSource {
-                        secret: secret_ref.name.clone(),
-                        key: "credential",
-                    }),
-                    previous: None,
-                    planned: false,
-                }
-            }
-            CredentialType::WorkerApplication => {
-                let credentials = ClientCredentials::from_secret(&data)?;
-                Credential {
-                    client_id: Some(credentials.client_id),
-                    secret: credentials.client_secret,
-                    requeue: None,
-                    source: Some(SecretSource {
-                        secret: secret_ref.name.clone(),
-                        key: "clientSecret",
-                    }),
-                    previous: None,
-                    planned: false,
-                }
-            }
-        });
+        return from_secret(integration, ctx, target, pass, &secret_ref.name).await;
     }
     let Some(app_spec) = &integration.spec.worker_application else {
         return Err(ReconcileError::invalid(
@@ -56,7 +25,7 @@ pub(super) async fn credential(
         ));
     };
     let tenant = &target.tenant;
-    let session = ctx.clients.pingone_admin(&ctx.client, tenant).await?.ok_or_else(|| {
+    let session = ctx.clients.pingone_admin(&ctx.secrets, tenant).await?.ok_or_else(|| {
         ReconcileError::invalid(
             "AdminCredentialsMissing",
             format!("TenantEnvironment {} has no pingOne.adminCredentialsSecretRef; the operator needs it to manage worker applications", target.spec.name),
@@ -103,6 +72,128 @@ pub(super) async fn credential(
         },
     );
     Ok(credential)
+}
+
+/// A credential the user keeps in a Secret. While the Secret is at a version whose values the
+/// status records as pushed and verified, the value is not read: what the pass needs of it (the
+/// client id, the digest of the values) is remembered per Secret version, and the value is read
+/// only if something must be written or verified ([`secret_value`]).
+async fn from_secret(
+    integration: &PingOneIntegration,
+    ctx: &Context,
+    target: &Target<'_>,
+    pass: &EnvironmentPass<'_>,
+    secret: &str,
+) -> Result<Credential, ReconcileError> {
+    let namespace = namespace_of(integration);
+    let key = memo_key(integration, &target.spec.name);
+    let environment_id = target.tenant.spec.ping_one.environment_id.as_str();
+    let inputs = |version: &SecretVersion| {
+        digest(&[
+            secret,
+            &version.id(""),
+            &format!("{:?}", integration.spec.credential_type),
+            environment_id,
+        ])
+    };
+    let env = pass.entry();
+    if env.connection_verified
+        && let Some(version) = ctx.secrets.version(&namespace, secret)
+        && let Some(seen) = ctx
+            .memos
+            .sourced
+            .fresh(&key, &inputs(&version), Duration::MAX)
+        && env.values_hash.as_deref() == Some(seen.hash.as_str())
+    {
+        return Ok(Credential {
+            client_id: seen.client_id,
+            secret: None,
+            hash: seen.hash,
+            requeue: None,
+            source: Some(secret_source(integration, secret)),
+            previous: None,
+            planned: false,
+        });
+    }
+    let data = ctx.secrets.read(&namespace, secret).await?;
+    let credential = read_credential(integration, &data, environment_id)?;
+    ctx.memos.sourced.record(
+        &key,
+        inputs(&SecretVersion::of(&data)),
+        SourcedValues {
+            client_id: credential.client_id.clone(),
+            hash: credential.hash.clone(),
+        },
+    );
+    Ok(credential)
+}
+
+/// The Secret and key a credential of the integration's type is read from.
+fn secret_source(integration: &PingOneIntegration, secret: &str) -> SecretSource {
+    SecretSource {
+        secret: secret.to_owned(),
+        key: match integration.spec.credential_type {
+            CredentialType::ProductConnection => "credential",
+            CredentialType::WorkerApplication => "clientSecret",
+        },
+    }
+}
+
+/// The credential of the integration's type in a Secret's data.
+fn read_credential(
+    integration: &PingOneIntegration,
+    data: &SecretData,
+    environment_id: &str,
+) -> Result<Credential, ReconcileError> {
+    let (client_id, secret) = match integration.spec.credential_type {
+        CredentialType::ProductConnection => (None, ConnectionCredential::from_secret(data)?.0),
+        CredentialType::WorkerApplication => {
+            let credentials = ClientCredentials::from_secret(data)?;
+            (Some(credentials.client_id), credentials.client_secret)
+        }
+    };
+    Ok(Credential {
+        hash: values_digest(environment_id, client_id.as_deref(), &secret),
+        client_id,
+        secret: Some(secret),
+        requeue: None,
+        source: Some(secret_source(integration, data.name())),
+        previous: None,
+        planned: false,
+    })
+}
+
+/// The credential's secret value, read from its Secret again when the pass has not read it.
+/// A Secret that holds other values by now ends the pass: the next one takes the new values
+/// from the start, with the checks a new value gets.
+pub(super) async fn secret_value(
+    integration: &PingOneIntegration,
+    ctx: &Context,
+    tenant: &TenantEnvironment,
+    credential: &mut Credential,
+) -> Result<SecretString, ReconcileError> {
+    if credential.secret.is_none()
+        && let Some(source) = &credential.source
+    {
+        let data = ctx
+            .secrets
+            .read(&namespace_of(integration), &source.secret)
+            .await?;
+        let fresh = read_credential(integration, &data, &tenant.spec.ping_one.environment_id)?;
+        if fresh.hash != credential.hash {
+            return Err(ReconcileError::ObjectChanged {
+                action: "reading the credential Secret again",
+                code: 409,
+            });
+        }
+        credential.secret = fresh.secret;
+    }
+    credential.secret.clone().ok_or_else(|| {
+        ReconcileError::invalid(
+            "CredentialsMissing",
+            "the credential's value is not known and it comes from no Secret",
+        )
+    })
 }
 
 /// What decides an environment's worker credential, as a digest.
@@ -337,8 +428,9 @@ pub(super) async fn observe_worker_credential(
         }
     }
     Ok(Credential {
+        hash: values_digest(&environment_id, Some(&app.id), &secret.secret),
         client_id: Some(app.id),
-        secret: secret.secret,
+        secret: Some(secret.secret),
         requeue,
         source: None,
         previous: secret.previous.and_then(|p| p.secret),
@@ -363,7 +455,9 @@ fn planned_credential(
     }
     Credential {
         client_id: None,
-        secret: SecretString::new(String::new()),
+        secret: None,
+        // Nothing to compare: no value exists yet.
+        hash: String::new(),
         requeue: None,
         source: None,
         previous: None,
@@ -428,6 +522,7 @@ pub(super) async fn check_before_push(
     ctx: &Context,
     tenant: &TenantEnvironment,
     credential: &Credential,
+    secret: &SecretString,
     hash: &str,
     environment: &str,
 ) -> Result<(), ReconcileError> {
@@ -439,11 +534,8 @@ pub(super) async fn check_before_push(
         return Ok(());
     };
     let candidate = match &credential.client_id {
-        Some(client_id) => Candidate::ClientSecret {
-            client_id,
-            secret: &credential.secret,
-        },
-        None => Candidate::Connection(&credential.secret),
+        Some(client_id) => Candidate::ClientSecret { client_id, secret },
+        None => Candidate::Connection(secret),
     };
     let checked = credential_check::check(
         &ctx.clients,

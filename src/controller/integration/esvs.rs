@@ -33,7 +33,7 @@ pub(super) fn esv_inputs(
         &[
             &restart,
             credential.client_id.as_deref().unwrap_or_default(),
-            credential.secret.expose(),
+            &credential.hash,
             env.secret_version.as_deref().unwrap_or_default(),
             env.values_hash.as_deref().unwrap_or_default(),
             &urls_digest(url_variables).unwrap_or_default(),
@@ -58,23 +58,29 @@ pub(super) async fn sync_esvs(
     ctx: &Context,
     aic: &AicClient,
     tenant: &TenantEnvironment,
-    credential: &Credential,
+    credential: &mut Credential,
     url_variables: &[(String, String)],
     env: &mut EnvironmentStatus,
     plan: &mut Plan,
 ) -> Result<Esvs, ReconcileError> {
     let names = &integration.spec.esv;
     let environment_id = tenant.spec.ping_one.environment_id.as_str();
-    let hash = values_digest(
-        environment_id,
-        credential.client_id.as_deref(),
-        &credential.secret,
-    );
+    let hash = credential.hash.clone();
     // A new value must not be one refused already (by PingOne, or by AIC's testConnection
     // after a push), and one from a Secret must be one PingOne accepts before any ESV changes:
     // the client id and its secret, or the connection JWT, go to AIC together or not at all.
     if !credential.planned && env.values_hash.as_deref() != Some(hash.as_str()) {
-        check_before_push(integration, ctx, tenant, credential, &hash, &env.name).await?;
+        let secret = secret_value(integration, ctx, tenant, credential).await?;
+        check_before_push(
+            integration,
+            ctx,
+            tenant,
+            credential,
+            &secret,
+            &hash,
+            &env.name,
+        )
+        .await?;
     }
     // `None`: the value does not exist yet (an application an Observe pass plans to create).
     let mut variables = vec![(names.environment_id.as_str(), Some(environment_id))];
@@ -154,12 +160,13 @@ pub(super) async fn sync_esvs(
         }
         Some(_) => {
             if plan.act(Step::PushSecretVersion { id: secret_id }) {
+                let secret = secret_value(integration, ctx, tenant, credential).await?;
                 loaded &= push_credential(
                     integration,
                     ctx,
                     &view,
                     existing.as_ref(),
-                    credential,
+                    &secret,
                     env,
                     hash,
                 )
@@ -168,8 +175,9 @@ pub(super) async fn sync_esvs(
         }
         None => {
             if plan.act(Step::CreateSecret { id: secret_id }) {
+                let secret = secret_value(integration, ctx, tenant, credential).await?;
                 loaded &=
-                    push_credential(integration, ctx, &view, None, credential, env, hash).await?;
+                    push_credential(integration, ctx, &view, None, &secret, env, hash).await?;
             }
         }
     }
@@ -194,7 +202,7 @@ async fn push_credential(
     ctx: &Context,
     view: &crate::aic::snapshot::SnapshotView<'_>,
     existing: Option<&esv::Secret>,
-    credential: &Credential,
+    secret: &SecretString,
     env: &mut EnvironmentStatus,
     hash: String,
 ) -> Result<bool, ReconcileError> {
@@ -207,7 +215,7 @@ async fn push_credential(
     let push = esv::push_secret(
         view,
         secret_id,
-        &credential.secret,
+        secret,
         ESV_DESCRIPTION,
         MAPPED_SECRET_IN_PLACEHOLDERS,
     )
@@ -256,17 +264,13 @@ pub(super) async fn adopt_or_push_secret(
     ctx: &Context,
     aic: &AicClient,
     tenant: &TenantEnvironment,
-    credential: &Credential,
+    credential: &mut Credential,
     pass: &mut EnvironmentPass<'_>,
     active: &str,
     now: &Time,
 ) -> Result<(), ReconcileError> {
     let secret_id = secret_esv(integration);
-    let hash = values_digest(
-        tenant.spec.ping_one.environment_id.as_str(),
-        credential.client_id.as_deref(),
-        &credential.secret,
-    );
+    let hash = credential.hash.clone();
     let (env, plan) = pass.entry_and_plan();
     let rest_in_place = plan.steps().is_empty() && env.service_configured && env.label_mapped;
     let holds = rest_in_place
@@ -301,12 +305,13 @@ pub(super) async fn adopt_or_push_secret(
     if plan.act(Step::PushSecretVersion { id: secret_id }) {
         let view = aic.snapshot_view(ctx.observation_age());
         let existing = view.get_secret(secret_id).await?;
+        let secret = secret_value(integration, ctx, tenant, credential).await?;
         push_credential(
             integration,
             ctx,
             &view,
             existing.as_ref(),
-            credential,
+            &secret,
             env,
             hash,
         )

@@ -55,6 +55,7 @@ use super::credential_check::{self, Candidate, SecretSource};
 use super::frame::{self, Reconciled};
 use super::memo::{Memo, digest};
 use super::plan::{self, Plan, Step};
+use super::secrets::SecretVersion;
 use super::verification::{self, Pushed, Verification, values_digest};
 use super::{Context, FINALIZER, ReconcileError, is_paused, patch_status};
 use crate::aic::am::{self, Worker};
@@ -632,6 +633,17 @@ pub struct Memos {
     /// An Observe pass's plan is in the status, observed with these inputs: the passes that
     /// events cause before the next resync (its own status write first) read nothing again.
     observed: Memo<()>,
+    /// What a credential Secret at one version holds, without the value: by the Secret's
+    /// version, so a version seen before is not read again.
+    sourced: Memo<SourcedValues>,
+}
+
+/// What the integration needs of a credential Secret's values when it does not read them.
+#[derive(Clone, Debug)]
+struct SourcedValues {
+    client_id: Option<String>,
+    /// [`values_digest`] of the values.
+    hash: String,
 }
 
 impl Memos {
@@ -642,6 +654,7 @@ impl Memos {
         self.promoted.forget_prefix(prefix);
         self.rejected.forget_prefix(prefix);
         self.observed.forget_prefix(prefix);
+        self.sourced.forget_prefix(prefix);
     }
 }
 
@@ -678,7 +691,11 @@ fn memo_prefix(integration: &PingOneIntegration) -> String {
 #[derive(Clone)]
 struct Credential {
     client_id: Option<String>,
-    secret: SecretString,
+    /// The secret value; `None` when the pass has not read it from its Secret (see
+    /// [`credential::secret_value`]), and `hash` stands for it.
+    secret: Option<SecretString>,
+    /// [`values_digest`] of the environment id, the client id and the secret.
+    hash: String,
     /// When operator-managed rotation wants to look again.
     requeue: Option<Duration>,
     /// The Secret a person or a secret manager wrote it to; `None` when the operator manages
@@ -703,12 +720,12 @@ async fn sync_environment(
 ) -> Result<Facts, ReconcileError> {
     let tenant = &target.tenant;
     let mut facts = Facts::default();
-    let credential = credential(integration, ctx, api, target, pass).await?;
+    let mut credential = credential(integration, ctx, api, target, pass).await?;
     facts.client_ready = true;
     facts.requeue = credential.requeue;
     pass.entry_mut().client_id = credential.client_id.clone();
 
-    let aic = ctx.clients.aic(&ctx.client, tenant, &[]).await?;
+    let aic = ctx.clients.aic(&ctx.secrets, tenant, &[]).await?;
     let age = ctx.observation_age();
     let key = memo_key(integration, &target.spec.name);
     let url_variables = url_variables(integration, tenant, target.urls)?;
@@ -731,7 +748,7 @@ async fn sync_environment(
                 ctx,
                 &aic,
                 tenant,
-                &credential,
+                &mut credential,
                 &url_variables,
                 env,
                 plan,
@@ -834,7 +851,7 @@ async fn sync_environment(
             ctx,
             &aic,
             tenant,
-            &credential,
+            &mut credential,
             pass,
             &active,
             now,
@@ -866,10 +883,12 @@ async fn sync_environment(
         env.verified_version = env.secret_version.clone();
     }
     if !env.connection_verified {
+        let secret = secret_value(integration, ctx, tenant, &mut credential).await?;
+        let env = pass.entry_mut();
         let pushed = Pushed {
             environment_id: tenant.spec.ping_one.environment_id.as_str(),
             client_id: credential.client_id.as_deref(),
-            secret: &credential.secret,
+            secret: &secret,
             previous: credential.previous.as_ref(),
             from_secret: credential.source.is_some(),
         };
@@ -947,7 +966,7 @@ async fn cleanup(
         else {
             continue;
         };
-        let aic = ctx.clients.aic(&ctx.client, &tenant, &[]).await?;
+        let aic = ctx.clients.aic(&ctx.secrets, &tenant, &[]).await?;
         if tenant.spec.tier.is_mutable() {
             aic.delete_worker(&integration.spec.service.name).await?;
             let label = match integration.spec.credential_type {
@@ -996,7 +1015,7 @@ async fn cleanup(
         if let Some(app_id) = env
             .filter(|e| e.worker_app_created == Some(true))
             .and_then(|e| e.worker_app_id.clone())
-            && let Some(session) = ctx.clients.pingone_admin(&ctx.client, &tenant).await?
+            && let Some(session) = ctx.clients.pingone_admin(&ctx.secrets, &tenant).await?
         {
             session
                 .delete_application(&tenant.spec.ping_one.environment_id, &app_id)

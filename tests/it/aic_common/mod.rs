@@ -103,7 +103,7 @@ pub fn client_with(
             tenant_url: running.url(tenant).unwrap().to_string(),
             realm: "alpha".into(),
             service_account_id: account.into(),
-            private_key: SecretString::new(JWK),
+            private_key: SecretString::new(JWK).into(),
             scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
             backoff: fast_backoff(max_retries),
         },

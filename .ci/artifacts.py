@@ -358,7 +358,15 @@ def expected_args(merged: dict[str, Any]) -> list[str]:
         "--log-filter", merged["logFilter"],
         "--listen-addr", f"0.0.0.0:{merged['metrics']['port']}",
         "--resync-interval", merged["resyncInterval"],
-        "--concurrency", str(merged["concurrency"]),
+    ]
+    # Without a value the operator sizes its concurrency from the rate budgets.
+    if merged.get("concurrency") is not None:
+        args += ["--concurrency", str(merged["concurrency"])]
+    budgets = merged["rateBudgets"]
+    args += [
+        "--pingone-license-rate", str(budgets["pingOneLicenseRate"]),
+        "--pingone-ip-share", str(budgets["pingOneIpShare"]),
+        "--aic-tenant-rate", str(budgets["aicTenantRate"]),
         "--leader-election", "true" if merged["leaderElection"]["enabled"] else "false",
         "--lease-name", lease,
     ]

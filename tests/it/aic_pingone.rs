@@ -8,7 +8,7 @@ use aic_common::*;
 use pingone_aic_operator::aic::am::{self, client_secret_label};
 use pingone_aic_operator::aic::esv::{self, placeholder};
 use pingone_aic_operator::aic::startup;
-use pingone_aic_operator::aic::{AmApi, ConnectionTest, EsvApi, Worker};
+use pingone_aic_operator::aic::{AicClient, AmApi, ConnectionTest, EsvApi, Worker};
 use pingone_aic_operator::secret::SecretString;
 use pingone_aic_sim::config::SimConfig;
 use pingone_aic_sim::control::{SimControl, serve_loopback};
@@ -27,6 +27,34 @@ pingone:
       roles:
         - { role: Identity Data Admin, scope: Dev }
 "#;
+
+/// The worker service `pingone-worker-aic` in `dev` with placeholders for its client id and
+/// environment id, the given URLs, its secret label mapped to the ESV secret; then the restart
+/// that loads what is pending.
+async fn configure_worker(dev: &AicClient, api_url: String, auth_url: String) {
+    am::ensure_worker_service(dev).await.unwrap();
+    let worker = Worker {
+        client_id: placeholder("esv-pingone-worker-client-id"),
+        environment_id: placeholder("esv-pingone-environment-id"),
+        client_secret_purpose: "pingoneworkeraic".into(),
+        api_url,
+        auth_url,
+        ..Worker::default()
+    };
+    am::upsert_worker(dev, "pingone-worker-aic", &worker)
+        .await
+        .unwrap();
+    am::upsert_mapping(
+        dev,
+        &client_secret_label("pingoneworkeraic"),
+        "esv-pingone-worker-client-secret",
+    )
+    .await
+    .unwrap();
+    startup::restart_if_pending(dev, Some(poll()))
+        .await
+        .unwrap();
+}
 
 #[tokio::test]
 async fn test_connection_reaches_the_pingone_simulator() {
@@ -68,28 +96,12 @@ async fn test_connection_reaches_the_pingone_simulator() {
     )
     .await
     .unwrap();
-    am::ensure_worker_service(&dev).await.unwrap();
-    let worker = Worker {
-        client_id: placeholder("esv-pingone-worker-client-id"),
-        environment_id: placeholder("esv-pingone-environment-id"),
-        client_secret_purpose: "pingoneworkeraic".into(),
-        api_url: format!("{}/v1", server.base_url),
-        auth_url: server.base_url.clone(),
-        ..Worker::default()
-    };
-    am::upsert_worker(&dev, "pingone-worker-aic", &worker)
-        .await
-        .unwrap();
-    am::upsert_mapping(
+    configure_worker(
         &dev,
-        &client_secret_label("pingoneworkeraic"),
-        "esv-pingone-worker-client-secret",
+        format!("{}/v1", server.base_url),
+        server.base_url.clone(),
     )
-    .await
-    .unwrap();
-    startup::restart_if_pending(&dev, Some(poll()))
-        .await
-        .unwrap();
+    .await;
 
     match dev.test_connection("pingone-worker-aic").await.unwrap() {
         ConnectionTest::Succeeded(body) => {
@@ -162,28 +174,12 @@ async fn test_connection_resolves_url_placeholders_and_needs_the_environment_s_r
     )
     .await
     .unwrap();
-    am::ensure_worker_service(&dev).await.unwrap();
-    let worker = Worker {
-        client_id: placeholder("esv-pingone-worker-client-id"),
-        environment_id: placeholder("esv-pingone-environment-id"),
-        client_secret_purpose: "pingoneworkeraic".into(),
-        api_url: placeholder("esv-pingone-api-url"),
-        auth_url: placeholder("esv-pingone-auth-url"),
-        ..Worker::default()
-    };
-    am::upsert_worker(&dev, "pingone-worker-aic", &worker)
-        .await
-        .unwrap();
-    am::upsert_mapping(
+    configure_worker(
         &dev,
-        &client_secret_label("pingoneworkeraic"),
-        "esv-pingone-worker-client-secret",
+        placeholder("esv-pingone-api-url"),
+        placeholder("esv-pingone-auth-url"),
     )
-    .await
-    .unwrap();
-    startup::restart_if_pending(&dev, Some(poll()))
-        .await
-        .unwrap();
+    .await;
 
     // No URL variables yet: AM cannot resolve the placeholders.
     match dev.test_connection("pingone-worker-aic").await.unwrap() {

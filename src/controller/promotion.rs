@@ -658,7 +658,27 @@ fn spanning_integrations(promotion: &Promotion, ctx: &Context) -> Vec<Arc<PingOn
     integrations
 }
 
-/// What the upper environment holds of each spanning integration's worker service now: one
+/// The spanning integrations whose worker service the promotion carries: configured and
+/// verified in the lower environment. One still being set up there has nothing to promote yet,
+/// so the promotion is not tested (or rolled back) for it.
+fn carried_integrations(promotion: &Promotion, ctx: &Context) -> Vec<Arc<PingOneIntegration>> {
+    spanning_integrations(promotion, ctx)
+        .into_iter()
+        .filter(|integration| {
+            integration
+                .status
+                .as_ref()
+                .and_then(|s| {
+                    s.environments
+                        .iter()
+                        .find(|e| e.name == promotion.spec.from)
+                })
+                .is_some_and(|e| e.service_configured && e.label_mapped && e.connection_verified)
+        })
+        .collect()
+}
+
+/// What the upper environment holds of each carried integration's worker service now: one
 /// read per worker; whether its connection passed comes from the integration's status.
 async fn baseline(
     pass: &Pass<'_>,
@@ -666,7 +686,7 @@ async fn baseline(
 ) -> Result<Vec<WorkerBaseline>, ReconcileError> {
     let to = &pass.promotion.spec.to;
     let mut before = Vec::new();
-    for integration in spanning_integrations(pass.promotion, pass.ctx) {
+    for integration in carried_integrations(pass.promotion, pass.ctx) {
         let worker = integration.spec.service.name.clone();
         let verified = integration
             .status
@@ -747,17 +767,23 @@ impl Tested {
     }
 }
 
-/// Verifying: every spanning integration's worker service is in the upper environment and
-/// passes its connection test; a failure rolls back (`rollbackOnFailure`) or fails.
+/// Verifying: the worker service of every integration the promotion carried (as recorded
+/// before it) is in the upper environment and passes its connection test; a failure rolls back
+/// (`rollbackOnFailure`) or fails.
 async fn verify(pass: &Pass<'_>, mut status: PromotionStatus) -> Result<Outcome, ReconcileError> {
     let promotion = pass.promotion;
     let to = &promotion.spec.to;
     let upper = upper_client(pass.ctx, promotion).await?;
+    let workers: Vec<String> = match &status.before_promotion {
+        Some(before) => before.iter().map(|b| b.worker.clone()).collect(),
+        None => carried_integrations(promotion, pass.ctx)
+            .iter()
+            .map(|i| i.spec.service.name.clone())
+            .collect(),
+    };
     let mut tested = Tested::default();
-    for integration in spanning_integrations(promotion, pass.ctx) {
-        tested
-            .worker(&upper, to, &integration.spec.service.name)
-            .await?;
+    for worker in &workers {
+        tested.worker(&upper, to, worker).await?;
     }
     let unavailable = tested.unavailable.join("; ");
     let Some(failures) = tested.conclude(&mut status, pass.now) else {

@@ -15,6 +15,7 @@ pub mod credential_check;
 pub mod error;
 mod frame;
 pub mod integration;
+mod lookup;
 pub mod memo;
 mod plan;
 pub mod promotion;
@@ -111,6 +112,8 @@ pub struct Context {
     credential_fields: Mutex<HashMap<String, String>>,
     /// What the integration reconciler observed between resyncs.
     pub(crate) memos: integration::Memos,
+    /// Promotion phases this process just entered, with nothing asked of AIC in them yet.
+    pub(crate) fresh_phases: promotion::FreshPhases,
 }
 
 impl Context {
@@ -424,15 +427,14 @@ pub(crate) fn integrations_including(
     tenants: &[String],
 ) -> Vec<ObjectRef<PingOneIntegration>> {
     store
-        .state()
-        .iter()
-        .filter(|i| i.namespace() == namespace)
-        .filter(|i| {
-            i.spec
-                .environments
-                .iter()
-                .any(|e| tenants.contains(&e.name))
+        .state_filter(|i| {
+            lookup::in_namespace(i, namespace.as_deref())
+                && i.spec
+                    .environments
+                    .iter()
+                    .any(|e| tenants.contains(&e.name))
         })
+        .iter()
         .map(|i| ObjectRef::from_obj(i.as_ref()))
         .collect()
 }
@@ -446,13 +448,13 @@ fn referencing<K>(
 where
     K: Resource<DynamicType = ()> + Clone + 'static,
 {
-    let namespace = secret.namespace();
+    let namespace = secret.metadata.namespace.as_deref();
     let name = secret.name_any();
     store
-        .state()
+        .state_filter(|object| {
+            lookup::in_namespace(object, namespace) && references(object).contains(&name)
+        })
         .iter()
-        .filter(|object| object.namespace() == namespace)
-        .filter(|object| references(object).contains(&name))
         .map(|object| ObjectRef::from_obj(object.as_ref()))
         .collect()
 }
@@ -544,6 +546,7 @@ async fn run_scope(
         failures: Mutex::new(HashMap::new()),
         credential_fields: Mutex::new(HashMap::new()),
         memos: integration::Memos::default(),
+        fresh_phases: promotion::FreshPhases::default(),
     });
 
     let tenant_store = ctx.tenants.clone();

@@ -39,7 +39,7 @@ use kube::{Resource, ResourceExt};
 
 use super::clients::namespace_of;
 use super::frame::{self, Reconciled};
-use super::{Context, FINALIZER, ReconcileError, is_paused, patch_status};
+use super::{Context, FINALIZER, ReconcileError, is_paused, lookup, patch_status};
 use crate::aic::am::ConnectionTest;
 use crate::aic::promotion::{
     LockResult, PromotionReport as AicReport, PromotionRequest, RollbackRequest,
@@ -84,6 +84,37 @@ impl Reconciled for Promotion {
 struct Outcome {
     status: PromotionStatus,
     next: Action,
+    /// The step entered `status.phase` knowing that nothing of it has been asked of AIC yet.
+    fresh: bool,
+}
+
+/// Phases this process just entered for a Promotion (by uid) in which nothing has been asked
+/// of AIC yet, so the phase's first pass need not look for what an earlier process may have
+/// started before it stopped (its lock request, its run): it knows. Valid for the one pass
+/// after the status patch that entered the phase; a restarted operator knows nothing and
+/// looks, as every pass did before.
+#[derive(Debug, Default)]
+pub(crate) struct FreshPhases(std::sync::Mutex<std::collections::HashMap<String, PromotionPhase>>);
+
+impl FreshPhases {
+    /// Records what the pass just written entered (or that it entered nothing fresh).
+    fn set(&self, uid: String, fresh: Option<PromotionPhase>) {
+        let mut phases = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match fresh {
+            Some(phase) => phases.insert(uid, phase),
+            None => phases.remove(&uid),
+        };
+    }
+
+    /// Whether `phase` was just entered fresh; the knowledge is used up.
+    fn take(&self, uid: &str, phase: PromotionPhase) -> bool {
+        let mut phases = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if phases.get(uid) == Some(&phase) {
+            phases.remove(uid);
+            return true;
+        }
+        false
+    }
 }
 
 async fn step(promotion: &Promotion, ctx: &Context) -> Result<Action, ReconcileError> {
@@ -114,6 +145,7 @@ async fn step(promotion: &Promotion, ctx: &Context) -> Result<Action, ReconcileE
         Outcome {
             status,
             next: Action::await_change(),
+            fresh: false,
         }
     } else {
         match advance(promotion, ctx, status.clone(), &now).await {
@@ -123,6 +155,9 @@ async fn step(promotion: &Promotion, ctx: &Context) -> Result<Action, ReconcileE
         }
     };
     let api: Api<Promotion> = Api::namespaced(ctx.client.clone(), &namespace_of(promotion));
+    let uid = promotion.uid().unwrap_or_default();
+    // Whatever happens to the patch, this pass used up what the previous one knew.
+    ctx.fresh_phases.set(uid.clone(), None);
     patch_status(
         &api,
         &promotion.name_any(),
@@ -130,6 +165,9 @@ async fn step(promotion: &Promotion, ctx: &Context) -> Result<Action, ReconcileE
         &outcome.status,
     )
     .await?;
+    if outcome.fresh {
+        ctx.fresh_phases.set(uid, Some(outcome.status.phase));
+    }
     let (namespace, name) = (namespace_of(promotion), promotion.name_any());
     ctx.metrics
         .record_promotion_lock(&namespace, &name, outcome.status.lock_held);
@@ -179,12 +217,14 @@ async fn fail(
         Outcome {
             status,
             next: Action::await_change(),
+            fresh: false,
         }
     } else {
         status.phase = PromotionPhase::Unlocking;
         Outcome {
             status,
             next: Action::requeue(Duration::from_secs(1)),
+            fresh: false,
         }
     }
 }
@@ -299,17 +339,12 @@ fn tenant(
     promotion: &Promotion,
     name: &str,
 ) -> Result<Arc<TenantEnvironment>, ReconcileError> {
-    let namespace = promotion.namespace();
-    ctx.tenants
-        .state()
-        .into_iter()
-        .find(|t| t.namespace() == namespace && t.name_any() == name)
-        .ok_or_else(|| {
-            ReconcileError::invalid(
-                "TenantEnvironmentNotFound",
-                format!("TenantEnvironment {name:?} does not exist in this namespace"),
-            )
-        })
+    lookup::named(&ctx.tenants, promotion.meta().namespace.as_deref(), name).ok_or_else(|| {
+        ReconcileError::invalid(
+            "TenantEnvironmentNotFound",
+            format!("TenantEnvironment {name:?} does not exist in this namespace"),
+        )
+    })
 }
 
 async fn upper_client(ctx: &Context, promotion: &Promotion) -> Result<AicClient, ReconcileError> {
@@ -346,6 +381,7 @@ impl Pass<'_> {
         Outcome {
             status,
             next: Action::requeue(self.ctx.config.wait),
+            fresh: false,
         }
     }
 
@@ -356,6 +392,7 @@ impl Pass<'_> {
         Outcome {
             status,
             next: Action::requeue(Duration::from_secs(1)),
+            fresh: false,
         }
     }
 
@@ -365,11 +402,34 @@ impl Pass<'_> {
         fail(self.promotion, self.ctx, status, &error, self.now).await
     }
 
+    /// Moves to `phase` as [`Pass::enter`] does, knowing that nothing of it has been asked of
+    /// AIC: its first pass starts it without looking for an earlier start.
+    fn enter_fresh(
+        &self,
+        status: PromotionStatus,
+        phase: PromotionPhase,
+        message: &str,
+    ) -> Outcome {
+        Outcome {
+            fresh: true,
+            ..self.enter(status, phase, message)
+        }
+    }
+
+    /// Whether this process entered `phase` in the previous pass and asked nothing of it yet.
+    fn fresh(&self, phase: PromotionPhase) -> bool {
+        self.ctx.fresh_phases.take(
+            self.promotion.meta().uid.as_deref().unwrap_or_default(),
+            phase,
+        )
+    }
+
     /// Stays in the phase; AIC is working, so look again after the poll interval.
     fn poll(&self, status: PromotionStatus) -> Outcome {
         Outcome {
             status,
             next: Action::requeue(self.ctx.config.poll),
+            fresh: false,
         }
     }
 }
@@ -398,6 +458,7 @@ async fn advance(
             Ok(Outcome {
                 status,
                 next: Action::await_change(),
+                fresh: false,
             })
         }
     }
@@ -452,7 +513,7 @@ async fn precheck(pass: &Pass<'_>, mut status: PromotionStatus) -> Result<Outcom
     // Intent first: a restart between this patch and the lock call finds the phase and reads
     // the lock's id back from the lock state.
     status.report = None;
-    Ok(pass.enter(status, PromotionPhase::Locking, "locking the environments"))
+    Ok(pass.enter_fresh(status, PromotionPhase::Locking, "locking the environments"))
 }
 
 /// Locking: asks for the lock once (or finds our own, requested before a restart lost its
@@ -461,8 +522,14 @@ async fn lock(pass: &Pass<'_>, mut status: PromotionStatus) -> Result<Outcome, R
     let promotion = pass.promotion;
     let upper = upper_client(pass.ctx, promotion).await?;
     if status.promotion_id.is_none() {
-        let state = upper.lock_state().await?;
-        match (state.result, state.promotion_id) {
+        // Entered just now after the precheck saw it unlocked: no lock of ours can exist.
+        let (result, holder) = if pass.fresh(PromotionPhase::Locking) {
+            (LockResult::Unlocked, None)
+        } else {
+            let state = upper.lock_state().await?;
+            (state.result, state.promotion_id)
+        };
+        match (result, holder) {
             (LockResult::Unlocked, _) => {
                 let started = upper.lock().await?;
                 status.lock_held = true;
@@ -488,7 +555,9 @@ async fn lock(pass: &Pass<'_>, mut status: PromotionStatus) -> Result<Outcome, R
     }
     let state = upper.lock_state().await?;
     match state.result {
-        LockResult::Locked => Ok(pass.enter(status, PromotionPhase::DryRun, "running the dry run")),
+        LockResult::Locked => {
+            Ok(pass.enter_fresh(status, PromotionPhase::DryRun, "running the dry run"))
+        }
         LockResult::Error => Err(ReconcileError::invalid(
             "LockFailed",
             format!(
@@ -506,6 +575,11 @@ async fn run(pass: &Pass<'_>, mut status: PromotionStatus) -> Result<Outcome, Re
     let promotion = pass.promotion;
     let dry_run = status.phase == PromotionPhase::DryRun;
     let upper = upper_client(pass.ctx, promotion).await?;
+    if pass.fresh(status.phase) {
+        // Entered just now, with nothing started: no run of ours to find.
+        start_run(promotion, &upper, dry_run).await?;
+        return Ok(pass.poll(status));
+    }
     let progress = upper.promotion_progress().await?;
     if progress.is_running() {
         return Ok(pass.poll(status));
@@ -549,17 +623,7 @@ async fn run(pass: &Pass<'_>, mut status: PromotionStatus) -> Result<Outcome, Re
     );
     match decision {
         AfterRun::Start => {
-            upper
-                .promote(&PromotionRequest {
-                    dry_run,
-                    ignore_encrypted_secrets: false,
-                    unlock_environments_after_promotion: false,
-                    promoter: super::MANAGER.to_owned(),
-                    promotion_description: promotion.spec.description.clone().unwrap_or_else(
-                        || format!("{} to {}", promotion.spec.from, promotion.spec.to),
-                    ),
-                })
-                .await?;
+            start_run(promotion, &upper, dry_run).await?;
             Ok(pass.poll(status))
         }
         AfterRun::MissingEsvs(report) => {
@@ -596,17 +660,39 @@ async fn run(pass: &Pass<'_>, mut status: PromotionStatus) -> Result<Outcome, Re
                     // Recorded before the promotion is asked for: after it, the upper
                     // environment no longer shows what a rollback must bring back.
                     status.before_promotion = Some(baseline(pass, &upper).await?);
-                    Ok(pass.enter(status, next, "promoting the configuration"))
+                    Ok(pass.enter_fresh(status, next, "promoting the configuration"))
                 }
                 _ if !dry_run => Ok(pass.enter(
                     status,
                     PromotionPhase::Verifying,
                     "testing the promoted worker services",
                 )),
-                _ => Ok(pass.enter(status, next, "unlocking the environments")),
+                _ => Ok(pass.enter_fresh(status, next, "unlocking the environments")),
             }
         }
     }
+}
+
+/// Asks AIC for the dry run or the promotion.
+async fn start_run(
+    promotion: &Promotion,
+    upper: &AicClient,
+    dry_run: bool,
+) -> Result<(), ReconcileError> {
+    upper
+        .promote(&PromotionRequest {
+            dry_run,
+            ignore_encrypted_secrets: false,
+            unlock_environments_after_promotion: false,
+            promoter: super::MANAGER.to_owned(),
+            promotion_description: promotion
+                .spec
+                .description
+                .clone()
+                .unwrap_or_else(|| format!("{} to {}", promotion.spec.from, promotion.spec.to)),
+        })
+        .await?;
+    Ok(())
 }
 
 /// What the DryRun or Promoting phase does once AIC's run is neither running nor blocked,
@@ -643,17 +729,11 @@ fn after_run<'r>(
 
 /// The integrations whose environments include both sides of the promotion.
 fn spanning_integrations(promotion: &Promotion, ctx: &Context) -> Vec<Arc<PingOneIntegration>> {
-    let namespace = promotion.namespace();
-    let mut integrations: Vec<Arc<PingOneIntegration>> = ctx
-        .integrations
-        .state()
-        .into_iter()
-        .filter(|i| i.namespace() == namespace)
-        .filter(|i| {
-            let has = |name: &str| i.spec.environments.iter().any(|e| e.name == name);
-            has(&promotion.spec.from) && has(&promotion.spec.to)
-        })
-        .collect();
+    let namespace = promotion.meta().namespace.as_deref();
+    let mut integrations: Vec<Arc<PingOneIntegration>> = ctx.integrations.state_filter(|i| {
+        let has = |name: &str| i.spec.environments.iter().any(|e| e.name == name);
+        lookup::in_namespace(i, namespace) && has(&promotion.spec.from) && has(&promotion.spec.to)
+    });
     integrations.sort_by_key(|i| i.name_any());
     integrations
 }
@@ -799,7 +879,7 @@ async fn verify(pass: &Pass<'_>, mut status: PromotionStatus) -> Result<Outcome,
             &format!("the promoted worker services passed their connection test in {to}"),
             pass.now,
         );
-        return Ok(pass.enter(
+        return Ok(pass.enter_fresh(
             status,
             PromotionPhase::Unlocking,
             "unlocking the environments",
@@ -959,7 +1039,14 @@ fn verification_failure(status: &PromotionStatus) -> String {
 /// Unlocking: releases the lock, then reports the promotion's end.
 async fn release(pass: &Pass<'_>, mut status: PromotionStatus) -> Result<Outcome, ReconcileError> {
     let upper = upper_client(pass.ctx, pass.promotion).await?;
-    if !unlock(&upper, status.promotion_id.as_deref()).await? {
+    // Entered just now from a finished run or verification: the lock is ours and held.
+    let unlocked = match status.promotion_id.as_deref() {
+        Some(id) if pass.fresh(PromotionPhase::Unlocking) => {
+            upper.unlock(id).await? == LockResult::Unlocked
+        }
+        id => unlock(&upper, id).await?,
+    };
+    if !unlocked {
         return Ok(pass.poll(status));
     }
     status.lock_held = false;
@@ -967,6 +1054,7 @@ async fn release(pass: &Pass<'_>, mut status: PromotionStatus) -> Result<Outcome
     Ok(Outcome {
         status,
         next: Action::await_change(),
+        fresh: false,
     })
 }
 
@@ -1065,24 +1153,28 @@ fn validate_pair(promotion: &Promotion, ctx: &Context) -> Result<(), ReconcileEr
 
 /// An unfinished Promotion to the same environment created before this one.
 fn earlier_promotion_to_same_target(promotion: &Promotion, ctx: &Context) -> Option<String> {
-    let namespace = promotion.namespace();
-    let created = promotion.creation_timestamp();
+    let namespace = promotion.meta().namespace.as_deref();
+    let this = (
+        promotion.meta().creation_timestamp.as_ref(),
+        promotion.meta().name.as_deref(),
+    );
     ctx.promotions
-        .state()
-        .into_iter()
-        .filter(|p| p.namespace() == namespace && p.name_any() != promotion.name_any())
-        .filter(|p| p.spec.to == promotion.spec.to)
-        .filter(|p| !p.status.as_ref().is_some_and(|s| s.phase.is_final()))
-        .filter(|p| {
+        .find(|p| {
             let started = p
                 .status
                 .as_ref()
                 .is_some_and(|s| s.phase != PromotionPhase::Pending);
-            started
-                || (p.creation_timestamp(), p.name_any()) < (created.clone(), promotion.name_any())
+            lookup::in_namespace(p, namespace)
+                && p.meta().name.as_deref() != this.1
+                && p.spec.to == promotion.spec.to
+                && !p.status.as_ref().is_some_and(|s| s.phase.is_final())
+                && (started
+                    || (
+                        p.meta().creation_timestamp.as_ref(),
+                        p.meta().name.as_deref(),
+                    ) < this)
         })
         .map(|p| p.name_any())
-        .next()
 }
 
 /// The ESVs the integrations spanning the pair need in the upper environment: those missing,

@@ -23,7 +23,7 @@ use kube::{Resource, ResourceExt};
 use super::clients::namespace_of;
 use super::frame::{self, Reconciled};
 use super::plan::{self, Plan};
-use super::{Context, ReconcileError, is_paused, patch_status};
+use super::{Context, ReconcileError, is_paused, lookup, patch_status};
 use crate::aic::{RestartApi, RestartStatus};
 use crate::crd::TenantEnvironment;
 use crate::crd::common::{ApprovalPolicy, ManagementPolicy, condition, parse_duration};
@@ -162,12 +162,7 @@ fn check_placement(tenant: &TenantEnvironment, ctx: &Context) -> Result<(), Reco
     let Some(lower_name) = &tenant.spec.promotes_from else {
         return Ok(());
     };
-    let namespace = tenant.namespace();
-    let lower = ctx
-        .tenants
-        .state()
-        .into_iter()
-        .find(|t| t.namespace() == namespace && &t.name_any() == lower_name);
+    let lower = lookup::named(&ctx.tenants, tenant.meta().namespace.as_deref(), lower_name);
     let Some(lower) = lower else {
         return Err(ReconcileError::invalid(
             "PromotesFromNotFound",

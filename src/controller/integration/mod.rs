@@ -57,7 +57,7 @@ use super::memo::{Memo, digest};
 use super::plan::{self, Plan, Step};
 use super::secrets::SecretVersion;
 use super::verification::{self, Pushed, Verification, values_digest};
-use super::{Context, FINALIZER, ReconcileError, is_paused, patch_status};
+use super::{Context, FINALIZER, ReconcileError, is_paused, lookup, patch_status};
 use crate::aic::am::{self, Worker};
 use crate::aic::esv::{self, VariableOutcome};
 use crate::aic::{AicClient, AmApi, EsvApi};
@@ -87,7 +87,7 @@ use conditions::*;
 use credential::*;
 use esvs::*;
 use rotation::*;
-pub use rotation::{MIN_ROTATION_OVERLAP, rotation_overlap};
+pub use rotation::{MIN_ROTATION_OVERLAP, ROTATE_BEFORE_ANNOTATION, rotation_overlap};
 use service::*;
 use urls::*;
 
@@ -461,12 +461,11 @@ fn observation_inputs(
             tenant.resource_version.clone().unwrap_or_default()
         ));
     }
-    let namespace = integration.namespace();
+    let namespace = integration.meta().namespace.as_deref();
     let mut promotions: Vec<String> = ctx
         .promotions
-        .state()
+        .state_filter(|p| lookup::in_namespace(p, namespace))
         .iter()
-        .filter(|p| p.namespace() == namespace)
         .map(|p| {
             format!(
                 "{}@{}",
@@ -486,28 +485,18 @@ fn plan<'a>(
     integration: &'a PingOneIntegration,
     ctx: &Context,
 ) -> Result<Vec<Target<'a>>, ReconcileError> {
-    let namespace = integration.namespace();
-    let tenants: Vec<Arc<TenantEnvironment>> = ctx
-        .tenants
-        .state()
-        .into_iter()
-        .filter(|t| t.namespace() == namespace)
-        .collect();
+    let namespace = integration.meta().namespace.as_deref();
     let mut targets = Vec::new();
     for spec in &integration.spec.environments {
-        let tenant = tenants
-            .iter()
-            .find(|t| t.name_any() == spec.name)
-            .cloned()
-            .ok_or_else(|| {
-                ReconcileError::invalid(
-                    "TenantEnvironmentNotFound",
-                    format!(
-                        "TenantEnvironment {:?} does not exist in this namespace",
-                        spec.name
-                    ),
-                )
-            })?;
+        let tenant = lookup::named(&ctx.tenants, namespace, &spec.name).ok_or_else(|| {
+            ReconcileError::invalid(
+                "TenantEnvironmentNotFound",
+                format!(
+                    "TenantEnvironment {:?} does not exist in this namespace",
+                    spec.name
+                ),
+            )
+        })?;
         targets.push(Target {
             spec,
             tenant,
@@ -520,15 +509,24 @@ fn plan<'a>(
     for (target, urls) in targets.iter_mut().zip(urls) {
         target.urls = urls;
     }
-    for other in ctx.integrations.state() {
-        if other.namespace() != namespace || other.name_any() == integration.name_any() {
-            continue;
-        }
-        let other_first = (other.creation_timestamp(), other.name_any())
-            < (integration.creation_timestamp(), integration.name_any());
-        if !other_first {
-            continue;
-        }
+    // Integrations made before this one that share one of its environments.
+    let this = (
+        integration.meta().creation_timestamp.as_ref(),
+        integration.meta().name.as_deref(),
+    );
+    let earlier = ctx.integrations.state_filter(|other| {
+        lookup::in_namespace(other, namespace)
+            && (
+                other.meta().creation_timestamp.as_ref(),
+                other.meta().name.as_deref(),
+            ) < this
+            && other
+                .spec
+                .environments
+                .iter()
+                .any(|e| targets.iter().any(|t| t.spec.name == e.name))
+    });
+    for other in earlier {
         for target in &targets {
             if !other
                 .spec
@@ -794,8 +792,8 @@ async fn sync_environment(
     } else {
         // While a promotion into this environment runs, the Promotion tests what it brought
         // (and may roll it back): nothing is read or tested here until it has ended.
-        if let Some(running) = ctx.promotions.state().iter().find(|p| {
-            p.namespace() == tenant.namespace()
+        if let Some(running) = ctx.promotions.find(|p| {
+            lookup::in_namespace(p, tenant.meta().namespace.as_deref())
                 && p.spec.to == target.spec.name
                 && p.status
                     .as_ref()
@@ -956,14 +954,9 @@ async fn cleanup(
         return Ok(Action::await_change());
     }
     let status = integration.status.clone().unwrap_or_default();
-    let namespace = integration.namespace();
+    let namespace = integration.meta().namespace.as_deref();
     for spec in &integration.spec.environments {
-        let Some(tenant) = ctx
-            .tenants
-            .state()
-            .into_iter()
-            .find(|t| t.namespace() == namespace && t.name_any() == spec.name)
-        else {
+        let Some(tenant) = lookup::named(&ctx.tenants, namespace, &spec.name) else {
             continue;
         };
         let aic = ctx.clients.aic(&ctx.secrets, &tenant, &[]).await?;
@@ -986,14 +979,16 @@ async fn cleanup(
             .iter()
             .any(|e| e.name == spec.name && e.urls_hash.is_some());
         let shared = |id: &str| {
-            ctx.integrations.state().iter().any(|other| {
-                other.namespace() == namespace
-                    && other.name_any() != integration.name_any()
-                    && other.spec.environments.iter().any(|e| e.name == spec.name)
-                    && [&other.spec.esv.api_url, &other.spec.esv.auth_url]
-                        .iter()
-                        .any(|n| n.as_str() == id)
-            })
+            ctx.integrations
+                .find(|other| {
+                    lookup::in_namespace(other, namespace)
+                        && other.meta().name != integration.meta().name
+                        && other.spec.environments.iter().any(|e| e.name == spec.name)
+                        && [&other.spec.esv.api_url, &other.spec.esv.auth_url]
+                            .iter()
+                            .any(|n| n.as_str() == id)
+                })
+                .is_some()
         };
         let esv = &integration.spec.esv;
         let urls = [esv.api_url.clone(), esv.auth_url.clone()]

@@ -75,8 +75,8 @@ pub(super) fn group_root(
         let found = targets
             .iter()
             .map(|t| t.tenant.clone())
-            .chain(ctx.tenants.state())
-            .find(|t| &t.name_any() == lower && t.namespace() == tenant.namespace());
+            .find(|t| lookup::is_named(t.as_ref(), lower))
+            .or_else(|| lookup::named(&ctx.tenants, tenant.meta().namespace.as_deref(), lower));
         match found {
             Some(next) => current = (*next).clone(),
             None => break,
@@ -210,13 +210,10 @@ pub(super) async fn promotion_note(
             "{name}: waits until {lower} is configured and verified, then for a promotion from it"
         ));
     }
-    let namespace = integration.namespace();
-    let ours: Vec<Arc<Promotion>> = ctx
-        .promotions
-        .state()
-        .into_iter()
-        .filter(|p| p.namespace() == namespace && p.spec.to == name && p.spec.from == lower)
-        .collect();
+    let namespace = integration.meta().namespace.as_deref();
+    let ours: Vec<Arc<Promotion>> = ctx.promotions.state_filter(|p| {
+        lookup::in_namespace(p, namespace) && p.spec.to == name && p.spec.from == lower
+    });
     if let Some(running) = ours
         .iter()
         .find(|p| !p.status.as_ref().is_some_and(|s| s.phase.is_final()))

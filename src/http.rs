@@ -102,6 +102,26 @@ pub fn install_crypto_provider() {
 /// Builds the HTTP client for a SaaS API: one pool, bounded timeouts, no redirects (an API
 /// that redirects is misconfigured, and following it could send credentials elsewhere).
 pub fn client(user_agent: &str) -> reqwest::Result<reqwest::Client> {
+    builder(user_agent).build()
+}
+
+/// How long a connection to one AIC tenant stays open unused. The calls of one reconcile of
+/// a tenant follow each other within seconds; between reconciles there is a resync period.
+const TENANT_IDLE: Duration = Duration::from_secs(10);
+
+/// The HTTP client for AIC, where every tenant is a host of its own: at most one idle
+/// connection per tenant, closed after a few seconds unused. An idle connection costs tens
+/// of KiB of buffers and TLS state, so keeping one open to each of thousands of tenants for
+/// the next resync would cost the operator more memory than everything it knows of them;
+/// opening one again per resync costs a handshake.
+pub fn tenant_client(user_agent: &str) -> reqwest::Result<reqwest::Client> {
+    builder(user_agent)
+        .pool_max_idle_per_host(1)
+        .pool_idle_timeout(TENANT_IDLE)
+        .build()
+}
+
+fn builder(user_agent: &str) -> reqwest::ClientBuilder {
     install_crypto_provider();
     reqwest::Client::builder()
         .user_agent(user_agent)
@@ -109,7 +129,6 @@ pub fn client(user_agent: &str) -> reqwest::Result<reqwest::Client> {
         .timeout(Duration::from_secs(60))
         .pool_idle_timeout(Duration::from_secs(90))
         .redirect(reqwest::redirect::Policy::none())
-        .build()
 }
 
 /// Reads `Retry-After` as seconds or as an HTTP date, relative to `now`.

@@ -70,7 +70,7 @@ impl Clients {
         aic_backoff: Backoff,
     ) -> Result<Self, ReconcileError> {
         let aic_http =
-            crate::http::client(concat!("pingone-aic-operator/", env!("CARGO_PKG_VERSION")))
+            crate::http::tenant_client(concat!("pingone-aic-operator/", env!("CARGO_PKG_VERSION")))
                 .map_err(|err| ReconcileError::invalid("HttpClient", err.to_string()))?;
         let calls = pingone_config.calls.clone();
         Ok(Self {

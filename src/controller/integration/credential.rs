@@ -204,6 +204,11 @@ pub(super) fn credential_inputs(
     env: &EnvironmentStatus,
 ) -> String {
     let rotation = serde_json::to_string(&env.secret_rotation).unwrap_or_default();
+    // A requested rotation is an annotation, which changes no generation.
+    let requested = integration
+        .annotations()
+        .get(ROTATE_BEFORE_ANNOTATION)
+        .map_or("", String::as_str);
     environment_digest(
         integration,
         tenant,
@@ -212,6 +217,7 @@ pub(super) fn credential_inputs(
             env.worker_app_id.as_deref().unwrap_or_default(),
             &format!("{:?}", env.worker_app_created),
             &rotation,
+            requested,
         ],
     )
 }
@@ -409,7 +415,7 @@ pub(super) async fn observe_worker_credential(
     }
     let mut secret = session.application_secret(&environment_id, &app.id).await?;
     let mut requeue = None;
-    if let Some(rotation) = &app_spec.secret_rotation {
+    if app_spec.secret_rotation.is_some() || requested_rotation(integration)?.is_some() {
         let outcome = rotate(
             integration,
             ctx,
@@ -417,9 +423,10 @@ pub(super) async fn observe_worker_credential(
             session,
             &environment_id,
             &app.id,
-            rotation,
+            app_spec.secret_rotation.as_ref(),
             pass,
             &secret,
+            created_now,
         )
         .await?;
         requeue = Some(outcome.requeue);

@@ -1,5 +1,15 @@
 //! Operator-managed rotation of a worker's client secret: rotate in PingOne with an overlap,
 //! push the new version, and delete the previous secret only once the new one is verified.
+//!
+//! A rotation is due when the secret in use is older than `secretRotation.interval`, or when
+//! the integration's `pingone-aic.io/rotate-before` annotation names a time that has come and
+//! the secret was issued before it: `kubectl annotate p1i NAME pingone-aic.io/rotate-before=…`
+//! with the current time rotates every worker secret of the integration at once (after a leak,
+//! say), a future time schedules that one rotation. An annotation, not a spec field, so that
+//! asking for it changes no generation and leaves every other observation the integration
+//! remembers valid. It works without `secretRotation` too (there is then no periodic
+//! rotation). A secret the operator has no record of counts as issued before the requested
+//! time, unless the operator created its application in the same pass.
 
 use super::*;
 
@@ -25,11 +35,40 @@ pub(super) struct RotationOutcome {
     pub(super) requeue: Duration,
 }
 
+/// Asks for every worker secret issued before the time it names (RFC 3339) to be rotated.
+pub const ROTATE_BEFORE_ANNOTATION: &str = "pingone-aic.io/rotate-before";
+
+/// The time [`ROTATE_BEFORE_ANNOTATION`] names, if the integration carries it.
+pub(super) fn requested_rotation(
+    integration: &PingOneIntegration,
+) -> Result<Option<jiff::Timestamp>, ReconcileError> {
+    let Some(value) = integration
+        .meta()
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ROTATE_BEFORE_ANNOTATION))
+    else {
+        return Ok(None);
+    };
+    value.trim().parse::<jiff::Timestamp>().map(Some).map_err(|err| {
+        ReconcileError::invalid(
+            "InvalidRotateBefore",
+            format!(
+                "annotation {ROTATE_BEFORE_ANNOTATION}: {value:?} is not an RFC 3339 time such as 2026-01-31T09:00:00Z ({err})"
+            ),
+        )
+    })
+}
+
 /// What the rotation of one environment sees now, besides its own record.
 pub(super) struct RotationFacts {
     pub(super) now: jiff::Timestamp,
-    /// How often to rotate (the spec's, at least a second).
+    /// How often to rotate (the spec's, at least a second; without `secretRotation`, never).
     pub(super) interval: Duration,
+    /// Secrets issued before this time are to be rotated once it has come (the annotation).
+    pub(super) rotate_before: Option<jiff::Timestamp>,
+    /// Whether the application (and so its secret) was created in this very pass.
+    pub(super) issued_now: bool,
     /// How long the previous secret stays valid (already raised to the minimum).
     pub(super) overlap: Duration,
     /// Whether `testConnection` passed with the credential now active.
@@ -68,17 +107,28 @@ pub(super) fn decide_rotation(
     let now = facts.now;
     match state.phase {
         None => {
-            let Some(last) = state.last_rotation_time.clone() else {
-                // The secret in use counts as fresh from the moment the operator first sees it.
-                state.last_rotation_time = Some(Time(now));
-                return RotationStep::Wait {
-                    requeue: facts.interval,
-                };
+            let requested = facts.rotate_before.filter(|t| *t <= now);
+            let last = match state.last_rotation_time.clone() {
+                Some(last) => last.0,
+                None => {
+                    // The secret in use counts as fresh from the moment the operator first
+                    // sees it, unless a requested rotation covers it: when a secret the
+                    // operator has no record of was issued is unknown, so it counts as
+                    // issued before the requested time.
+                    state.last_rotation_time = Some(Time(now));
+                    if requested.is_none() || facts.issued_now {
+                        return RotationStep::Wait {
+                            requeue: next_look(facts, facts.interval),
+                        };
+                    }
+                    jiff::Timestamp::MIN
+                }
             };
-            let age = elapsed(&last.0, &now);
-            if age < facts.interval {
+            let age = elapsed(&last, &now);
+            let requested_covers = requested.is_some_and(|t| last < t);
+            if age < facts.interval && !requested_covers {
                 return RotationStep::Wait {
-                    requeue: facts.interval.saturating_sub(age),
+                    requeue: next_look(facts, facts.interval.saturating_sub(age)),
                 };
             }
             // A broken setup is never made worse by a rotation.
@@ -103,6 +153,15 @@ pub(super) fn decide_rotation(
     }
 }
 
+/// How long to wait before looking again when `until_due` is left of the interval: sooner when
+/// a requested rotation comes first.
+fn next_look(facts: &RotationFacts, until_due: Duration) -> Duration {
+    match facts.rotate_before {
+        Some(at) if at > facts.now => until_due.min(elapsed(&facts.now, &at)),
+        _ => until_due,
+    }
+}
+
 /// Operator-managed rotation of a managed worker's secret: record → rotate in PingOne with the
 /// previous secret kept valid → (the caller pushes the new ESV version; `testConnection`
 /// verifies it and disables the superseded versions) → drop the previous secret in PingOne.
@@ -116,9 +175,10 @@ pub(super) async fn rotate(
     session: &impl PingOneApi,
     environment_id: &str,
     app_id: &str,
-    spec: &SecretRotation,
+    spec: Option<&SecretRotation>,
     pass: &mut EnvironmentPass<'_>,
     current: &pingone::ApplicationSecret,
+    issued_now: bool,
 ) -> Result<RotationOutcome, ReconcileError> {
     let invalid = |field: &str, e: crate::crd::common::InvalidDuration| {
         ReconcileError::invalid(
@@ -126,15 +186,24 @@ pub(super) async fn rotate(
             format!("spec.workerApplication.secretRotation.{field}: {e}"),
         )
     };
-    let interval = parse_duration(&spec.interval)
-        .map_err(|e| invalid("interval", e))?
-        .max(Duration::from_secs(1));
-    let overlap = parse_duration(&spec.overlap).map_err(|e| invalid("overlap", e))?;
+    // Without `secretRotation` only a requested rotation happens, with the default overlap.
+    let (interval, overlap) = match spec {
+        Some(spec) => (
+            parse_duration(&spec.interval)
+                .map_err(|e| invalid("interval", e))?
+                .max(Duration::from_secs(1)),
+            parse_duration(&spec.overlap).map_err(|e| invalid("overlap", e))?,
+        ),
+        None => (Duration::MAX, Duration::ZERO),
+    };
+    let rotate_before = requested_rotation(integration)?;
     let env = pass.entry();
     let env_name = env.name.clone();
     let facts = RotationFacts {
         now: jiff::Timestamp::now(),
         interval,
+        rotate_before,
+        issued_now,
         overlap: rotation_overlap(overlap),
         connection_verified: env.connection_verified,
         pingone_has_previous: current.previous.is_some(),
@@ -264,6 +333,8 @@ mod tests {
         RotationFacts {
             now: at(now),
             interval: Duration::from_secs(3600),
+            rotate_before: None,
+            issued_now: false,
             overlap: MIN_ROTATION_OVERLAP,
             connection_verified: true,
             pingone_has_previous: false,
@@ -319,6 +390,138 @@ mod tests {
         assert_eq!(
             state.previous_expires_time,
             Some(Time(add(at(3600), MIN_ROTATION_OVERLAP)))
+        );
+    }
+
+    #[test]
+    fn a_requested_rotation_covers_secrets_issued_before_its_time_once() {
+        // Rotated at 0 with an hourly interval; at 100 a rotation of everything issued before
+        // 50 is requested.
+        let mut state = SecretRotationStatus {
+            last_rotation_time: Some(Time(at(0))),
+            ..Default::default()
+        };
+        let requested = RotationFacts {
+            rotate_before: Some(at(50)),
+            ..facts(100)
+        };
+        assert_eq!(decide_rotation(&mut state, &requested), RotationStep::Start);
+        assert_eq!(state.started_time, Some(Time(at(100))));
+        // Once done, the new secret was issued after the requested time: no second rotation,
+        // and the interval counts from the rotation.
+        state.phase = None;
+        state.last_rotation_time = state.started_time.take();
+        assert_eq!(
+            decide_rotation(&mut state, &RotationFacts { ..requested }),
+            RotationStep::Wait {
+                requeue: Duration::from_secs(3600)
+            }
+        );
+    }
+
+    #[test]
+    fn a_requested_rotation_in_the_future_waits_for_its_time() {
+        let mut state = SecretRotationStatus {
+            last_rotation_time: Some(Time(at(0))),
+            ..Default::default()
+        };
+        let scheduled = RotationFacts {
+            rotate_before: Some(at(400)),
+            ..facts(100)
+        };
+        assert_eq!(
+            decide_rotation(&mut state, &scheduled),
+            RotationStep::Wait {
+                requeue: Duration::from_secs(300)
+            },
+            "it looks again when the requested time comes, before the interval is up"
+        );
+        assert_eq!(
+            decide_rotation(
+                &mut state,
+                &RotationFacts {
+                    rotate_before: Some(at(400)),
+                    ..facts(400)
+                }
+            ),
+            RotationStep::Start
+        );
+    }
+
+    #[test]
+    fn a_secret_without_a_record_counts_as_issued_before_a_requested_time() {
+        let requested = RotationFacts {
+            rotate_before: Some(at(50)),
+            ..facts(100)
+        };
+        let mut unknown = SecretRotationStatus::default();
+        assert_eq!(
+            decide_rotation(&mut unknown, &requested),
+            RotationStep::Start
+        );
+        // ... unless its application was created in this pass.
+        let mut fresh = SecretRotationStatus::default();
+        let created = RotationFacts {
+            issued_now: true,
+            ..requested
+        };
+        assert_eq!(
+            decide_rotation(&mut fresh, &created),
+            RotationStep::Wait {
+                requeue: Duration::from_secs(3600)
+            }
+        );
+        assert_eq!(fresh.last_rotation_time, Some(Time(at(100))));
+        // A requested rotation without `secretRotation` (no periodic one) is due all the same,
+        // and nothing else ever is.
+        let mut once = SecretRotationStatus {
+            last_rotation_time: Some(Time(at(0))),
+            ..Default::default()
+        };
+        let no_interval = RotationFacts {
+            interval: Duration::MAX,
+            ..facts(1_000_000)
+        };
+        assert!(matches!(
+            decide_rotation(&mut once, &no_interval),
+            RotationStep::Wait { .. }
+        ));
+        assert_eq!(
+            decide_rotation(
+                &mut once,
+                &RotationFacts {
+                    rotate_before: Some(at(10)),
+                    ..no_interval
+                }
+            ),
+            RotationStep::Start
+        );
+    }
+
+    #[test]
+    fn the_rotate_before_annotation_is_an_rfc_3339_time() {
+        let with = |value: Option<&str>| -> PingOneIntegration {
+            let mut object = serde_json::json!({
+                "apiVersion": "pingone-aic.io/v1alpha1", "kind": "PingOneIntegration",
+                "metadata": {"name": "worker", "namespace": "default"},
+                "spec": {"credentialType": "WorkerApplication", "environments": [{"name": "dev"}]},
+            });
+            if let Some(value) = value {
+                object["metadata"]["annotations"] =
+                    serde_json::json!({ROTATE_BEFORE_ANNOTATION: value});
+            }
+            serde_json::from_value(object).expect("an integration")
+        };
+        assert_eq!(requested_rotation(&with(None)).unwrap(), None);
+        assert_eq!(
+            requested_rotation(&with(Some("2026-12-08T09:00:00Z"))).unwrap(),
+            Some("2026-12-08T09:00:00Z".parse().unwrap())
+        );
+        let err = requested_rotation(&with(Some("yesterday"))).unwrap_err();
+        assert_eq!(err.reason(), "InvalidRotateBefore");
+        assert!(
+            err.to_string()
+                .contains("\"yesterday\" is not an RFC 3339 time")
         );
     }
 

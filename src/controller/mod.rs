@@ -13,6 +13,7 @@
 pub mod clients;
 pub mod credential_check;
 pub mod error;
+pub mod events;
 mod frame;
 pub mod integration;
 mod lookup;
@@ -32,7 +33,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Resource, ResourceExt};
@@ -97,7 +98,7 @@ pub struct Context {
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Event recorder.
-    pub recorder: Recorder,
+    pub recorder: events::EventRecorder,
     /// SaaS clients with their token caches.
     pub clients: clients::Clients,
     /// The TenantEnvironments of the scope.
@@ -178,14 +179,15 @@ impl Context {
     ) where
         K: Resource<DynamicType = ()>,
     {
-        let event = Event {
+        let event = events::EventNote {
+            regarding: object.object_ref(&()),
+            related,
             type_,
-            reason: reason.to_owned(),
-            note: Some(note),
-            action: action.to_owned(),
-            secondary: related,
+            action,
+            reason,
+            note,
         };
-        if let Err(err) = self.recorder.publish(&event, &object.object_ref(&())).await {
+        if let Err(err) = self.recorder.publish(event).await {
             tracing::warn!(error = %error::describe_kube(&err), reason, "cannot publish an event");
         }
     }
@@ -529,12 +531,8 @@ async fn run_scope(
     );
     let promotions = Controller::new(scoped_api::<Promotion>(&client, ns), watcher_config);
 
-    let reporter = Reporter {
-        controller: MANAGER.to_owned(),
-        instance: config.instance.clone(),
-    };
     let ctx = Arc::new(Context {
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: events::EventRecorder::new(client.clone(), MANAGER, config.instance.as_deref()),
         client: client.clone(),
         secrets: secrets::Secrets::watched(client.clone()),
         config: config.clone(),

@@ -1,7 +1,7 @@
 //! API-server semantics of devkube that the operator and kubectl rely on, through the real
 //! kube-rs client in-process: owner-reference garbage collection, namespace termination, label
 //! and field selectors on list and watch, streaming lists (`sendInitialEvents`), bookmarks,
-//! JSON patches, events through kube's `Recorder`, admission of the project's resources and
+//! JSON patches, events through the operator's recorder (series by merge patch), admission of the project's resources and
 //! `Status` error bodies.
 
 use std::time::Duration;
@@ -13,9 +13,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{
     Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::events::EventType;
 use kube::runtime::watcher::{self, Event};
 use kube::{Resource, ResourceExt};
+use pingone_aic_operator::controller::events::{EventNote, EventRecorder};
 use pingone_aic_operator::crd::TenantEnvironment;
 use serde_json::json;
 
@@ -361,32 +362,40 @@ async fn json_patches_and_events() {
     );
     assert_eq!(error.code, 422);
 
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "test-controller".into(),
-            instance: None,
-        },
-    );
-    let event = KubeEvent {
+    // The operator's recorder: a repeat patches the first Event's series, another reason is
+    // another Event.
+    let recorder = EventRecorder::new(client.clone(), "test-controller", None);
+    let event = |reason: &'static str, note: &str| EventNote {
+        regarding: patched.object_ref(&()),
+        related: None,
         type_: EventType::Normal,
-        reason: "Tested".into(),
-        note: Some("it works".into()),
-        action: "Test".into(),
-        secondary: None,
+        action: "Test",
+        reason,
+        note: note.to_owned(),
     };
-    let reference = patched.object_ref(&());
-    recorder.publish(&event, &reference).await.unwrap();
-    recorder.publish(&event, &reference).await.unwrap();
+    recorder.publish(event("Tested", "it works")).await.unwrap();
+    recorder
+        .publish(event("Tested", "it works again"))
+        .await
+        .unwrap();
+    recorder.publish(event("Retested", "once")).await.unwrap();
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client, "default");
-    let stored = events.list(&ListParams::default()).await.unwrap().items;
+    let mut stored = events.list(&ListParams::default()).await.unwrap().items;
+    stored.sort_by_key(|e| e.reason.clone());
     assert_eq!(
         stored.len(),
-        1,
+        2,
         "a repeated event is one event with a series"
     );
-    assert_eq!(stored[0].reason.as_deref(), Some("Tested"));
-    assert_eq!(stored[0].series.as_ref().map(|s| s.count), Some(2));
+    assert_eq!(stored[1].reason.as_deref(), Some("Tested"));
+    assert_eq!(stored[1].note.as_deref(), Some("it works"));
+    assert_eq!(stored[1].series.as_ref().map(|s| s.count), Some(2));
+    assert_eq!(
+        stored[1].reporting_controller.as_deref(),
+        Some("test-controller")
+    );
+    assert_eq!(stored[0].reason.as_deref(), Some("Retested"));
+    assert_eq!(stored[0].series, None);
 }
 
 #[tokio::test]

@@ -777,3 +777,116 @@ async fn rotations_during_promotions_wait_for_the_locks_and_keep_every_credentia
         &broken[..broken.len().min(5)]
     );
 }
+
+/// A rotation asked for with `pingone-aic.io/rotate-before` (an integration without periodic
+/// rotation, as after a leak): every worker secret issued before the time is rotated once,
+/// with no failed connection and no restart; the new secret, issued after it, is left alone,
+/// and a malformed time is reported, not acted on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requested_rotation_replaces_each_secret_once() {
+    use pingone_aic_operator::controller::integration::ROTATE_BEFORE_ANNOTATION;
+    let dir = examples_dir(
+        "requested-rotation",
+        &[
+            ("01-secrets.yaml", example_secrets()),
+            ("02-tenant.yaml", DEV_TENANT.to_owned()),
+            (
+                "03-integration.yaml",
+                worker_integration("leaked", "Leaked Worker", ""),
+            ),
+        ],
+    );
+    let playground = start(dir.clone(), Duration::from_secs(30)).await;
+    ready(&playground).await;
+    let restarts_before = playground.summary().await.restarts;
+    let api: Api<PingOneIntegration> = Api::namespaced(playground.client.clone(), "default");
+    let first = api.get("leaked").await.expect("the integration");
+    let env = &first.status.as_ref().expect("a status").environments[0];
+    assert_eq!(env.secret_rotation, None, "no rotation is configured");
+    let app_id = env.worker_app_id.clone().expect("a managed application");
+    let first_secret = playground
+        .pingone
+        .application_secret(&app_id)
+        .expect("the application's secret");
+    let annotate = |value: String| {
+        let api = api.clone();
+        async move {
+            let patch =
+                serde_json::json!({"metadata": {"annotations": {ROTATE_BEFORE_ANNOTATION: value}}});
+            api.patch(
+                "leaked",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+            .expect("the annotation is set");
+        }
+    };
+
+    annotate("last tuesday".to_owned()).await;
+    // Reported in the environment's part of Ready, naming the annotation.
+    let (status, _, message) = eventually("the malformed time reported", || async {
+        integration_ready(&playground, "leaked")
+            .await
+            .filter(|(_, _, message)| message.contains("\"last tuesday\" is not an RFC 3339 time"))
+    })
+    .await;
+    assert_eq!(status, "False");
+    assert!(
+        message.contains("acme-dev: annotation pingone-aic.io/rotate-before"),
+        "{message}"
+    );
+    assert_eq!(
+        playground.pingone.application_secret(&app_id).as_ref(),
+        Some(&first_secret),
+        "nothing rotated on a malformed time"
+    );
+
+    annotate(jiff::Timestamp::now().to_string()).await;
+    eventually("the requested rotation done", || {
+        let api = api.clone();
+        async move {
+            let integration = api.get("leaked").await.ok()?;
+            let env = integration.status?.environments.into_iter().next()?;
+            let rotation = env.secret_rotation?;
+            (rotation.rotations == 1 && rotation.phase.is_none() && env.connection_verified)
+                .then_some(())
+        }
+    })
+    .await;
+    ready(&playground).await;
+    let rotated_secret = playground
+        .pingone
+        .application_secret(&app_id)
+        .expect("the application's secret");
+    // A few more passes (each resync, the status patches' events) leave the new secret alone.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let integration = api.get("leaked").await.expect("the integration");
+    let env = &integration.status.as_ref().expect("a status").environments[0];
+    let pingone_calls = playground.pingone_control.calls();
+    let aic_calls = playground.aic.calls();
+    let restarts = playground.summary().await.restarts;
+    let app = pingone_app(&playground, &app_id);
+    let current_secret = playground.pingone.application_secret(&app_id);
+    playground.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+
+    assert_ne!(first_secret, rotated_secret, "PingOne holds a new secret");
+    assert_eq!(current_secret, Some(rotated_secret), "rotated once only");
+    assert_eq!(env.secret_rotation.as_ref().map(|r| r.rotations), Some(1));
+    let rotations = pingone_calls
+        .iter()
+        .filter(|c| c.method == "POST" && c.path.ends_with(&format!("{app_id}/secret")))
+        .count();
+    assert_eq!(rotations, 1, "one rotation in PingOne");
+    assert!(
+        app["previous"].is_null(),
+        "the previous secret was deleted: {app}"
+    );
+    assert_eq!(failed_connection_tests(&aic_calls), Vec::<String>::new());
+    assert_eq!(refused_tokens(&pingone_calls), Vec::<String>::new());
+    assert_eq!(
+        restarts, restarts_before,
+        "the rotation restarted the tenant"
+    );
+}

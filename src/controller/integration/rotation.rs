@@ -274,8 +274,14 @@ pub(super) async fn rotate(
         }
     }
     pass.entry_mut().secret_rotation = Some(state);
+    // Rotations months away (or never, without `secretRotation`) need no timer: every resync
+    // decides again.
+    outcome.requeue = outcome.requeue.min(LONGEST_WAIT);
     Ok(outcome)
 }
+
+/// The longest a rotation asks to be looked at again after.
+const LONGEST_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 pub(super) async fn pingone_rotate(
     integration: &PingOneIntegration,

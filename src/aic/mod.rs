@@ -375,6 +375,9 @@ pub(crate) struct Call {
     pub family: ApiFamily,
     pub api_version: &'static str,
     pub body: Option<serde_json::Value>,
+    /// A status poll: a server error is not retried at once, the caller's next poll is the
+    /// retry (a 429 still waits out its `Retry-After` and goes again).
+    pub poll: bool,
 }
 
 impl Call {
@@ -386,7 +389,14 @@ impl Call {
             family,
             api_version,
             body: None,
+            poll: false,
         }
+    }
+
+    /// Marks the call a status poll (see [`Call::poll`]).
+    pub fn polled(mut self) -> Self {
+        self.poll = true;
+        self
     }
     pub fn query(mut self, name: &'static str, value: &str) -> Self {
         self.query.push((name, value.to_owned()));
@@ -536,9 +546,10 @@ impl AicClient {
                 reauthenticated = true;
                 continue;
             }
+            let refused = err.status() == Some(StatusCode::TOO_MANY_REQUESTS);
             let retryable = err.is_transient()
-                && (call.method != Method::POST
-                    || err.status() == Some(StatusCode::TOO_MANY_REQUESTS));
+                && (call.method != Method::POST || refused)
+                && (!call.poll || refused);
             match self.backoff.delay(attempt, err.retry_after()) {
                 Some(delay) if retryable => {
                     tracing::debug!(method = %call.method, path = %call.path, error = %err, ?delay, "retrying AIC call");

@@ -101,12 +101,15 @@ pub async fn restart_if_pending<A: RestartApi>(
 impl AicClient {
     pub(crate) async fn startup_status(&self) -> Result<RestartStatus, AicError> {
         let body: StatusBody = self
-            .json(Call::new(
-                Method::GET,
-                ApiFamily::Esv,
-                api_version::ESV,
-                "/environment/startup".into(),
-            ))
+            .json(
+                Call::new(
+                    Method::GET,
+                    ApiFamily::Esv,
+                    api_version::ESV,
+                    "/environment/startup".into(),
+                )
+                .polled(),
+            )
             .await?;
         Ok(body.restart_status)
     }

@@ -18,6 +18,7 @@ mod frame;
 pub mod integration;
 mod lookup;
 pub mod memo;
+pub mod pacing;
 mod plan;
 pub mod promotion;
 pub mod secrets;
@@ -115,6 +116,8 @@ pub struct Context {
     pub(crate) memos: integration::Memos,
     /// Promotion phases this process just entered, with nothing asked of AIC in them yet.
     pub(crate) fresh_phases: promotion::FreshPhases,
+    /// When each restart under way was last polled.
+    pub(crate) polls: pacing::PollPacer,
 }
 
 impl Context {
@@ -571,6 +574,7 @@ async fn run_scope(
         credential_fields: Mutex::new(HashMap::new()),
         memos: integration::Memos::default(),
         fresh_phases: promotion::FreshPhases::default(),
+        polls: pacing::PollPacer::default(),
     });
 
     let tenant_store = ctx.tenants.clone();

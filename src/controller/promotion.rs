@@ -147,6 +147,10 @@ async fn step(promotion: &Promotion, ctx: &Context) -> Result<Action, ReconcileE
             next: Action::await_change(),
             fresh: false,
         }
+    } else if let Err(wait) = paced(promotion, ctx, current.phase) {
+        // Woken before the poll interval is up (its own status patch): AIC is asked again
+        // when it is.
+        return Ok(Action::requeue(wait));
     } else {
         match advance(promotion, ctx, status.clone(), &now).await {
             Ok(outcome) => outcome,
@@ -154,6 +158,9 @@ async fn step(promotion: &Promotion, ctx: &Context) -> Result<Action, ReconcileE
             Err(err) => fail(promotion, ctx, status, &err, &now).await,
         }
     };
+    if outcome.status.phase != current.phase {
+        ctx.polls.done(&poll_key(promotion, current.phase));
+    }
     let api: Api<Promotion> = Api::namespaced(ctx.client.clone(), &namespace_of(promotion));
     let uid = promotion.uid().unwrap_or_default();
     // Whatever happens to the patch, this pass used up what the previous one knew.
@@ -172,6 +179,38 @@ async fn step(promotion: &Promotion, ctx: &Context) -> Result<Action, ReconcileE
     ctx.metrics
         .record_promotion_lock(&namespace, &name, outcome.status.lock_held);
     Ok(outcome.next)
+}
+
+/// The phases whose passes poll AIC for something under way (a lock change, a run).
+fn polls_aic(phase: PromotionPhase) -> bool {
+    matches!(
+        phase,
+        PromotionPhase::Locking
+            | PromotionPhase::DryRun
+            | PromotionPhase::Promoting
+            | PromotionPhase::Unlocking
+            | PromotionPhase::RollingBack
+    )
+}
+
+fn poll_key(promotion: &Promotion, phase: PromotionPhase) -> String {
+    format!(
+        "promotion/{}/{phase:?}",
+        promotion.meta().uid.as_deref().unwrap_or_default()
+    )
+}
+
+/// Whether a pass in `phase` may ask AIC now: the first of the phase always may, later ones
+/// once the poll interval has passed since the previous one asked.
+fn paced(promotion: &Promotion, ctx: &Context, phase: PromotionPhase) -> Result<(), Duration> {
+    if !polls_aic(phase) {
+        return Ok(());
+    }
+    ctx.polls.poll(
+        &poll_key(promotion, phase),
+        ctx.config.poll,
+        std::time::Instant::now(),
+    )
 }
 
 /// Records a permanent failure: unlock first when the lock may be held, else fail at once.

@@ -217,11 +217,23 @@ async fn check_aic(
     }
     let mut restart = status.restart.clone().unwrap_or_default();
     let mut restart_finished = false;
-    if restart.state == RestartState::Restarting {
+    let poll_key = restart_poll_key(tenant);
+    let polled = if restart.state == RestartState::Restarting {
+        ctx.polls
+            .poll(&poll_key, ctx.config.poll, std::time::Instant::now())
+    } else {
+        Ok(())
+    };
+    if let Err(wait) = polled {
+        // Woken before the poll interval is up (its own status patch, an integration's
+        // change): the restart is asked about when the interval is.
+        *next = (*next).min(wait);
+    } else if restart.state == RestartState::Restarting {
         match aic.restart_status().await {
             Ok(RestartStatus::Ready) => {
                 // The restart loaded the pending ESVs: `loaded` flags read before it are stale.
                 aic.record_restart();
+                ctx.polls.done(&poll_key);
                 restart_finished = true;
                 restart.state = RestartState::Idle;
                 restart.restarting_since = None;
@@ -384,6 +396,14 @@ fn decide_restart(
     }
 }
 
+/// The key of a tenant's restart polls: its uid, so a re-created tenant starts afresh.
+fn restart_poll_key(tenant: &TenantEnvironment) -> String {
+    format!(
+        "restart/{}",
+        tenant.meta().uid.as_deref().unwrap_or_default()
+    )
+}
+
 /// Decides about the restart, then carries it out (through `plan`). An Observe pass plans a
 /// restart that only waits for the debounce: a full pass makes it once the debounce has run.
 #[allow(clippy::too_many_arguments)]
@@ -418,6 +438,8 @@ async fn plan_restart(
         return Ok(());
     }
     aic.restart().await?;
+    ctx.polls
+        .asked(&restart_poll_key(tenant), std::time::Instant::now());
     ctx.metrics.restarts.inc();
     restart.state = RestartState::Restarting;
     restart.restarting_since = Some(now.clone());

@@ -915,6 +915,24 @@ async fn retry_after_and_transient_faults_are_retried() {
     });
     assert!(client.restart().await.is_err());
     assert_eq!(sim.calls().len(), 1);
+
+    // A restart poll answered 500 (AIC does while it restarts) is not retried at once: the
+    // next poll is the retry. A 429 still is, after its Retry-After.
+    for (status, expected) in [(500, vec![500]), (429, vec![429, 200])] {
+        sim.clear_calls();
+        sim.inject_fault(Fault {
+            tenant: Some("dev".into()),
+            method: Some("GET".into()),
+            path: "/environment/startup".into(),
+            status: Some(status),
+            retry_after: Some(0),
+            latency_ms: 0,
+            count: 1,
+        });
+        let _ = client.restart_status().await;
+        let statuses: Vec<u16> = sim.calls().iter().map(|c| c.status).collect();
+        assert_eq!(statuses, expected, "a poll answered {status}");
+    }
     running.stop().await;
 }
 

@@ -612,9 +612,12 @@ impl Seed {
         let mut workers = BTreeMap::new();
         for tenant in &self.tenants {
             let ping_one = &tenant.spec.ping_one;
+            // The licence a TenantEnvironment declares is the one the simulator rate-limits
+            // it on, together with its admin worker's home environment.
             environments.insert(
                 ping_one.environment_id.clone(),
-                json!({"id": ping_one.environment_id, "name": tenant.name_any(), "region": format!("{:?}", ping_one.region)}),
+                json!({"id": ping_one.environment_id, "name": tenant.name_any(), "region": format!("{:?}", ping_one.region),
+                       "license": ping_one.license}),
             );
             let Some(admin) = &ping_one.admin_credentials_secret_ref else {
                 continue;
@@ -630,7 +633,8 @@ impl Seed {
                 .cloned()
                 .unwrap_or_else(|| ping_one.environment_id.clone());
             environments.entry(home.clone()).or_insert_with(|| {
-                json!({"id": home, "name": "Administrators", "region": format!("{:?}", ping_one.region)})
+                json!({"id": home, "name": "Administrators", "region": format!("{:?}", ping_one.region),
+                       "license": ping_one.license})
             });
             workers.insert(
                 client_id.clone(),

@@ -1,10 +1,14 @@
-//! Scale: 200 promotion groups (1,000 TenantEnvironments, 400 PingOneIntegrations, 600
+//! Scale: 1,000 promotion groups (5,000 TenantEnvironments, 2,000 PingOneIntegrations, 3,000
 //! Promotions the operator creates) in devkube and both simulators, served by this process, with
-//! the operator binary as its own process carrying everything to Ready. Prints the time to
-//! converge, the calls each simulator received, the Kubernetes API requests, the operator's peak
-//! memory (`VmHWM`) and per managed resource, and what one resync costs in steady state. A report, not a pass/fail
-//! test: `cargo bench --bench scale` (`SCALE_GROUPS=n` to change the size). Without `--bench`
-//! (as `cargo test --all-targets` runs it) it shrinks to 2 groups as a smoke test.
+//! the operator binary as its own process carrying everything to Ready, under the rate limits:
+//! groups share PingOne licences, the simulators answer 429 above the licence and tenant rates,
+//! and the operator is given the same rates for its budgets. Prints the time to converge against
+//! the bound the budgets allow, the calls each simulator received and the 429s, the Kubernetes
+//! API requests, the operator's peak memory (`VmHWM`) and per managed resource, what one quiet
+//! resync costs, and the same figures for a rotation of every worker secret at once. A report,
+//! not a pass/fail test: `cargo bench --bench scale` (`SCALE_GROUPS`, `SCALE_GROUPS_PER_LICENSE`,
+//! `SCALE_LICENSE_RATE`, `SCALE_TENANT_RATE`, `SCALE_RESYNC_SECONDS`). Without `--bench` (as
+//! `cargo test --all-targets` runs it) it shrinks to 2 groups and a 30 s resync as a smoke test.
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;

@@ -415,7 +415,8 @@ pub(super) async fn observe_worker_credential(
     }
     let mut secret = session.application_secret(&environment_id, &app.id).await?;
     let mut requeue = None;
-    if app_spec.secret_rotation.is_some() || requested_rotation(integration)?.is_some() {
+    let rotate_before = requested_rotation(integration)?;
+    if app_spec.secret_rotation.is_some() || rotate_before.is_some() {
         let outcome = rotate(
             integration,
             ctx,
@@ -427,6 +428,7 @@ pub(super) async fn observe_worker_credential(
             pass,
             &secret,
             created_now,
+            rotate_before,
         )
         .await?;
         requeue = Some(outcome.requeue);

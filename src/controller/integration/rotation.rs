@@ -179,6 +179,7 @@ pub(super) async fn rotate(
     pass: &mut EnvironmentPass<'_>,
     current: &pingone::ApplicationSecret,
     issued_now: bool,
+    rotate_before: Option<jiff::Timestamp>,
 ) -> Result<RotationOutcome, ReconcileError> {
     let invalid = |field: &str, e: crate::crd::common::InvalidDuration| {
         ReconcileError::invalid(
@@ -196,7 +197,6 @@ pub(super) async fn rotate(
         ),
         None => (Duration::MAX, Duration::ZERO),
     };
-    let rotate_before = requested_rotation(integration)?;
     let env = pass.entry();
     let env_name = env.name.clone();
     let facts = RotationFacts {

@@ -20,12 +20,9 @@
 //! - **A 429 slows the whole budget.** Its `Retry-After` pushes the budget's next free slot to
 //!   now + Retry-After, so every later request on that licence or tenant waits, not only the
 //!   one refused; after it requests resume at the sustained rate, without a burst.
-//! - **Concurrency.** Waiting for a budget happens inside a reconcile and holds one of the
-//!   controller's slots. That is harmless while the slots outnumber what the budgets can keep
-//!   busy plus the reconciles stuck on a slow tenant: kube never runs two reconciles of one
-//!   object at once, so one slow tenant holds at most one slot per controller.
-//!   [`Budgets::concurrency`] sizes the default from the budgets (in-flight calls the rates
-//!   allow at a typical latency, doubled for waiters), within a floor and a cap.
+//! - **What runs at once** follows from the budgets too: a reconcile is admitted by the
+//!   licences and tenants it spends on, a few at a time on each, before it takes a slot (see
+//!   the controller's `admission`), so a busy licence's queue never holds back another's.
 //!
 //! The buckets are GCRA (a token bucket kept as its "theoretical arrival time"): each
 //! reservation books the next slot, so waiters queue fairly without polling.
@@ -81,13 +78,6 @@ pub const PINGONE_IP_SHARE: f64 = 0.35;
 /// AIC publishes no limits; a conservative figure per tenant.
 pub const AIC_TENANT_RATE: f64 = 10.0;
 
-/// The latency of a typical SaaS call, for sizing concurrency.
-const TYPICAL_CALL_LATENCY: Duration = Duration::from_millis(500);
-/// Fewest reconciles at once per controller, whatever the budgets.
-const MIN_CONCURRENCY: u16 = 8;
-/// Most reconciles at once per controller: bounds the load on the Kubernetes API.
-const MAX_CONCURRENCY: u16 = 64;
-
 impl Default for Budgets {
     fn default() -> Self {
         Self {
@@ -107,19 +97,6 @@ impl Budgets {
     /// The budget of one AIC tenant.
     pub fn aic(&self) -> BudgetConfig {
         BudgetConfig::per_second(self.aic_tenant_rate)
-    }
-
-    /// Default reconciles at once per controller: the calls one licence and one tenant budget
-    /// keep in flight at a typical latency (Little's law), doubled so reconciles waiting on a
-    /// budget or a slow tenant leave room for others, between a floor and a cap.
-    pub fn concurrency(&self) -> u16 {
-        let rate = self.pingone().per_second + self.aic().per_second;
-        let in_flight = rate * TYPICAL_CALL_LATENCY.as_secs_f64() * 2.0;
-        let slots = in_flight
-            .ceil()
-            .clamp(f64::from(MIN_CONCURRENCY), f64::from(MAX_CONCURRENCY));
-        // Clamped to the u16 range just above.
-        slots as u16
     }
 }
 
@@ -407,22 +384,5 @@ mod tests {
         assert_eq!(parse_share("0.35"), Ok(0.35));
         assert!(parse_share("1.5").unwrap_err().contains("at most 1"));
         assert!(parse_share("0").is_err());
-    }
-
-    #[test]
-    fn concurrency_follows_the_budgets_within_floor_and_cap() {
-        assert_eq!(Budgets::default().concurrency(), 14);
-        let slow = Budgets {
-            pingone_license_rate: 1.0,
-            pingone_ip_share: 0.35,
-            aic_tenant_rate: 1.0,
-        };
-        assert_eq!(slow.concurrency(), MIN_CONCURRENCY);
-        let fast = Budgets {
-            pingone_license_rate: 1000.0,
-            pingone_ip_share: 1.0,
-            aic_tenant_rate: 100.0,
-        };
-        assert_eq!(fast.concurrency(), MAX_CONCURRENCY);
     }
 }

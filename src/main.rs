@@ -113,8 +113,9 @@ struct RunArgs {
     /// another promotion's lock) is looked at again.
     #[arg(long, env = "WAIT_INTERVAL", default_value = "30s", value_parser = parse_duration_flag)]
     wait_interval: Duration,
-    /// Reconciles running at once per resource kind; by default sized from the rate budgets
-    /// (see the `budget` module docs).
+    /// Most reconciles running at once per resource kind. What runs is first admitted by the
+    /// PingOne licences and AIC tenants it spends on (a few at a time on each, from the rate
+    /// budgets); this bounds the load on the Kubernetes API on top of that.
     #[arg(long, env = "CONCURRENCY")]
     concurrency: Option<u16>,
     /// Requests per second of one PingOne licence (default: Ping's base limit of the
@@ -194,7 +195,7 @@ fn run(args: RunArgs) -> ExitCode {
             resync: args.resync_interval,
             concurrency: args
                 .concurrency
-                .unwrap_or_else(|| budgets.concurrency())
+                .unwrap_or(pingone_aic_operator::controller::DEFAULT_CONCURRENCY)
                 .max(1),
             instance: Some(identity.clone()),
             poll: args.poll_interval,

@@ -305,6 +305,9 @@ pub struct AicClient {
     snapshots: EsvSnapshots,
     calls: ExternalCalls,
     budget: Arc<RequestBudget>,
+    /// The PingOne licence budget (and its key) that AM's own PingOne calls in a
+    /// `testConnection` land on.
+    connection_test_budget: Option<(Arc<RequestBudget>, String)>,
 }
 
 /// The `service` label of AIC's calls in the metrics.
@@ -415,6 +418,17 @@ impl Call {
                 .iter()
                 .any(|prefix| self.path.starts_with(prefix))
     }
+
+    /// The secret whose versions the call writes (adds one, changes one's status, deletes one),
+    /// when that is all it writes: `/environment/secrets/{id}/versions…`.
+    pub fn secret_versions_written(&self) -> Option<&str> {
+        if self.method == Method::GET {
+            return None;
+        }
+        let rest = self.path.strip_prefix("/environment/secrets/")?;
+        let (id, versions) = rest.split_once('/')?;
+        (versions == "versions" || versions.starts_with("versions/")).then_some(id)
+    }
 }
 
 /// A successful answer.
@@ -458,7 +472,16 @@ impl AicClient {
             snapshots: EsvSnapshots::default(),
             calls: ExternalCalls::default(),
             budget: Arc::new(RequestBudget::new(Budgets::default().aic())),
+            connection_test_budget: None,
         })
+    }
+
+    /// Spends one request of PingOne licence `key` of `budget` before each `testConnection`:
+    /// AM reads the PingOne environment with the worker's credential, and PingOne counts that
+    /// read on the licence the operator's own calls share.
+    pub fn with_connection_test_budget(mut self, budget: Arc<RequestBudget>, key: String) -> Self {
+        self.connection_test_budget = Some((budget, key));
+        self
     }
 
     /// Spends the process's per-tenant request budget rather than one of its own.
@@ -525,7 +548,15 @@ impl AicClient {
         let result = self.send_with_retries(call).await;
         if call.changes_esvs() {
             // Whatever the outcome, the ESVs may have changed: reads taken before are stale.
-            self.snapshots.forget(self.origin.as_str());
+            // A version of a secret only mappings use changes nothing a restart waits for,
+            // nor any variable: only the secrets list is stale then.
+            let tenant = self.origin.as_str();
+            match call.secret_versions_written() {
+                Some(id) if self.snapshots.is_mapping_only(tenant, id) => {
+                    self.snapshots.secret_versions_written(tenant);
+                }
+                _ => self.snapshots.forget(tenant),
+            }
         }
         result
     }
@@ -744,6 +775,11 @@ impl AmApi for AicClient {
         self.am_delete_mapping(label).await
     }
     async fn test_connection(&self, worker_id: &str) -> Result<ConnectionTest, AicError> {
+        if let Some((budget, key)) = &self.connection_test_budget {
+            budget
+                .spend(key, jiff::Timestamp::now, tokio::time::sleep)
+                .await;
+        }
         self.am_test_connection(worker_id).await
     }
 }
@@ -787,6 +823,38 @@ impl PromotionApi for AicClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_to_a_secret_s_versions_are_told_apart_from_other_esv_writes() {
+        let call = |method: Method, path: &str| {
+            Call::new(method, ApiFamily::Esv, api_version::ESV, path.to_owned())
+        };
+        let versions = |c: &Call| c.secret_versions_written().map(str::to_owned);
+        assert_eq!(
+            versions(&call(Method::POST, "/environment/secrets/esv-s/versions")),
+            Some("esv-s".into())
+        );
+        assert_eq!(
+            versions(&call(Method::POST, "/environment/secrets/esv-s/versions/3")),
+            Some("esv-s".into())
+        );
+        assert_eq!(
+            versions(&call(Method::GET, "/environment/secrets/esv-s/versions")),
+            None
+        );
+        assert_eq!(
+            versions(&call(Method::PUT, "/environment/secrets/esv-s")),
+            None
+        );
+        assert_eq!(
+            versions(&call(Method::DELETE, "/environment/secrets/esv-s")),
+            None
+        );
+        assert_eq!(
+            versions(&call(Method::PUT, "/environment/variables/esv-v")),
+            None
+        );
+    }
 
     #[test]
     fn segments_are_encoded_and_dots_kept() {

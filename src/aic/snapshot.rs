@@ -9,7 +9,7 @@
 //! snapshot never hides the operator's own changes; changes made outside the operator show
 //! within the accepted age.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,9 @@ pub(crate) struct TenantSnapshot {
     secrets: Option<(Instant, Arc<Vec<Secret>>)>,
     /// `GET /environment/count?_onlyPending=true`, for tenants nothing lists.
     pending: Option<(Instant, EsvCount)>,
+    /// Secrets seen with `useInPlaceholders: false` (immutable once created): their versions
+    /// are read through secret mappings, and no restart waits for them.
+    mapping_only: HashSet<String>,
     /// The write epoch when this process last requested a restart of the tenant.
     restart_epoch: Option<u64>,
     /// Held while a list is read, so reconciles that want it at the same moment share one read.
@@ -59,6 +62,8 @@ pub(crate) trait Listed: serde::de::DeserializeOwned + Send + Sync + 'static {
     const PATH: &'static str;
     /// Where a tenant's snapshot keeps the list.
     fn slot(tenant: &mut TenantSnapshot) -> &mut Option<(Instant, Arc<Vec<Self>>)>;
+    /// Keeps what never changes of the items listed.
+    fn learn(_tenant: &mut TenantSnapshot, _list: &[Self]) {}
 }
 
 impl Listed for Variable {
@@ -72,6 +77,15 @@ impl Listed for Secret {
     const PATH: &'static str = "/environment/secrets";
     fn slot(tenant: &mut TenantSnapshot) -> &mut Option<(Instant, Arc<Vec<Self>>)> {
         &mut tenant.secrets
+    }
+    fn learn(tenant: &mut TenantSnapshot, list: &[Self]) {
+        // What the list says replaces what was known: a secret deleted and created again
+        // outside the operator may have changed.
+        tenant.mapping_only = list
+            .iter()
+            .filter(|s| !s.use_in_placeholders)
+            .map(|s| s.id.clone())
+            .collect();
     }
 }
 
@@ -87,13 +101,45 @@ impl EsvSnapshots {
         f(tenants.entry(tenant.to_owned()).or_default())
     }
 
-    /// Forgets what was read of `tenant`: its ESVs changed, or may have.
+    /// Forgets what was read of `tenant`: its ESVs changed, or may have (a secret deleted and
+    /// created again may be usable in placeholders now).
     pub fn forget(&self, tenant: &str) {
         self.with(tenant, |t| {
             t.epoch += 1;
             t.variables = None;
             t.secrets = None;
             t.pending = None;
+            t.mapping_only.clear();
+        });
+    }
+
+    /// Whether secret `id` of `tenant` is known not to be usable in placeholders.
+    pub(crate) fn is_mapping_only(&self, tenant: &str, id: &str) -> bool {
+        self.with(tenant, |t| t.mapping_only.contains(id))
+    }
+
+    /// Records a write to the versions of a secret only mappings use: the secrets list is
+    /// stale, but the variables are not, and what waits for a restart is what it was (kept as
+    /// counted from the lists, with their age, unless a newer count is held).
+    pub(crate) fn secret_versions_written(&self, tenant: &str) {
+        self.with(tenant, |t| {
+            if let (Some((variables_at, variables)), Some((secrets_at, secrets))) =
+                (&t.variables, &t.secrets)
+            {
+                let at = (*variables_at).min(*secrets_at);
+                if t.pending.as_ref().is_none_or(|(counted, _)| *counted < at) {
+                    t.pending = Some((
+                        at,
+                        EsvCount {
+                            variables: variables.iter().filter(|v| !v.loaded).count() as u64,
+                            secrets: secrets.iter().filter(|s| s.is_pending()).count() as u64,
+                        },
+                    ));
+                }
+            }
+            // Reads under way may hold the secret as it was: none of them is kept.
+            t.epoch += 1;
+            t.secrets = None;
         });
     }
 
@@ -169,6 +215,7 @@ impl EsvSnapshots {
     /// Keeps a list of `T` read at write `epoch`, unless a write came since.
     pub(crate) fn store<T: Listed>(&self, tenant: &str, epoch: u64, list: Arc<Vec<T>>) {
         self.with(tenant, |t| {
+            T::learn(t, &list);
             if t.epoch == epoch {
                 *T::slot(t) = Some((Instant::now(), list));
             }
@@ -405,6 +452,48 @@ mod tests {
             "_id": id, "activeVersion": active, "loadedVersion": loaded, "useInPlaceholders": true
         }))
         .expect("a secret")
+    }
+
+    #[test]
+    fn a_version_of_a_mapping_only_secret_keeps_what_is_pending_and_the_variables() {
+        let snapshots = EsvSnapshots::default();
+        let tenant = "https://t.example";
+        let epoch = snapshots.epoch(tenant);
+        let mut mapped = secret("esv-mapped", "1", "1");
+        mapped.use_in_placeholders = false;
+        snapshots.store(
+            tenant,
+            epoch,
+            Arc::new(vec![mapped, secret("esv-placeholder", "2", "1")]),
+        );
+        snapshots.store(tenant, epoch, Arc::new(vec![variable("esv-a", false)]));
+        assert!(snapshots.is_mapping_only(tenant, "esv-mapped"));
+        assert!(!snapshots.is_mapping_only(tenant, "esv-placeholder"));
+        let before = snapshots.pending(tenant, Duration::from_secs(60));
+        assert_eq!(
+            before,
+            Some(EsvCount {
+                secrets: 1,
+                variables: 1
+            })
+        );
+        snapshots.secret_versions_written(tenant);
+        // The secrets list is stale; the count it gave, and the variables, are not.
+        assert!(
+            snapshots
+                .list::<Secret>(tenant, Duration::from_secs(60))
+                .is_none()
+        );
+        assert!(
+            snapshots
+                .list::<Variable>(tenant, Duration::from_secs(60))
+                .is_some()
+        );
+        assert_eq!(snapshots.pending(tenant, Duration::from_secs(60)), before);
+        // Any other write forgets everything, what is known of the secrets' kinds included.
+        snapshots.forget(tenant);
+        assert_eq!(snapshots.pending(tenant, Duration::from_secs(60)), None);
+        assert!(!snapshots.is_mapping_only(tenant, "esv-mapped"));
     }
 
     #[test]

@@ -58,6 +58,16 @@ impl Clients {
         Ok(Self::with(pingone_config, Backoff::default())?.with_aic_budget(budgets.aic()))
     }
 
+    /// The rate of each PingOne licence's budget.
+    pub fn pingone_budget(&self) -> BudgetConfig {
+        self.pingone.budget()
+    }
+
+    /// The rate of each AIC tenant's budget.
+    pub fn aic_budget(&self) -> BudgetConfig {
+        self.aic_budget.config()
+    }
+
     /// Replaces the per-tenant AIC budget's rate.
     pub fn with_aic_budget(mut self, config: BudgetConfig) -> Self {
         self.aic_budget = Arc::new(RequestBudget::new(config));
@@ -138,12 +148,18 @@ impl Clients {
             scopes,
             backoff: self.aic_backoff,
         };
-        Ok(
-            AicClient::new(config, self.aic_http.clone(), self.aic_tokens.clone())?
-                .with_snapshots(self.aic_snapshots.clone())
-                .with_budget(self.aic_budget.clone())
-                .with_calls(self.calls.clone()),
-        )
+        let mut client = AicClient::new(config, self.aic_http.clone(), self.aic_tokens.clone())?
+            .with_snapshots(self.aic_snapshots.clone())
+            .with_budget(self.aic_budget.clone())
+            .with_calls(self.calls.clone());
+        if let Ok(endpoints) = Self::pingone_endpoints(tenant) {
+            let license = tenant.spec.ping_one.license.as_deref();
+            client = client.with_connection_test_budget(
+                self.pingone.license_budgets(),
+                pingone::client::license_key(&endpoints, license),
+            );
+        }
+        Ok(client)
     }
 
     /// The PingOne base URLs of the tenant environment's mapped PingOne environment.

@@ -4,6 +4,7 @@
 //! decides, acts and writes its status once at the end (with named checkpoints where a
 //! mid-flight write is what makes a crash safe).
 
+use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::admission::Spends;
 use super::{Context, ReconcileError};
 
 /// A resource the operator reconciles.
@@ -35,11 +37,35 @@ pub(crate) trait Reconciled:
     /// The finalizer that holds a deletion until the cleanup has run; `None` for a resource
     /// that owns nothing remote (its deletion needs no work).
     const FINALIZER: Option<&'static str>;
+
+    /// The licences and tenants a reconcile of this object spends budget on, as far as the
+    /// caches tell; what cannot be worked out (a malformed URL) is left out, and the pass
+    /// reports it.
+    fn spends(&self, ctx: &Context) -> BTreeSet<Spends>;
 }
 
-/// Runs one reconcile of `object`: `apply` on the latest copy while it exists, `cleanup` once
-/// it is being deleted (resources with a finalizer only).
+/// Runs one reconcile of `object` once admitted ([`super::admission`]): `apply` on the latest
+/// copy while it exists, `cleanup` once it is being deleted (resources with a finalizer only).
 pub(crate) async fn reconcile<K, A, FA, C, FC>(
+    object: Arc<K>,
+    ctx: &Context,
+    apply: A,
+    cleanup: C,
+) -> Result<Action, ReconcileError>
+where
+    K: Reconciled,
+    A: FnOnce(Arc<K>) -> FA,
+    FA: Future<Output = Result<Action, ReconcileError>>,
+    C: FnOnce(Arc<K>) -> FC,
+    FC: Future<Output = Result<Action, ReconcileError>>,
+{
+    let _admitted = ctx.admission.admit(K::CONTROLLER, object.spends(ctx)).await;
+    // Boxed: a reconcile waiting for admission holds only this small frame, not the state of
+    // the whole pass, so a fleet queued on its licences costs little memory.
+    Box::pin(run(object, ctx, apply, cleanup)).await
+}
+
+async fn run<K, A, FA, C, FC>(
     object: Arc<K>,
     ctx: &Context,
     apply: A,

@@ -57,6 +57,17 @@ impl<T: Clone> Memo<T> {
         );
     }
 
+    /// Writes what the reconcile itself changed through to the entry under `key`, with the
+    /// inputs that decide it now, keeping the time of the observation it amends: the rest of
+    /// what was observed is no younger for it. Without an entry, nothing is remembered.
+    pub fn amend(&self, key: &str, inputs: String, value: T) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = entries.get_mut(key) {
+            entry.inputs = inputs;
+            entry.value = value;
+        }
+    }
+
     /// Forgets every entry whose key starts with `prefix` (an object that went away).
     pub fn forget_prefix(&self, prefix: &str) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());

@@ -10,6 +10,7 @@
 //! - A TenantEnvironment is reconciled again when an integration referencing it reports new
 //!   ESV writes, so its restart batch starts without waiting for a resync.
 
+mod admission;
 pub mod clients;
 pub mod credential_check;
 pub mod error;
@@ -55,6 +56,9 @@ pub const FINALIZER: &str = "pingone-aic.io/cleanup";
 /// Annotation that stops every mutation of a resource while `"true"`.
 pub const PAUSED_ANNOTATION: &str = "pingone-aic.io/paused";
 
+/// Reconciles running at once per controller unless configured.
+pub const DEFAULT_CONCURRENCY: u16 = 256;
+
 /// How the operator runs.
 #[derive(Clone, Debug)]
 pub struct OperatorConfig {
@@ -62,9 +66,9 @@ pub struct OperatorConfig {
     pub namespaces: Vec<String>,
     /// How often a resource in steady state is looked at again.
     pub resync: Duration,
-    /// Reconciles running at once per controller. A reconcile waiting on a request budget or
-    /// a slow tenant holds its slot, so size it from the budgets
-    /// ([`crate::budget::Budgets::concurrency`]), as the default does.
+    /// Reconciles running at once per controller, once admitted by the licences and tenants
+    /// they spend on (see [`admission`]): a bound on the load on the Kubernetes API, not on the
+    /// SaaS, which the admission and the budgets pace.
     pub concurrency: u16,
     /// Identity of this replica in events.
     pub instance: Option<String>,
@@ -80,7 +84,7 @@ impl Default for OperatorConfig {
         Self {
             namespaces: Vec::new(),
             resync: Duration::from_secs(600),
-            concurrency: crate::budget::Budgets::default().concurrency(),
+            concurrency: DEFAULT_CONCURRENCY,
             instance: None,
             poll: Duration::from_secs(10),
             wait: Duration::from_secs(30),
@@ -118,6 +122,8 @@ pub struct Context {
     pub(crate) fresh_phases: promotion::FreshPhases,
     /// When each restart under way was last polled.
     pub(crate) polls: pacing::PollPacer,
+    /// Which reconciles run at once.
+    pub(crate) admission: admission::Admission,
 }
 
 impl Context {
@@ -566,7 +572,6 @@ async fn run_scope(
         secrets: secrets::Secrets::watched(client.clone()),
         config: config.clone(),
         metrics,
-        clients,
         tenants: tenants.store(),
         integrations: integrations.store(),
         promotions: promotions.store(),
@@ -575,8 +580,24 @@ async fn run_scope(
         memos: integration::Memos::default(),
         fresh_phases: promotion::FreshPhases::default(),
         polls: pacing::PollPacer::default(),
+        admission: admission::Admission::new(
+            clients.pingone_budget(),
+            clients.aic_budget(),
+            config.concurrency,
+        ),
+        clients,
     });
 
+    let (per_license, per_tenant) = ctx.admission.per_key();
+    tracing::info!(
+        scope = ns.unwrap_or("cluster"),
+        per_license,
+        per_tenant,
+        per_controller = config.concurrency,
+        "reconciles admitted at once"
+    );
+    // The controllers' own concurrency stays unlimited: what runs at once is decided by the
+    // admission, which a reconcile passes before it holds anything (see `admission`).
     let tenant_store = ctx.tenants.clone();
     let integration_store = ctx.integrations.clone();
     let tenant_secrets = ctx.secrets.clone();
@@ -608,7 +629,6 @@ async fn run_scope(
                     .collect::<Vec<_>>()
             },
         )
-        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
         .graceful_shutdown_on(stop_signal(stop.clone()))
         .run(tenant::reconcile, error_policy, ctx.clone())
         .for_each(|result| async move {
@@ -617,7 +637,6 @@ async fn run_scope(
             }
         });
     let promotion_controller = promotions
-        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
         .graceful_shutdown_on(stop_signal(stop.clone()))
         .run(promotion::reconcile, error_policy, ctx.clone())
         .for_each(|result| async move {
@@ -671,7 +690,6 @@ async fn run_scope(
                 )
             },
         )
-        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
         .graceful_shutdown_on(stop_signal(stop.clone()))
         .run(integration::reconcile, error_policy, ctx.clone())
         .for_each(|result| async move {

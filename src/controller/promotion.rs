@@ -28,6 +28,7 @@
 //! - A dry run or promotion counts as done when AIC is no longer running one and the last
 //!   report carries this promotion's id with the matching `dryRun` flag.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +38,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 
+use super::admission::Spends;
 use super::clients::namespace_of;
 use super::frame::{self, Reconciled};
 use super::{Context, FINALIZER, ReconcileError, is_paused, lookup, patch_status};
@@ -78,6 +80,11 @@ pub async fn reconcile(
 impl Reconciled for Promotion {
     const CONTROLLER: &'static str = "Promotion";
     const FINALIZER: Option<&'static str> = Some(FINALIZER);
+
+    fn spends(&self, ctx: &Context) -> BTreeSet<Spends> {
+        let names = [self.spec.from.as_str(), self.spec.to.as_str()];
+        Spends::of_environments(ctx, self.namespace().as_deref(), names, false)
+    }
 }
 
 /// What one step decided.

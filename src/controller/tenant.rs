@@ -11,6 +11,7 @@
 //! `managementPolicy: Observe`: the same checks and reads, and the restart a full pass would
 //! make (now, or once the debounce has run) is reported in `status.plan` instead of made.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 
+use super::admission::Spends;
 use super::clients::namespace_of;
 use super::frame::{self, Reconciled};
 use super::plan::{self, Plan};
@@ -79,6 +81,14 @@ impl Reconciled for TenantEnvironment {
     const CONTROLLER: &'static str = "TenantEnvironment";
     // Nothing remote belongs to a TenantEnvironment itself.
     const FINALIZER: Option<&'static str> = None;
+
+    fn spends(&self, _: &Context) -> BTreeSet<Spends> {
+        let mut spends = BTreeSet::new();
+        // The admin worker is what calls PingOne from here.
+        let calls_pingone = self.spec.ping_one.admin_credentials_secret_ref.is_some();
+        Spends::of_environment(self, calls_pingone, &mut spends);
+        spends
+    }
 }
 
 async fn apply(tenant: &TenantEnvironment, ctx: &Context) -> Result<Action, ReconcileError> {

@@ -79,7 +79,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     config: PingOneConfig,
     tokens: TokenCache,
-    budget: RequestBudget,
+    budget: Arc<RequestBudget>,
     roles: Mutex<HashMap<(String, String), String>>,
 }
 
@@ -100,6 +100,17 @@ impl Inner {
 }
 
 impl PingOne {
+    /// The rate of each licence's budget.
+    pub fn budget(&self) -> BudgetConfig {
+        self.inner.budget.config()
+    }
+
+    /// The licences' budgets, for calls PingOne counts on a licence that others make for the
+    /// operator (AM's in `testConnection`).
+    pub fn license_budgets(&self) -> Arc<RequestBudget> {
+        self.inner.budget.clone()
+    }
+
     /// A client on the real clock.
     pub fn new(config: PingOneConfig) -> Result<Self, PingOneError> {
         Self::with_clock(config, Arc::new(SystemClock))
@@ -116,7 +127,7 @@ impl PingOne {
             inner: Arc::new(Inner {
                 http,
                 clock,
-                budget: RequestBudget::new(config.budget),
+                budget: Arc::new(RequestBudget::new(config.budget)),
                 config,
                 tokens: TokenCache::default(),
                 roles: Mutex::new(HashMap::new()),

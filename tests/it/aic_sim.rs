@@ -503,6 +503,27 @@ async fn secret_values_are_never_returned_and_same_value_makes_no_version() {
 }
 
 #[tokio::test]
+async fn a_connection_test_spends_the_pingone_licence_budget() {
+    use pingone_aic_operator::budget::{BudgetConfig, RequestBudget};
+    let pingone = fake_pingone().await;
+    let (_sim, running) = start(instant()).await;
+    // One request a quarter-hour: the burst of one is all there is.
+    let licences = Arc::new(RequestBudget::new(BudgetConfig {
+        per_second: 1.0 / 900.0,
+        burst: 1,
+    }));
+    let client =
+        client(&running, "dev").with_connection_test_budget(licences.clone(), "license:l1".into());
+    configure(&client, &pingone.url, true).await;
+    client.test_connection("pingone-worker-aic").await.unwrap();
+    let now = jiff::Timestamp::now();
+    // AM's read of the environment took the licence's slot; another licence is untouched.
+    assert!(licences.reserve("license:l1", now) > Duration::from_secs(800));
+    assert_eq!(licences.reserve("license:l2", now), Duration::ZERO);
+    running.stop().await;
+}
+
+#[tokio::test]
 async fn test_connection_fails_before_the_restart_and_succeeds_after() {
     let pingone = fake_pingone().await;
     let (sim, running) = start(instant()).await;

@@ -66,8 +66,8 @@ pub struct PlaygroundOptions {
     /// Run the operator in this process; without it, operator processes started against the
     /// served kubeconfig do the work (the process-level tests).
     pub run_operator: bool,
-    /// The in-process operator's request budgets per PingOne licence and AIC tenant; its
-    /// concurrency is sized from them as in production.
+    /// The in-process operator's request budgets per PingOne licence and AIC tenant; what runs
+    /// at once is admitted from them as in production.
     pub budgets: Budgets,
 }
 
@@ -501,7 +501,7 @@ fn spawn_operator(
         operator: OperatorConfig {
             namespaces: vec![namespace],
             resync,
-            concurrency: budgets.concurrency(),
+            concurrency: pingone_aic_operator::controller::DEFAULT_CONCURRENCY,
             instance: Some("playground".to_owned()),
             poll: Duration::from_millis(500),
             wait: Duration::from_secs(1),

@@ -31,47 +31,222 @@ pub(super) async fn credential(
             format!("TenantEnvironment {} has no pingOne.adminCredentialsSecretRef; the operator needs it to manage worker applications", target.spec.name),
         )
     })?;
-    // Between resyncs the worker application, its role and its secret are taken as last seen
-    // unless something that decides them changed; a rotation in progress is always driven.
+    // Between resyncs the worker application, its roles and its secret are taken as last seen
+    // unless something that decides them changed. A rotation goes on from the secret
+    // remembered, and every step it takes is written through to the memory; only a rotation
+    // whose PingOne step may or may not have happened (a failed call, a restart) looks again.
     let key = memo_key(integration, &target.spec.name);
-    let rotating = pass
+    let unresolved = pass
         .entry()
         .secret_rotation
         .as_ref()
-        .is_some_and(|r| r.phase.is_some());
+        .is_some_and(|r| r.phase == Some(RotationPhase::Rotating));
     let inputs = credential_inputs(integration, tenant, &session, pass.entry());
     // An Observe pass trusts no cached observation and records none (see `super::plan`).
     let observing = pass.observing();
-    if !rotating
+    if !unresolved
         && !observing
         && let Some(seen) = ctx
             .memos
             .credentials
             .fresh(&key, &inputs, ctx.observation_age())
     {
-        let now = Instant::now();
-        if seen.due.is_none_or(|due| due > now) {
-            return Ok(Credential {
-                requeue: seen.due.map(|due| due - now),
-                ..seen.credential
-            });
-        }
+        let mut credential = seen.credential;
+        drive_rotation(
+            integration,
+            ctx,
+            api,
+            target,
+            pass,
+            &session,
+            app_spec,
+            &mut credential,
+            false,
+        )
+        .await?;
+        remember_credential(
+            ctx,
+            integration,
+            target,
+            pass,
+            &session,
+            &credential,
+            Seen::Amended,
+        );
+        return Ok(credential);
     }
     let credential =
         observe_worker_credential(integration, ctx, api, target, pass, &session, app_spec).await?;
-    if observing {
-        return Ok(credential);
+    if !observing {
+        remember_credential(
+            ctx,
+            integration,
+            target,
+            pass,
+            &session,
+            &credential,
+            Seen::Now,
+        );
     }
-    let inputs = credential_inputs(integration, tenant, &session, pass.entry());
-    ctx.memos.credentials.record(
-        &key,
-        inputs,
-        SeenCredential {
-            credential: credential.clone(),
-            due: credential.requeue.map(|after| Instant::now() + after),
-        },
-    );
     Ok(credential)
+}
+
+/// How a credential to remember came about.
+enum Seen {
+    /// Observed in PingOne in this pass.
+    Now,
+    /// Taken from the memory and changed by this pass's own rotation steps.
+    Amended,
+}
+
+/// Remembers a managed worker's credential under what decides it now: a fresh observation, or
+/// this pass's own changes written through to an older one (which keeps its age, so the
+/// resync still looks at PingOne).
+fn remember_credential(
+    ctx: &Context,
+    integration: &PingOneIntegration,
+    target: &Target<'_>,
+    pass: &EnvironmentPass<'_>,
+    session: &pingone::PingOneSession,
+    credential: &Credential,
+    seen: Seen,
+) {
+    let key = memo_key(integration, &target.spec.name);
+    let inputs = credential_inputs(integration, &target.tenant, session, pass.entry());
+    let value = SeenCredential {
+        credential: credential.clone(),
+    };
+    match seen {
+        Seen::Now => ctx.memos.credentials.record(&key, inputs, value),
+        Seen::Amended => ctx.memos.credentials.amend(&key, inputs, value),
+    }
+}
+
+/// Takes the operator-managed rotation of a managed worker's secret one step further from
+/// `credential` (PingOne's current secret, and the previous one while PingOne keeps it): a
+/// rotation replaces the secret and keeps the previous one; a finished one drops it.
+#[allow(clippy::too_many_arguments)]
+async fn drive_rotation(
+    integration: &PingOneIntegration,
+    ctx: &Context,
+    api: &Api<PingOneIntegration>,
+    target: &Target<'_>,
+    pass: &mut EnvironmentPass<'_>,
+    session: &pingone::PingOneSession,
+    app_spec: &WorkerApplicationSpec,
+    credential: &mut Credential,
+    issued_now: bool,
+) -> Result<(), ReconcileError> {
+    let rotate_before = requested_rotation(integration)?;
+    let (Some(app_id), Some(current)) = (credential.client_id.clone(), credential.secret.clone())
+    else {
+        return Ok(());
+    };
+    if app_spec.secret_rotation.is_none() && rotate_before.is_none() {
+        credential.requeue = None;
+        return Ok(());
+    }
+    let environment_id = target.tenant.spec.ping_one.environment_id.as_str();
+    let outcome = rotate(
+        integration,
+        ctx,
+        api,
+        session,
+        RotationTarget {
+            environment_id,
+            app_id: &app_id,
+            current: &current,
+            pingone_has_previous: credential.previous.is_some(),
+            issued_now,
+        },
+        app_spec.secret_rotation.as_ref(),
+        pass,
+        rotate_before,
+    )
+    .await?;
+    credential.requeue = Some(outcome.requeue);
+    if let Some(rotated) = outcome.rotated {
+        *credential = managed_credential(environment_id, app_id, rotated, credential.requeue);
+    } else if pass
+        .entry()
+        .secret_rotation
+        .as_ref()
+        .is_some_and(|r| r.phase.is_none())
+    {
+        // Done (or never started): PingOne keeps no previous secret the operator knows of.
+        credential.previous = None;
+    }
+    Ok(())
+}
+
+/// Ends a rotation in the pass that verified its new secret, instead of the next one: deletes
+/// the previous secret in PingOne once `testConnection` passed with the new one.
+pub(super) async fn conclude_rotation(
+    integration: &PingOneIntegration,
+    ctx: &Context,
+    api: &Api<PingOneIntegration>,
+    target: &Target<'_>,
+    pass: &mut EnvironmentPass<'_>,
+    credential: &mut Credential,
+) -> Result<(), ReconcileError> {
+    let verifying = pass
+        .entry()
+        .secret_rotation
+        .as_ref()
+        .is_some_and(|r| r.phase == Some(RotationPhase::Verifying));
+    let Some(app_spec) = integration.spec.worker_application.as_ref() else {
+        return Ok(());
+    };
+    if !verifying || credential.source.is_some() {
+        return Ok(());
+    }
+    let Some(session) = ctx
+        .clients
+        .pingone_admin(&ctx.secrets, &target.tenant)
+        .await?
+    else {
+        return Ok(());
+    };
+    drive_rotation(
+        integration,
+        ctx,
+        api,
+        target,
+        pass,
+        &session,
+        app_spec,
+        credential,
+        false,
+    )
+    .await?;
+    remember_credential(
+        ctx,
+        integration,
+        target,
+        pass,
+        &session,
+        credential,
+        Seen::Amended,
+    );
+    Ok(())
+}
+
+/// The credential of a managed worker application with PingOne's secret.
+fn managed_credential(
+    environment_id: &str,
+    app_id: String,
+    secret: pingone::ApplicationSecret,
+    requeue: Option<Duration>,
+) -> Credential {
+    Credential {
+        hash: values_digest(environment_id, Some(&app_id), &secret.secret),
+        client_id: Some(app_id),
+        secret: Some(secret.secret),
+        requeue,
+        source: None,
+        previous: secret.previous.and_then(|p| p.secret),
+        planned: false,
+    }
 }
 
 /// A credential the user keeps in a Secret. While the Secret is at a version whose values the
@@ -196,19 +371,15 @@ pub(super) async fn secret_value(
     })
 }
 
-/// What decides an environment's worker credential, as a digest.
+/// What decides an environment's worker application and roles, as a digest. The rotation is
+/// not part of it: each pass drives the rotation from the secret remembered and writes what it
+/// changed through ([`remember_credential`]).
 pub(super) fn credential_inputs(
     integration: &PingOneIntegration,
     tenant: &TenantEnvironment,
     session: &pingone::PingOneSession,
     env: &EnvironmentStatus,
 ) -> String {
-    let rotation = serde_json::to_string(&env.secret_rotation).unwrap_or_default();
-    // A requested rotation is an annotation, which changes no generation.
-    let requested = integration
-        .annotations()
-        .get(ROTATE_BEFORE_ANNOTATION)
-        .map_or("", String::as_str);
     environment_digest(
         integration,
         tenant,
@@ -216,8 +387,6 @@ pub(super) fn credential_inputs(
             &session.credential_digest(),
             env.worker_app_id.as_deref().unwrap_or_default(),
             &format!("{:?}", env.worker_app_created),
-            &rotation,
-            requested,
         ],
     )
 }
@@ -413,38 +582,21 @@ pub(super) async fn observe_worker_credential(
             .await;
         }
     }
-    let mut secret = session.application_secret(&environment_id, &app.id).await?;
-    let mut requeue = None;
-    let rotate_before = requested_rotation(integration)?;
-    if app_spec.secret_rotation.is_some() || rotate_before.is_some() {
-        let outcome = rotate(
-            integration,
-            ctx,
-            api,
-            session,
-            &environment_id,
-            &app.id,
-            app_spec.secret_rotation.as_ref(),
-            pass,
-            &secret,
-            created_now,
-            rotate_before,
-        )
-        .await?;
-        requeue = Some(outcome.requeue);
-        if let Some(rotated) = outcome.rotated {
-            secret = rotated;
-        }
-    }
-    Ok(Credential {
-        hash: values_digest(&environment_id, Some(&app.id), &secret.secret),
-        client_id: Some(app.id),
-        secret: Some(secret.secret),
-        requeue,
-        source: None,
-        previous: secret.previous.and_then(|p| p.secret),
-        planned: false,
-    })
+    let secret = session.application_secret(&environment_id, &app.id).await?;
+    let mut credential = managed_credential(&environment_id, app.id, secret, None);
+    drive_rotation(
+        integration,
+        ctx,
+        api,
+        target,
+        pass,
+        session,
+        app_spec,
+        &mut credential,
+        created_now,
+    )
+    .await?;
+    Ok(credential)
 }
 
 /// The credential of a worker application an Observe pass plans to create: the role grants a

@@ -37,12 +37,14 @@
 //!   previous secret valid for at least the ESV store's cache time plus a restart and
 //!   verification ([`MIN_ROTATION_OVERLAP`]), pushes the new version, and deletes the previous
 //!   secret only after `testConnection` succeeded with the new one active (not after a rollback
-//!   to the previous one). It starts only while the connection is verified; each step is
-//!   recorded in the status before it is taken.
+//!   to the previous one) — in the same pass when the new version passes at once. It starts
+//!   only while the connection is verified; each step is recorded in the status before it is
+//!   taken. Between resyncs a rotation goes on from the application and secret the pass
+//!   remembers (each step it takes is written through), so it reads nothing back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::api::{Api, PostParams};
@@ -50,6 +52,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 
+use super::admission::Spends;
 use super::clients::{Clients, namespace_of};
 use super::credential_check::{self, Candidate, SecretSource};
 use super::frame::{self, Reconciled};
@@ -142,6 +145,11 @@ pub async fn reconcile(
 impl Reconciled for PingOneIntegration {
     const CONTROLLER: &'static str = "PingOneIntegration";
     const FINALIZER: Option<&'static str> = Some(FINALIZER);
+
+    fn spends(&self, ctx: &Context) -> BTreeSet<Spends> {
+        let names = self.spec.environments.iter().map(|e| e.name.as_str());
+        Spends::of_environments(ctx, self.namespace().as_deref(), names, true)
+    }
 }
 
 /// What one environment contributes to the integration's conditions.
@@ -395,6 +403,10 @@ enum Checkpoint {
     /// A secret rotation is about to be asked of PingOne: the intent comes first, so a restart
     /// finds the phase and resumes instead of rotating twice.
     RotationStarting,
+    /// A rotated secret passed `testConnection` and the previous one is about to be deleted:
+    /// a restart after the deletion then finds the rotation verifying, not still rotating, and
+    /// does not rotate again.
+    RotationVerified,
     /// A transient failure ends the pass early: what the environments before it did is kept.
     EndedEarly,
 }
@@ -660,14 +672,12 @@ impl Memos {
 #[derive(Clone)]
 struct SeenCredential {
     credential: Credential,
-    due: Option<Instant>,
 }
 
 impl std::fmt::Debug for SeenCredential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SeenCredential")
             .field("client_id", &self.credential.client_id)
-            .field("due", &self.due)
             .finish_non_exhaustive()
     }
 }
@@ -904,6 +914,8 @@ async fn sync_environment(
             }
         }
     }
+    conclude_rotation(integration, ctx, api, target, pass, &mut credential).await?;
+    facts.requeue = credential.requeue;
     facts.verified = true;
     Ok(facts)
 }

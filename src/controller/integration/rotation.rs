@@ -27,6 +27,18 @@ pub fn rotation_overlap(spec_overlap: Duration) -> Duration {
         .min(Duration::from_secs(30 * 24 * 3600))
 }
 
+/// The secret a rotation pass works on.
+pub(super) struct RotationTarget<'a> {
+    pub(super) environment_id: &'a str,
+    pub(super) app_id: &'a str,
+    /// PingOne's current secret of the application.
+    pub(super) current: &'a SecretString,
+    /// Whether PingOne keeps a previous secret too.
+    pub(super) pingone_has_previous: bool,
+    /// Whether the application (and so its secret) was created in this very pass.
+    pub(super) issued_now: bool,
+}
+
 /// What a pass of the rotation state machine decided.
 pub(super) struct RotationOutcome {
     /// The secret after a rotation made in this pass.
@@ -107,7 +119,10 @@ pub(super) fn decide_rotation(
     let now = facts.now;
     match state.phase {
         None => {
-            let requested = facts.rotate_before.filter(|t| *t <= now);
+            // The status keeps times to the second: a secret issued in the requested second
+            // reads back as issued at its start, so the request is taken to the second as
+            // well, or the rotation it caused would count as issued before it.
+            let requested = facts.rotate_before.map(to_the_second).filter(|t| *t <= now);
             let last = match state.last_rotation_time.clone() {
                 Some(last) => last.0,
                 None => {
@@ -153,6 +168,11 @@ pub(super) fn decide_rotation(
     }
 }
 
+/// `at` without its fraction of a second.
+fn to_the_second(at: jiff::Timestamp) -> jiff::Timestamp {
+    jiff::Timestamp::from_second(at.as_second()).unwrap_or(at)
+}
+
 /// How long to wait before looking again when `until_due` is left of the interval: sooner when
 /// a requested rotation comes first.
 fn next_look(facts: &RotationFacts, until_due: Duration) -> Duration {
@@ -173,14 +193,18 @@ pub(super) async fn rotate(
     ctx: &Context,
     api: &Api<PingOneIntegration>,
     session: &impl PingOneApi,
-    environment_id: &str,
-    app_id: &str,
+    target: RotationTarget<'_>,
     spec: Option<&SecretRotation>,
     pass: &mut EnvironmentPass<'_>,
-    current: &pingone::ApplicationSecret,
-    issued_now: bool,
     rotate_before: Option<jiff::Timestamp>,
 ) -> Result<RotationOutcome, ReconcileError> {
+    let RotationTarget {
+        environment_id,
+        app_id,
+        current,
+        pingone_has_previous,
+        issued_now,
+    } = target;
     let invalid = |field: &str, e: crate::crd::common::InvalidDuration| {
         ReconcileError::invalid(
             "InvalidDuration",
@@ -206,9 +230,9 @@ pub(super) async fn rotate(
         issued_now,
         overlap: rotation_overlap(overlap),
         connection_verified: env.connection_verified,
-        pingone_has_previous: current.previous.is_some(),
+        pingone_has_previous,
         new_secret_passed: env.verified_hash.as_deref()
-            == Some(values_digest(environment_id, Some(app_id), &current.secret).as_str()),
+            == Some(values_digest(environment_id, Some(app_id), current).as_str()),
         soon: ctx.config.wait,
     };
     let mut state = env.secret_rotation.clone().unwrap_or_default();
@@ -251,6 +275,7 @@ pub(super) async fn rotate(
             }) {
                 return Ok(outcome);
             }
+            checkpoint(api, integration, pass.status, Checkpoint::RotationVerified).await?;
             session
                 .delete_previous_secret(environment_id, app_id)
                 .await?;
@@ -423,6 +448,29 @@ mod tests {
                 requeue: Duration::from_secs(3600)
             }
         );
+    }
+
+    #[test]
+    fn a_rotation_within_the_requested_second_is_not_repeated() {
+        // Requested at 100.4 s; the rotation it caused finished within the same second and
+        // the status kept its time as 100 s.
+        let requested_at = at(100) + jiff::SignedDuration::from_millis(400);
+        let mut state = SecretRotationStatus {
+            last_rotation_time: Some(Time(at(100))),
+            rotations: 1,
+            ..Default::default()
+        };
+        let facts = RotationFacts {
+            rotate_before: Some(requested_at),
+            ..facts(101)
+        };
+        assert!(matches!(
+            decide_rotation(&mut state, &facts),
+            RotationStep::Wait { .. }
+        ));
+        // A secret issued in the second before is still covered.
+        state.last_rotation_time = Some(Time(at(99)));
+        assert_eq!(decide_rotation(&mut state, &facts), RotationStep::Start);
     }
 
     #[test]

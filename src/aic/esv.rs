@@ -380,8 +380,16 @@ impl AicClient {
         write: &VariableWrite,
     ) -> Result<Variable, AicError> {
         let body = serde_json::to_value(write).map_err(|err| AicError::Config(err.to_string()))?;
-        self.json(esv(Method::PUT, variable_path(id)).body(body))
-            .await
+        let written: Variable = self
+            .json(
+                esv(Method::PUT, variable_path(id))
+                    .body(body)
+                    .written_through(),
+            )
+            .await?;
+        self.snapshots()
+            .variable_written(self.origin().as_str(), &written);
+        Ok(written)
     }
 
     pub(crate) async fn esv_set_variable_description(
@@ -414,8 +422,16 @@ impl AicClient {
             "useInPlaceholders": create.use_in_placeholders,
             "description": create.description,
         });
-        self.json(esv(Method::PUT, secret_path(id)).body(body))
-            .await
+        let created: Secret = self
+            .json(
+                esv(Method::PUT, secret_path(id))
+                    .body(body)
+                    .written_through(),
+            )
+            .await?;
+        self.snapshots()
+            .secret_created(self.origin().as_str(), &created);
+        Ok(created)
     }
 
     pub(crate) async fn esv_create_version(

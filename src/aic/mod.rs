@@ -381,6 +381,8 @@ pub(crate) struct Call {
     /// A status poll: a server error is not retried at once, the caller's next poll is the
     /// retry (a 429 still waits out its `Retry-After` and goes again).
     pub poll: bool,
+    /// The caller applies the answer to the ESV snapshots itself ([`snapshot`]).
+    pub written_through: bool,
 }
 
 impl Call {
@@ -393,7 +395,14 @@ impl Call {
             api_version,
             body: None,
             poll: false,
+            written_through: false,
         }
+    }
+
+    /// Marks an ESV write whose answer the caller applies to the snapshots.
+    pub(crate) fn written_through(mut self) -> Self {
+        self.written_through = true;
+        self
     }
 
     /// Marks the call a status poll (see [`Call::poll`]).
@@ -513,6 +522,11 @@ impl AicClient {
     }
 
     /// The tenant origin.
+    pub(crate) fn snapshots(&self) -> &EsvSnapshots {
+        &self.snapshots
+    }
+
+    /// The tenant's origin.
     pub fn origin(&self) -> &Url {
         &self.origin
     }
@@ -550,10 +564,15 @@ impl AicClient {
             // Whatever the outcome, the ESVs may have changed: reads taken before are stale.
             // A version of a secret only mappings use changes nothing a restart waits for,
             // nor any variable: only the secrets list is stale then.
+            // A write whose answer is the item as the lists show it is written through by its
+            // caller once answered; until then no read under way is kept.
             let tenant = self.origin.as_str();
             match call.secret_versions_written() {
                 Some(id) if self.snapshots.is_mapping_only(tenant, id) => {
                     self.snapshots.secret_versions_written(tenant);
+                }
+                _ if call.written_through && result.is_ok() => {
+                    self.snapshots.written_through(tenant);
                 }
                 _ => self.snapshots.forget(tenant),
             }

@@ -143,6 +143,43 @@ impl EsvSnapshots {
         });
     }
 
+    /// Notes a write whose answer its caller applies next ([`Self::variable_written`],
+    /// [`Self::secret_created`]): no read under way is kept, and what was counted pending no
+    /// longer holds unless both lists say it again.
+    pub(crate) fn written_through(&self, tenant: &str) {
+        self.with(tenant, |t| {
+            t.epoch += 1;
+            t.pending = None;
+        });
+    }
+
+    /// Applies a variable as a PUT answered it to the variables list held (AIC answers the
+    /// item as its list shows it, value included). An answer without the value cannot stand
+    /// for the item: the list is dropped then.
+    pub(crate) fn variable_written(&self, tenant: &str, written: &Variable) {
+        self.with(tenant, |t| {
+            if written.value_base64.is_none() {
+                t.variables = None;
+                return;
+            }
+            if let Some((_, list)) = &mut t.variables {
+                replace_item(Arc::make_mut(list), written.clone(), |v| v.id == written.id);
+            }
+        });
+    }
+
+    /// Applies a secret as its creation answered it to the secrets list held.
+    pub(crate) fn secret_created(&self, tenant: &str, created: &Secret) {
+        self.with(tenant, |t| {
+            if let Some((_, list)) = &mut t.secrets {
+                replace_item(Arc::make_mut(list), created.clone(), |s| s.id == created.id);
+            }
+            if !created.use_in_placeholders {
+                t.mapping_only.insert(created.id.clone());
+            }
+        });
+    }
+
     /// Notes that this process requests a restart of `tenant` now.
     pub(crate) fn restart_requested(&self, tenant: &str) {
         self.with(tenant, |t| t.restart_epoch = Some(t.epoch));
@@ -248,6 +285,14 @@ impl EsvSnapshots {
                 .filter(|(at, _)| at.elapsed() < max_age)
                 .map(|(_, count)| *count)
         })
+    }
+}
+
+/// Puts `item` in place of the one `same` finds in `list`, or at its end.
+fn replace_item<T>(list: &mut Vec<T>, item: T, same: impl Fn(&T) -> bool) {
+    match list.iter_mut().find(|existing| same(existing)) {
+        Some(existing) => *existing = item,
+        None => list.push(item),
     }
 }
 
@@ -452,6 +497,64 @@ mod tests {
             "_id": id, "activeVersion": active, "loadedVersion": loaded, "useInPlaceholders": true
         }))
         .expect("a secret")
+    }
+
+    #[test]
+    fn writes_answered_with_the_item_are_applied_to_the_lists_held() {
+        let snapshots = EsvSnapshots::default();
+        let tenant = "https://t.example";
+        let epoch = snapshots.epoch(tenant);
+        let with_value = |id: &str, value: &str, loaded: bool| Variable {
+            value_base64: Some(value.to_owned()),
+            ..variable(id, loaded)
+        };
+        snapshots.store(
+            tenant,
+            epoch,
+            Arc::new(vec![with_value("esv-a", "YQ==", true)]),
+        );
+        snapshots.store(tenant, epoch, Arc::new(vec![secret("esv-s", "1", "1")]));
+        assert_eq!(
+            snapshots.pending(tenant, Duration::from_secs(60)),
+            Some(EsvCount::default())
+        );
+        // A read that began before the write is not kept.
+        let before = snapshots.epoch(tenant);
+        snapshots.written_through(tenant);
+        snapshots.variable_written(tenant, &with_value("esv-a", "Yg==", false));
+        snapshots.written_through(tenant);
+        snapshots.variable_written(tenant, &with_value("esv-b", "Yw==", false));
+        let mut mapped = secret("esv-mapped", "1", "");
+        mapped.use_in_placeholders = false;
+        snapshots.written_through(tenant);
+        snapshots.secret_created(tenant, &mapped);
+        snapshots.store(tenant, before, Arc::new(vec![variable("esv-old", true)]));
+        let variables = snapshots
+            .list::<Variable>(tenant, Duration::from_secs(60))
+            .expect("still held");
+        let values: Vec<(&str, Option<&str>)> = variables
+            .iter()
+            .map(|v| (v.id.as_str(), v.value_base64.as_deref()))
+            .collect();
+        assert_eq!(values, [("esv-a", Some("Yg==")), ("esv-b", Some("Yw=="))]);
+        // What is pending follows from the lists as written: both variables wait for a
+        // restart; the mapping-only secret never does.
+        assert_eq!(
+            snapshots.pending(tenant, Duration::from_secs(60)),
+            Some(EsvCount {
+                secrets: 0,
+                variables: 2
+            })
+        );
+        assert!(snapshots.is_mapping_only(tenant, "esv-mapped"));
+        // An answer without the value cannot stand for the item.
+        snapshots.written_through(tenant);
+        snapshots.variable_written(tenant, &variable("esv-c", false));
+        assert!(
+            snapshots
+                .list::<Variable>(tenant, Duration::from_secs(60))
+                .is_none()
+        );
     }
 
     #[test]

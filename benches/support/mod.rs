@@ -49,7 +49,15 @@ pub fn start_operator(kubeconfig: &Path, resync: std::time::Duration, extra: &[S
     }
     args.push(format!("{}s", resync.as_secs()));
     args.extend(extra.iter().cloned());
-    Process::start(env!("CARGO_BIN_EXE_pingone-aic-operator"), &args, &[])
+    let operator = env!("CARGO_BIN_EXE_pingone-aic-operator");
+    // BENCH_OPERATOR_WRAPPER runs the operator under a profiler (e.g. `heaptrack`).
+    match std::env::var("BENCH_OPERATOR_WRAPPER") {
+        Ok(wrapper) if !wrapper.trim().is_empty() => {
+            args.insert(0, operator.to_owned());
+            Process::start(wrapper.trim(), &args, &[])
+        }
+        _ => Process::start(operator, &args, &[]),
+    }
 }
 
 /// The PingOne environment id of group `group`'s `index`th TenantEnvironment.

@@ -56,8 +56,10 @@ pub const FINALIZER: &str = "pingone-aic.io/cleanup";
 /// Annotation that stops every mutation of a resource while `"true"`.
 pub const PAUSED_ANNOTATION: &str = "pingone-aic.io/paused";
 
-/// Reconciles running at once per controller unless configured.
-pub const DEFAULT_CONCURRENCY: u16 = 256;
+/// Reconciles running at once per controller unless configured: what bounds the operator's
+/// concurrent Kubernetes requests (each HTTP/1.1 request in flight holds a connection, which
+/// the client pool keeps) once the admission has let reconciles through.
+pub const DEFAULT_CONCURRENCY: u16 = 64;
 
 /// How the operator runs.
 #[derive(Clone, Debug)]

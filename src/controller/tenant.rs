@@ -84,9 +84,10 @@ impl Reconciled for TenantEnvironment {
 
     fn spends(&self, _: &Context) -> BTreeSet<Spends> {
         let mut spends = BTreeSet::new();
-        // The admin worker is what calls PingOne from here.
-        let calls_pingone = self.spec.ping_one.admin_credentials_secret_ref.is_some();
-        Spends::of_environment(self, calls_pingone, &mut spends);
+        // Its PingOne call, the admin worker's sign-in, is one token per licence and process:
+        // holding a licence's place through the restarts it drives would keep the
+        // integrations, which spend the licence, waiting.
+        Spends::of_environment(self, false, &mut spends);
         spends
     }
 }

@@ -52,7 +52,7 @@ pub(super) async fn credential(
             .fresh(&key, &inputs, ctx.observation_age())
     {
         let mut credential = seen.credential;
-        drive_rotation(
+        rotate_remembered(
             integration,
             ctx,
             api,
@@ -61,18 +61,8 @@ pub(super) async fn credential(
             &session,
             app_spec,
             &mut credential,
-            false,
         )
         .await?;
-        remember_credential(
-            ctx,
-            integration,
-            target,
-            pass,
-            &session,
-            &credential,
-            Seen::Amended,
-        );
         return Ok(credential);
     }
     let credential =
@@ -207,13 +197,39 @@ pub(super) async fn conclude_rotation(
     else {
         return Ok(());
     };
-    drive_rotation(
+    rotate_remembered(
         integration,
         ctx,
         api,
         target,
         pass,
         &session,
+        app_spec,
+        credential,
+    )
+    .await
+}
+
+/// Takes the rotation one step further from the credential remembered, and writes what it
+/// changed through to that memory.
+#[allow(clippy::too_many_arguments)]
+async fn rotate_remembered(
+    integration: &PingOneIntegration,
+    ctx: &Context,
+    api: &Api<PingOneIntegration>,
+    target: &Target<'_>,
+    pass: &mut EnvironmentPass<'_>,
+    session: &pingone::PingOneSession,
+    app_spec: &WorkerApplicationSpec,
+    credential: &mut Credential,
+) -> Result<(), ReconcileError> {
+    drive_rotation(
+        integration,
+        ctx,
+        api,
+        target,
+        pass,
+        session,
         app_spec,
         credential,
         false,
@@ -224,7 +240,7 @@ pub(super) async fn conclude_rotation(
         integration,
         target,
         pass,
-        &session,
+        session,
         credential,
         Seen::Amended,
     );
